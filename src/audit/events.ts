@@ -1,0 +1,43 @@
+import type { AppContext, RequestInfo } from "../context.js";
+import { newId } from "../auth/tokens.js";
+
+/** Every security event Latchkey records. Stable names: the audit API filters on them. */
+export type AuditEventType =
+  | "account.created"
+  | "invitation.created"
+  | "invitation.accepted"
+  | "sign_in.password_failed"
+  | "sign_in.throttled"
+  | "sign_in.password_accepted"
+  | "sign_in.email_link_sent"
+  | "sign_in.email_link_wrong_browser"
+  | "sign_in.succeeded"
+  | "session.signed_out";
+
+export interface AuditInput {
+  type: AuditEventType;
+  accountId?: string | null;
+  userId?: string | null;
+  actorUserId?: string | null;
+  info?: RequestInfo;
+  detail?: Record<string, unknown>;
+}
+
+type Db = Pick<AppContext, "db" | "clock">;
+
+export async function recordEvent(ctx: Db, input: AuditInput): Promise<void> {
+  await ctx.db
+    .insertInto("audit_events")
+    .values({
+      id: newId(),
+      account_id: input.accountId ?? null,
+      user_id: input.userId ?? null,
+      actor_user_id: input.actorUserId ?? input.userId ?? null,
+      type: input.type,
+      ip: input.info?.ip ?? null,
+      user_agent: input.info?.userAgent?.slice(0, 512) ?? null,
+      detail: JSON.stringify(input.detail ?? {}),
+      created_at: ctx.clock.now(),
+    })
+    .execute();
+}

@@ -1,0 +1,127 @@
+import type { AppContext, RequestInfo } from "../context.js";
+import type { Challenge } from "../db/schema.js";
+import { fail, ok, type Result } from "../errors.js";
+import { recordEvent } from "../audit/events.js";
+import { signInLinkMessage } from "../mail/messages.js";
+import { consumeChallenge } from "./challenges.js";
+import { createSession, pickAccountForSignIn } from "./sessions.js";
+import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
+
+/** Where sign-in links point. Built from the configured public URL only, never from the request's Host header. */
+export function emailLinkUrl(ctx: Pick<AppContext, "config">, token: string): string {
+  return new URL(`/login/email/${token}`, ctx.config.publicUrl).href;
+}
+
+export type SendLinkFailure = "rate_limited" | "too_many_attempts";
+
+/**
+ * Emails a new sign-in link for a challenge and voids every older one. Refused while the cooldown runs and after
+ * the per-challenge maximum. The counter is bumped by a guarded UPDATE first, so parallel "Send a new link" clicks
+ * cannot send more than the limit.
+ */
+export async function sendEmailLink(
+  ctx: AppContext,
+  challenge: Challenge,
+  info: RequestInfo,
+): Promise<Result<{ sentTo: string; retryAfterSeconds: number }, SendLinkFailure>> {
+  const { limits } = ctx.config;
+  const now = ctx.clock.now();
+  const cooldownMs = limits.emailLinkResendCooldownSeconds * 1000;
+  const claim = await ctx.db
+    .updateTable("challenges")
+    .set((eb) => ({ links_sent: eb("links_sent", "+", 1), last_link_sent_at: now }))
+    .where("id", "=", challenge.id)
+    .where("consumed_at", "is", null)
+    .where("links_sent", "<", limits.emailLinkMaxSendsPerChallenge)
+    .where((eb) => eb.or([eb("last_link_sent_at", "is", null), eb("last_link_sent_at", "<=", now - cooldownMs)]))
+    .executeTakeFirst();
+  if (Number(claim.numUpdatedRows) !== 1) {
+    const current = await ctx.db.selectFrom("challenges").select(["links_sent", "last_link_sent_at"]).where("id", "=", challenge.id).executeTakeFirst();
+    if (!current || current.links_sent >= limits.emailLinkMaxSendsPerChallenge) {
+      return fail("too_many_attempts", `We already sent ${limits.emailLinkMaxSendsPerChallenge} links for this sign-in. Sign in again to get a new one.`);
+    }
+    const retryAfterSeconds = Math.max(1, Math.ceil(((current.last_link_sent_at ?? now) + cooldownMs - now) / 1000));
+    return fail("rate_limited", `A link was sent moments ago. You can ask for a new one in ${retryAfterSeconds} seconds.`, { retryAfterSeconds });
+  }
+  const user = await ctx.db.selectFrom("users").select(["id", "email"]).where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
+  const token = newToken();
+  await ctx.db.transaction().execute(async (tx) => {
+    // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
+    await tx.updateTable("email_links").set({ voided_at: now }).where("challenge_id", "=", challenge.id).where("used_at", "is", null).where("voided_at", "is", null).execute();
+    await tx
+      .insertInto("email_links")
+      .values({ id: newId(), challenge_id: challenge.id, token_hash: hashToken(token), created_at: now, expires_at: now + limits.emailLinkTtlSeconds * 1000, used_at: null, voided_at: null })
+      .execute();
+  });
+  await ctx.mailer.send(
+    signInLinkMessage({
+      to: user.email,
+      productName: ctx.config.productName,
+      url: emailLinkUrl(ctx, token),
+      expiresInMinutes: Math.round(limits.emailLinkTtlSeconds / 60),
+      ip: info.ip,
+      userAgent: info.userAgent,
+    }),
+  );
+  await recordEvent(ctx, { type: "sign_in.email_link_sent", userId: user.id, info });
+  return ok({ sentTo: user.email, retryAfterSeconds: limits.emailLinkResendCooldownSeconds });
+}
+
+export type RedeemLinkFailure = "link_invalid" | "link_used" | "link_expired" | "wrong_browser" | "challenge_expired";
+
+/**
+ * Signs in with an emailed link. The link must come back with the challenge cookie of the browser that entered the
+ * password; otherwise nothing is spent, so a mail scanner or a second device cannot burn or use it.
+ */
+export async function redeemEmailLink(
+  ctx: AppContext,
+  input: { linkToken: string; challengeToken: string | undefined; info: RequestInfo },
+): Promise<Result<{ sessionToken: string; userId: string; accountId: string }, RedeemLinkFailure>> {
+  if (!looksLikeToken(input.linkToken)) return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
+  const now = ctx.clock.now();
+  const link = await ctx.db
+    .selectFrom("email_links")
+    .innerJoin("challenges", "challenges.id", "email_links.challenge_id")
+    .select([
+      "email_links.id",
+      "email_links.expires_at",
+      "email_links.used_at",
+      "email_links.voided_at",
+      "challenges.id as challengeId",
+      "challenges.token_hash as challengeHash",
+      "challenges.user_id as userId",
+      "challenges.consumed_at as challengeConsumedAt",
+      "challenges.expires_at as challengeExpiresAt",
+    ])
+    .where("email_links.token_hash", "=", hashToken(input.linkToken))
+    .executeTakeFirst();
+  if (!link) return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
+  if (input.challengeToken === undefined || !constantTimeEqual(hashToken(input.challengeToken), link.challengeHash)) {
+    await recordEvent(ctx, { type: "sign_in.email_link_wrong_browser", userId: link.userId, info: input.info });
+    return fail("wrong_browser", "Open this link in the browser where you entered your password. Sign-in links only work in that browser, so nobody else can use yours.");
+  }
+  if (link.used_at !== null) return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
+  if (link.voided_at !== null) return fail("link_invalid", "A newer sign-in link was sent, so this one no longer works. Use the newest email.");
+  if (link.expires_at <= now) return fail("link_expired", "This sign-in link has expired. Sign in again to get a new one.");
+  if (link.challengeConsumedAt !== null || link.challengeExpiresAt <= now) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
+
+  const accountId = await pickAccountForSignIn(ctx, link.userId);
+  if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
+
+  return ctx.db.transaction().execute(async (tx) => {
+    // The guarded UPDATE is the race barrier: of parallel redemptions exactly one changes the row.
+    const claimed = await tx
+      .updateTable("email_links")
+      .set({ used_at: now })
+      .where("id", "=", link.id)
+      .where("used_at", "is", null)
+      .where("voided_at", "is", null)
+      .where("expires_at", ">", now)
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
+    if (!(await consumeChallenge(tx, link.challengeId, now))) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
+    const session = await createSession(ctx, tx, { userId: link.userId, accountId, info: input.info });
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: link.userId, accountId, info: input.info, detail: { secondFactor: "email_link" } });
+    return ok({ sessionToken: session.token, userId: link.userId, accountId });
+  });
+}

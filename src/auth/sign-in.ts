@@ -1,0 +1,99 @@
+import type { AppContext, RequestInfo } from "../context.js";
+import { fail, ok, type Result } from "../errors.js";
+import { recordEvent } from "../audit/events.js";
+import { createChallenge } from "./challenges.js";
+import { normalizeEmail } from "./emails.js";
+import { verifyAgainstDummy, verifyPassword } from "./passwords.js";
+import type { TwoFactorMethod } from "../db/schema.js";
+import { LatchkeyError } from "../errors.js";
+import { sendEmailLink } from "./email-links.js";
+
+export type SecondFactor = TwoFactorMethod;
+
+export interface PasswordAccepted {
+  challengeToken: string;
+  challengeId: string;
+  userId: string;
+  next: SecondFactor;
+}
+
+const INVALID_CREDENTIALS = "The email or password is not correct.";
+
+function emailKey(email: string): string {
+  return `login:email:${email}`;
+}
+
+function ipKey(ip: string): string {
+  return `login:ip:${ip}`;
+}
+
+/**
+ * The password step. Unknown emails, SSO-only users and wrong passwords all get the same answer after the same
+ * argon2 work. Throttling is checked before the password, and counts unknown emails like known ones, so a pause
+ * never tells whether an email exists or whether the password was right.
+ */
+export async function checkPassword(
+  ctx: AppContext,
+  input: { email: string; password: string; info: RequestInfo },
+): Promise<Result<PasswordAccepted, "invalid_credentials" | "too_many_attempts">> {
+  const { limits } = ctx.config;
+  const email = normalizeEmail(input.email);
+  const window = limits.passwordAttemptWindowSeconds;
+  const byEmail = emailKey(email);
+  const ipCount = input.info.ip ? await ctx.attempts.hit(ipKey(input.info.ip), window) : 0;
+  const emailFailures = await ctx.attempts.count(byEmail);
+  if (emailFailures >= limits.passwordFailuresPerEmail || ipCount > limits.passwordAttemptsPerIp) {
+    const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(emailFailures >= limits.passwordFailuresPerEmail ? byEmail : ipKey(input.info.ip ?? "")));
+    await recordEvent(ctx, { type: "sign_in.throttled", info: input.info, detail: { email } });
+    return fail("too_many_attempts", `Too many sign-in attempts. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
+  }
+
+  // One query whether or not the email exists, so the database work does not differ either.
+  const user = await ctx.db
+    .selectFrom("users")
+    .select((eb) => [
+      "users.id",
+      "users.password_hash",
+      "users.two_factor_method",
+      // Only password memberships let a user in with a password; an SSO-only member has no usable password here.
+      eb.exists(eb.selectFrom("memberships").select("memberships.id").whereRef("memberships.user_id", "=", "users.id").where("memberships.sign_in_method", "=", "password")).as("hasPasswordMembership"),
+    ])
+    .where("users.email", "=", email)
+    .executeTakeFirst();
+  const usable = user !== undefined && user.password_hash !== null && Boolean(user.hasPasswordMembership);
+  const passwordOk = usable ? await verifyPassword(user.password_hash as string, input.password) : await verifyAgainstDummy(input.password);
+
+  if (!user || !passwordOk) {
+    await ctx.attempts.hit(byEmail, window);
+    await recordEvent(ctx, { type: "sign_in.password_failed", userId: user?.id ?? null, info: input.info, detail: { email } });
+    return fail("invalid_credentials", INVALID_CREDENTIALS);
+  }
+  await ctx.attempts.reset(byEmail);
+  const { token, challenge } = await createChallenge(ctx, { userId: user.id, info: input.info });
+  await recordEvent(ctx, { type: "sign_in.password_accepted", userId: user.id, info: input.info });
+  return ok({ challengeToken: token, challengeId: challenge.id, userId: user.id, next: user.two_factor_method });
+}
+
+/**
+ * The whole first step as a person sees it: the password, then (for email-link users) the link is emailed at once.
+ * Returns what the browser must keep (the challenge token) and which second factor comes next.
+ */
+export async function startSignIn(
+  ctx: AppContext,
+  input: { email: string; password: string; info: RequestInfo },
+): Promise<Result<PasswordAccepted & { sentTo: string | null }, "invalid_credentials" | "too_many_attempts">> {
+  const accepted = await checkPassword(ctx, input);
+  if (!accepted.ok) return accepted;
+  if (accepted.value.next !== "email_link") return ok({ ...accepted.value, sentTo: null });
+  const challenge = await ctx.db.selectFrom("challenges").selectAll().where("id", "=", accepted.value.challengeId).executeTakeFirstOrThrow();
+  let sent;
+  try {
+    sent = await sendEmailLink(ctx, challenge, input.info);
+  } catch (error) {
+    throw new LatchkeyError("mail_unavailable", "Your password was right, but we could not send the sign-in email. Try again in a few minutes; if it keeps failing, tell your administrator.", undefined, {
+      cause: error,
+    });
+  }
+  // A brand-new challenge is never over its send limits, so this is always ok; kept total for the type.
+  return ok({ ...accepted.value, sentTo: sent.ok ? sent.value.sentTo : null });
+}

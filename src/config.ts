@@ -1,0 +1,218 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+/**
+ * Every limit and default of Latchkey, in one place. Values are in the unit their name says.
+ * Operators can override the ones that have an environment variable; the rest are fixed by design.
+ */
+export interface Limits {
+  /** A session ends this long after its last request (NIST 800-63B AAL2 reauthentication: ≤ 30 min idle recommended, 1 h allowed by our brief). */
+  sessionIdleTimeoutSeconds: number;
+  /** A session ends this long after sign-in, whatever its activity. */
+  sessionAbsoluteTimeoutSeconds: number;
+  /** `last_seen_at` is written at most this often per session, to keep the session check read-mostly. */
+  sessionTouchIntervalSeconds: number;
+  /** The half-finished sign-in (after the password) lives this long. */
+  challengeTtlSeconds: number;
+  /** An emailed sign-in link is valid this long. */
+  emailLinkTtlSeconds: number;
+  /** "Send a new link" is refused until this long after the previous link was sent. */
+  emailLinkResendCooldownSeconds: number;
+  /** At most this many links are sent for one challenge (the first included); then the person must start again. */
+  emailLinkMaxSendsPerChallenge: number;
+  /** An invitation link is valid this long. */
+  invitationTtlSeconds: number;
+  /** The first-run setup link is valid this long. */
+  setupLinkTtlSeconds: number;
+  /** Wrong passwords for one email within the window before sign-in for that email is paused. */
+  passwordFailuresPerEmail: number;
+  /** Sign-in attempts from one IP address within the window before it is paused. */
+  passwordAttemptsPerIp: number;
+  /** The window of the two password counters above. */
+  passwordAttemptWindowSeconds: number;
+  /** A "fresh proof" (password or second factor) is accepted for sensitive changes this long. */
+  freshProofSeconds: number;
+  /** Shortest password, in Unicode code points (NIST 800-63B: at least 8). */
+  passwordMinLength: number;
+  /** Longest password, in Unicode code points (no truncation happens below this). */
+  passwordMaxLength: number;
+  /** How many of the most common passwords are refused. */
+  commonPasswordCount: number;
+  /** Largest request body accepted, in bytes; larger ones get 413. */
+  bodyLimitBytes: number;
+  /** Longest email address accepted (RFC 5321 path limit). */
+  emailMaxLength: number;
+  /** Longest display name or account name, in code points. */
+  nameMaxLength: number;
+}
+
+export const defaultLimits: Limits = {
+  sessionIdleTimeoutSeconds: 60 * 60,
+  sessionAbsoluteTimeoutSeconds: 12 * 60 * 60,
+  sessionTouchIntervalSeconds: 60,
+  challengeTtlSeconds: 10 * 60,
+  emailLinkTtlSeconds: 10 * 60,
+  emailLinkResendCooldownSeconds: 30,
+  emailLinkMaxSendsPerChallenge: 5,
+  invitationTtlSeconds: 7 * 24 * 60 * 60,
+  setupLinkTtlSeconds: 24 * 60 * 60,
+  passwordFailuresPerEmail: 10,
+  passwordAttemptsPerIp: 100,
+  passwordAttemptWindowSeconds: 15 * 60,
+  freshProofSeconds: 10 * 60,
+  passwordMinLength: 8,
+  passwordMaxLength: 128,
+  commonPasswordCount: 10_000,
+  bodyLimitBytes: 64 * 1024,
+  emailMaxLength: 254,
+  nameMaxLength: 100,
+};
+
+export interface Config {
+  port: number;
+  host: string;
+  /** The only origin ever put in an email link, and the origin CSRF checks compare against. */
+  publicUrl: URL;
+  dataDir: string;
+  /** `undefined` → SQLite file `<dataDir>/latchkey.db`. */
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  /** 32 bytes: encrypts TOTP keys and signs CSRF tokens. */
+  secretKey: Buffer;
+  /** Issuer in authenticator apps and the name in emails and pages. */
+  productName: string;
+  /** `true` when the public URL is https: cookies get `Secure` and the `__Host-` prefix. */
+  secureCookies: boolean;
+  logLevel: string;
+  limits: Limits;
+}
+
+/** A configuration value that cannot be used. The message names the variable and what it expects. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number from ${min} to ${max}, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `expected a whole number from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+function url(name: string, raw: string, protocols: string[]): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `expected a URL (${protocols.join(" or ")}), got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol.replace(/:$/, ""))) {
+    throw new ConfigError(name, `expected a ${protocols.join(" or ")} URL, got "${parsed.protocol}"`);
+  }
+  return parsed;
+}
+
+const SECRET_KEY_BYTES = 32;
+const SECRET_KEY_FILE = "secret.key";
+
+function decodeSecretKey(name: string, raw: string): Buffer {
+  const key = Buffer.from(raw, "base64");
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(raw) || key.length !== SECRET_KEY_BYTES) {
+    throw new ConfigError(name, `expected ${SECRET_KEY_BYTES} random bytes in base64 (e.g. \`openssl rand -base64 32\`)`);
+  }
+  return key;
+}
+
+/**
+ * The secret key: from `LATCHKEY_SECRET_KEY`; else, for SQLite only, from `<dataDir>/secret.key`, generated there on
+ * the first start. PostgreSQL deployments run several instances that must share one key, so a generated per-machine
+ * key would silently break them: there the variable is required.
+ */
+function loadSecretKey(env: Env, dataDir: string, usesPostgres: boolean): Buffer {
+  const raw = read(env, "LATCHKEY_SECRET_KEY");
+  if (raw !== undefined) return decodeSecretKey("LATCHKEY_SECRET_KEY", raw);
+  if (usesPostgres) {
+    throw new ConfigError(
+      "LATCHKEY_SECRET_KEY",
+      "required with PostgreSQL (every instance must share it): set it to 32 random bytes in base64, e.g. `openssl rand -base64 32`",
+    );
+  }
+  const file = join(dataDir, SECRET_KEY_FILE);
+  if (existsSync(file)) return decodeSecretKey(`LATCHKEY_SECRET_KEY (from ${file})`, readFileSync(file, "utf8").trim());
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(SECRET_KEY_BYTES);
+  // 0600: the key decrypts every TOTP secret; nobody but the service user should read it.
+  writeFileSync(file, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" });
+  return key;
+}
+
+/** Reads and validates the environment. Throws `ConfigError` naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const port = integer(env, "PORT", 3000, 1, 65535);
+  const host = read(env, "HOST") ?? "127.0.0.1";
+  const publicUrl = url("LATCHKEY_PUBLIC_URL", read(env, "LATCHKEY_PUBLIC_URL") ?? `http://localhost:${port}`, ["http", "https"]);
+  if (publicUrl.pathname !== "/" || publicUrl.search || publicUrl.hash) {
+    throw new ConfigError("LATCHKEY_PUBLIC_URL", `expected an origin without a path, e.g. https://auth.example.com, got "${publicUrl.href}"`);
+  }
+  const dataDir = resolve(read(env, "LATCHKEY_DATA_DIR") ?? "./data");
+  const databaseUrl = read(env, "DATABASE_URL");
+  if (databaseUrl !== undefined) url("DATABASE_URL", databaseUrl, ["postgres", "postgresql"]);
+  const redisUrl = read(env, "REDIS_URL");
+  if (redisUrl !== undefined) url("REDIS_URL", redisUrl, ["redis", "rediss"]);
+  const smtpUrl = read(env, "SMTP_URL");
+  if (smtpUrl !== undefined) url("SMTP_URL", smtpUrl, ["smtp", "smtps"]);
+  const productName = read(env, "LATCHKEY_PRODUCT_NAME") ?? "Latchkey";
+  if (productName.length > 64 || /[:\p{Cc}]/u.test(productName)) {
+    throw new ConfigError("LATCHKEY_PRODUCT_NAME", "expected at most 64 characters, without colons or control characters");
+  }
+  const mailFrom = read(env, "MAIL_FROM") ?? `${productName} <no-reply@${publicUrl.hostname}>`;
+  if (!/^([^<>]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/.test(mailFrom)) {
+    throw new ConfigError("MAIL_FROM", `expected an address like "Latchkey <no-reply@example.com>", got "${mailFrom}"`);
+  }
+  const logLevel = read(env, "LOG_LEVEL") ?? "info";
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
+    throw new ConfigError("LOG_LEVEL", `expected one of fatal, error, warn, info, debug, trace, silent, got "${logLevel}"`);
+  }
+  const limits: Limits = {
+    ...defaultLimits,
+    sessionIdleTimeoutSeconds: integer(env, "LATCHKEY_SESSION_IDLE_SECONDS", defaultLimits.sessionIdleTimeoutSeconds, 60, 30 * 24 * 3600),
+    sessionAbsoluteTimeoutSeconds: integer(env, "LATCHKEY_SESSION_ABSOLUTE_SECONDS", defaultLimits.sessionAbsoluteTimeoutSeconds, 60, 90 * 24 * 3600),
+  };
+  if (limits.sessionIdleTimeoutSeconds > limits.sessionAbsoluteTimeoutSeconds) {
+    throw new ConfigError("LATCHKEY_SESSION_IDLE_SECONDS", "must not be longer than LATCHKEY_SESSION_ABSOLUTE_SECONDS");
+  }
+  const secretKey = loadSecretKey(env, dataDir, databaseUrl !== undefined);
+  return {
+    port,
+    host,
+    publicUrl,
+    dataDir,
+    databaseUrl,
+    redisUrl,
+    smtpUrl,
+    mailFrom,
+    secretKey,
+    productName,
+    secureCookies: publicUrl.protocol === "https:",
+    logLevel,
+    limits,
+  };
+}

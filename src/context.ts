@@ -1,0 +1,23 @@
+import type { Kysely } from "kysely";
+import type { Clock } from "./clock.js";
+import type { Config } from "./config.js";
+import type { Database } from "./db/schema.js";
+import type { Dialect } from "./db/connect.js";
+import type { Mailer } from "./mail/mailer.js";
+import type { AttemptStore } from "./auth/attempts.js";
+
+/** What every domain function may use. Built once in `server.ts`; tests build their own with a test clock and mailer. */
+export interface AppContext {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  config: Config;
+  clock: Clock;
+  mailer: Mailer;
+  attempts: AttemptStore;
+}
+
+/** Where a request came from, for audit events and notification emails. */
+export interface RequestInfo {
+  ip: string | null;
+  userAgent: string | null;
+}

@@ -1,0 +1,54 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import SQLite from "better-sqlite3";
+import pg from "pg";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationResultSet } from "kysely";
+import type { Database } from "./schema.js";
+import { migrationProvider } from "./migrations/index.js";
+
+export type Dialect = "sqlite" | "postgres";
+
+export interface Store {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+// PostgreSQL returns int8 (bigint) as strings; our times are epoch milliseconds, far below 2^53.
+pg.types.setTypeParser(20, (value: string) => Number(value));
+
+export interface ConnectOptions {
+  databaseUrl: string | undefined;
+  /** SQLite file when `databaseUrl` is unset. */
+  sqliteFile: string;
+  /** Pool size for PostgreSQL. */
+  poolSize?: number;
+}
+
+export function sqliteFileIn(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true });
+  return join(dataDir, "latchkey.db");
+}
+
+export function connect(options: ConnectOptions): Store {
+  if (options.databaseUrl !== undefined) {
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return { db, dialect: "postgres", close: () => db.destroy() };
+  }
+  const database = new SQLite(options.sqliteFile);
+  // WAL lets readers go on while one writer writes; busy_timeout makes a second process wait instead of failing.
+  database.pragma("journal_mode = WAL");
+  database.pragma("busy_timeout = 5000");
+  database.pragma("foreign_keys = ON");
+  database.pragma("synchronous = NORMAL");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return { db, dialect: "sqlite", close: () => db.destroy() };
+}
+
+export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: "latchkey_migrations", migrationLockTableName: "latchkey_migrations_lock" });
+  const result = await migrator.migrateToLatest();
+  if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));
+  return result;
+}

@@ -1,0 +1,145 @@
+import type { Generated, Insertable, Selectable, Updateable } from "kysely";
+
+/**
+ * The one schema of Latchkey, for SQLite and PostgreSQL alike. Times are milliseconds since the epoch (integers,
+ * `bigint` in PostgreSQL, parsed back to numbers). Ids are random text. Secrets are stored only as SHA-256 hashes
+ * (`*_hash`) or encrypted (`*_encrypted`).
+ */
+export interface Database {
+  accounts: AccountTable;
+  users: UserTable;
+  memberships: MembershipTable;
+  invitations: InvitationTable;
+  setup_tokens: SetupTokenTable;
+  sessions: SessionTable;
+  challenges: ChallengeTable;
+  email_links: EmailLinkTable;
+  attempt_counters: AttemptCounterTable;
+  audit_events: AuditEventTable;
+}
+
+export type TwoFactorPolicy = "email_link" | "auth_app_required";
+export type TwoFactorMethod = "email_link" | "auth_app";
+export type Role = "admin" | "member";
+export type SignInMethod = "password" | "sso";
+
+export interface AccountTable {
+  id: string;
+  name: string;
+  two_factor_policy: TwoFactorPolicy;
+  created_at: number;
+}
+
+export interface UserTable {
+  id: string;
+  /** Lower-cased, NFC-normalised: unique case-insensitively. */
+  email: string;
+  name: string;
+  /** argon2id PHC string; null until the invitation is accepted, and for SSO-only users. */
+  password_hash: string | null;
+  two_factor_method: TwoFactorMethod;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MembershipTable {
+  id: string;
+  account_id: string;
+  user_id: string;
+  role: Role;
+  sign_in_method: SignInMethod;
+  created_at: number;
+  last_sign_in_at: number | null;
+}
+
+export interface InvitationTable {
+  id: string;
+  account_id: string;
+  email: string;
+  role: Role;
+  token_hash: string;
+  created_by_user_id: string | null;
+  created_at: number;
+  expires_at: number;
+  accepted_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface SetupTokenTable {
+  id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface SessionTable {
+  id: string;
+  token_hash: string;
+  user_id: string;
+  account_id: string;
+  created_at: number;
+  last_seen_at: number;
+  /** Absolute end: sign-in time + the absolute timeout. */
+  expires_at: number;
+  /** When the person last proved a factor (password or second factor): gates sensitive changes. */
+  fresh_proof_at: number;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface ChallengeTable {
+  id: string;
+  /** Hash of the challenge cookie's value: the email link works only in the browser holding that cookie. */
+  token_hash: string;
+  user_id: string;
+  created_at: number;
+  expires_at: number;
+  /** Set when the challenge turns into a session (or is ended): a challenge is redeemed once. */
+  consumed_at: number | null;
+  failed_attempts: Generated<number>;
+  links_sent: Generated<number>;
+  last_link_sent_at: number | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface EmailLinkTable {
+  id: string;
+  challenge_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  /** Set when a newer link for the same challenge was sent. */
+  voided_at: number | null;
+}
+
+export interface AttemptCounterTable {
+  key: string;
+  count: number;
+  /** The window ends here; a hit after it starts a new window. */
+  reset_at: number;
+}
+
+export interface AuditEventTable {
+  id: string;
+  account_id: string | null;
+  user_id: string | null;
+  actor_user_id: string | null;
+  type: string;
+  ip: string | null;
+  user_agent: string | null;
+  /** JSON object with event-specific facts; never a secret. */
+  detail: string;
+  created_at: number;
+}
+
+export type Account = Selectable<AccountTable>;
+export type User = Selectable<UserTable>;
+export type NewUser = Insertable<UserTable>;
+export type UserUpdate = Updateable<UserTable>;
+export type Membership = Selectable<MembershipTable>;
+export type Session = Selectable<SessionTable>;
+export type Challenge = Selectable<ChallengeTable>;
+export type AuditEvent = Selectable<AuditEventTable>;

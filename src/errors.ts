@@ -1,0 +1,66 @@
+/**
+ * The one error type of Latchkey. `code` is stable snake_case: clients, tests and the HTTP layer rely on it;
+ * `http/errors.ts` maps each code to a status once. Expected outcomes of a domain call (a wrong code, a used link)
+ * are returned as results instead; this is thrown only when the caller cannot go on.
+ */
+export const errorCodes = [
+  "invalid_request",
+  "invalid_json",
+  "payload_too_large",
+  "unsupported_media_type",
+  "not_found",
+  "method_not_allowed",
+  "invalid_credentials",
+  "too_many_attempts",
+  "rate_limited",
+  "unauthenticated",
+  "forbidden",
+  "csrf_invalid",
+  "challenge_missing",
+  "challenge_expired",
+  "wrong_browser",
+  "link_invalid",
+  "link_expired",
+  "link_used",
+  "invitation_invalid",
+  "invitation_expired",
+  "invitation_used",
+  "setup_unavailable",
+  "password_too_short",
+  "password_too_long",
+  "password_too_common",
+  "password_mismatch",
+  "email_invalid",
+  "email_taken",
+  "name_invalid",
+  "fresh_proof_required",
+  "two_factor_setup_required",
+  "mail_unavailable",
+  "internal_error",
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+export class LatchkeyError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Extra facts a client may show, e.g. `{ retryAfterSeconds: 30 }`. Never secrets. */
+    readonly details?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "LatchkeyError";
+  }
+}
+
+/** A domain result: success with a value, or an expected failure with a stable code. */
+export type Result<T, C extends string = ErrorCode> = { ok: true; value: T } | { ok: false; reason: C; message: string; details?: Record<string, unknown> };
+
+export function ok<T>(value: T): { ok: true; value: T } {
+  return { ok: true, value };
+}
+
+export function fail<C extends string>(reason: C, message: string, details?: Record<string, unknown>): { ok: false; reason: C; message: string; details?: Record<string, unknown> } {
+  return details === undefined ? { ok: false, reason, message } : { ok: false, reason, message, details };
+}

@@ -1,0 +1,96 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { LatchkeyError, type ErrorCode } from "../errors.js";
+import { messagePage } from "./views/pages.js";
+
+/** The one map from error code to HTTP status. */
+export const statusByCode: Record<ErrorCode, number> = {
+  invalid_request: 400,
+  invalid_json: 400,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  not_found: 404,
+  method_not_allowed: 405,
+  invalid_credentials: 401,
+  too_many_attempts: 429,
+  rate_limited: 429,
+  unauthenticated: 401,
+  forbidden: 403,
+  csrf_invalid: 403,
+  challenge_missing: 401,
+  challenge_expired: 401,
+  wrong_browser: 403,
+  link_invalid: 400,
+  link_expired: 410,
+  link_used: 410,
+  invitation_invalid: 404,
+  invitation_expired: 410,
+  invitation_used: 410,
+  setup_unavailable: 410,
+  password_too_short: 422,
+  password_too_long: 422,
+  password_too_common: 422,
+  password_mismatch: 422,
+  email_invalid: 422,
+  email_taken: 409,
+  name_invalid: 422,
+  fresh_proof_required: 403,
+  two_factor_setup_required: 403,
+  mail_unavailable: 503,
+  internal_error: 500,
+};
+
+const titles: Partial<Record<ErrorCode, string>> = {
+  not_found: "Page not found",
+  csrf_invalid: "This form has expired",
+  payload_too_large: "That was too much data",
+  unauthenticated: "Please sign in",
+  forbidden: "Not allowed",
+  too_many_attempts: "Too many attempts",
+  rate_limited: "Please wait a moment",
+  mail_unavailable: "We could not send the email",
+  internal_error: "Something went wrong",
+};
+
+export function isApiRequest(request: FastifyRequest): boolean {
+  return request.url.startsWith("/api/");
+}
+
+/** Answers an error as JSON `{error, message}` for the API, or as a friendly page for people. */
+export function sendError(request: FastifyRequest, reply: FastifyReply, code: ErrorCode, message: string, details?: Record<string, unknown>): FastifyReply {
+  const status = statusByCode[code];
+  const retryAfter = details?.["retryAfterSeconds"];
+  if (typeof retryAfter === "number") reply.header("Retry-After", String(retryAfter));
+  if (isApiRequest(request)) {
+    return reply.status(status).type("application/json; charset=utf-8").send({ error: code, message, ...(details ? { details } : {}) });
+  }
+  return reply
+    .status(status)
+    .type("text/html; charset=utf-8")
+    .send(messagePage({ title: titles[code] ?? "That did not work", message, action: { href: "/", label: "Go to the start page" } }).value);
+}
+
+/** Maps Fastify's own errors (bad JSON, big bodies, wrong media types) to our codes; anything unknown is a 500 and logged. */
+export function errorHandler(error: FastifyError | LatchkeyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error instanceof LatchkeyError) {
+    if (statusByCode[error.code] >= 500) request.log.error({ err: error, cause: error.cause }, error.message);
+    return sendError(request, reply, error.code, error.message, error.details);
+  }
+  switch (error.code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return sendError(request, reply, "invalid_json", "The request body is not valid JSON.");
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return sendError(request, reply, "payload_too_large", "The request body is too large.");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return sendError(request, reply, "unsupported_media_type", "Send JSON (Content-Type: application/json) or a form (application/x-www-form-urlencoded).");
+    default:
+      break;
+  }
+  if (typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500) {
+    if (error instanceof SyntaxError) return sendError(request, reply, "invalid_json", "The request body is not valid JSON.");
+    return sendError(request, reply, error.statusCode === 413 ? "payload_too_large" : "invalid_request", error.message);
+  }
+  request.log.error({ err: error }, "unhandled error");
+  return sendError(request, reply, "internal_error", "Something went wrong on our side. Please try again; if it keeps happening, tell your administrator.");
+}

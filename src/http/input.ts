@@ -1,0 +1,32 @@
+import { z } from "zod";
+import { LatchkeyError } from "../errors.js";
+
+/**
+ * Parses a body with a zod schema; a wrong shape is a 400 `invalid_request` whose message names the field, so a
+ * client sees what to fix. Nothing downstream ever sees unvalidated input.
+ */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const result = schema.safeParse(body ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue && issue.path.length > 0 ? issue.path.join(".") : "body";
+  const message =
+    issue?.code === "invalid_type"
+      ? issue.input === undefined
+        ? `"${path}" is required.`
+        : `"${path}" must be a ${issue.expected}.`
+      : issue?.code === "too_big"
+        ? `"${path}" is too long.`
+        : `"${path}" is not valid${issue?.message ? `: ${issue.message}` : ""}.`;
+  throw new LatchkeyError("invalid_request", message);
+}
+
+/**
+ * Strings with a generous upper bound: domain rules (password length, email shape) give the precise messages;
+ * this bound only keeps absurd input from reaching them (e.g. a 60 KB "email").
+ */
+export const boundedString = (max: number): z.ZodString => z.string().max(max);
+
+/** Form fields are strings; a repeated field arrives as an array and is refused by the schema. */
+export const formSchema = <T extends z.ZodRawShape>(shape: T): z.ZodObject<T & { _csrf: z.ZodOptional<z.ZodString> }> =>
+  z.object({ ...shape, _csrf: z.string().optional() });

@@ -1,0 +1,67 @@
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import type { AppContext } from "../../context.js";
+import { LatchkeyError } from "../../errors.js";
+import { startSignIn } from "../../auth/sign-in.js";
+import { findLiveChallenge } from "../../auth/challenges.js";
+import { sendEmailLink } from "../../auth/email-links.js";
+import { signOut } from "../../auth/sessions.js";
+import { clearCookie, readCookie, setCookie } from "../cookies.js";
+import { parseBody } from "../input.js";
+import { requestInfo } from "../request-info.js";
+import { requireSignedIn } from "../session-guard.js";
+
+const loginBody = z.object({ email: z.string().max(1024), password: z.string().max(4096) }).strict();
+
+/** The JSON API under /api/v1: the same domain calls as the pages, answered as JSON. */
+export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const { config } = ctx;
+
+  app.post("/api/v1/login", async (request, reply) => {
+    const body = parseBody(loginBody, request.body);
+    const result = await startSignIn(ctx, { email: body.email, password: body.password, info: requestInfo(request) });
+    if (!result.ok) throw new LatchkeyError(result.reason, result.message, result.details);
+    setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
+    return reply.send({ next: result.value.next });
+  });
+
+  app.post("/api/v1/login/email-link", async (request, reply) => {
+    parseBody(z.object({}).strict(), request.body);
+    const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
+    if (!challenge) throw new LatchkeyError("challenge_missing", "There is no sign-in in progress in this client. Send your email and password to /api/v1/login first.");
+    const sent = await sendEmailLink(ctx, challenge, requestInfo(request));
+    if (!sent.ok) throw new LatchkeyError(sent.reason, sent.message, sent.details);
+    return reply.send({ next: "email_link", retryAfterSeconds: sent.value.retryAfterSeconds });
+  });
+
+  app.get("/api/v1/session", async (request, reply) => {
+    const me = requireSignedIn(request, reply);
+    if (!me) return reply;
+    return reply.send({
+      user: { id: me.user.id, email: me.user.email, name: me.user.name },
+      account: { id: me.account.id, name: me.account.name },
+      role: me.role,
+      twoFactor: { method: me.signInMethod === "sso" ? "sso" : me.user.twoFactorMethod },
+      expiresAt: new Date(me.expiresAt).toISOString(),
+    });
+  });
+
+  app.post("/api/v1/logout", async (request, reply) => {
+    if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
+    clearCookie(reply, config, "session");
+    return reply.status(204).send();
+  });
+
+  // Forward auth for nginx auth_request, Caddy forward_auth and Traefik ForwardAuth: 200 + identity headers, or 401.
+  app.get("/api/v1/verify", async (request, reply) => {
+    const me = request.signedIn;
+    if (!me) throw new LatchkeyError("unauthenticated", "No valid Latchkey session.");
+    return reply
+      .header("X-Latchkey-User-Id", me.user.id)
+      .header("X-Latchkey-Email", me.user.email)
+      .header("X-Latchkey-Account-Id", me.account.id)
+      .header("X-Latchkey-Role", me.role)
+      .status(200)
+      .send();
+  });
+}

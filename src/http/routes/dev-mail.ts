@@ -1,0 +1,58 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { simpleParser } from "mailparser";
+import type { AppContext } from "../../context.js";
+import { html } from "../../html.js";
+import { layout } from "../views/layout.js";
+import { LatchkeyError } from "../../errors.js";
+
+/** True for addresses only this machine can reach: the outbox may hold live sign-in links. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+const EML = /^[A-Za-z0-9@._-]+\.eml$/;
+
+/**
+ * `/dev/mail`: the local outbox, newest first, for trying Latchkey without an SMTP server. Registered only when mail
+ * goes to the outbox and the server listens on loopback.
+ */
+export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: string): void {
+  const page = (title: string, body: ReturnType<typeof html>): string => layout({ title, body, wide: true, productName: ctx.config.productName }).value;
+
+  app.get("/dev/mail", async (_request, reply) => {
+    const files = (await readdir(outboxDir).catch(() => [] as string[])).filter((f) => EML.test(f)).sort().reverse().slice(0, 100);
+    const rows = await Promise.all(
+      files.map(async (file) => {
+        const mail = await simpleParser(await readFile(join(outboxDir, file)));
+        return html`<tr><td>${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td><td>${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td><td><a href="/dev/mail/${file}">${mail.subject ?? "(no subject)"}</a></td></tr>`;
+      }),
+    );
+    return reply.type("text/html").send(
+      page(
+        "Outbox",
+        html`<h1>Outbox</h1><p class="muted">Messages Latchkey would have sent (SMTP_URL is not set), newest first. Files are in <code>${outboxDir}</code>.</p>
+${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a sign-in link here.</p>` : html`<table><thead><tr><th>Sent (UTC)</th><th>To</th><th>Subject</th></tr></thead><tbody>${rows}</tbody></table>`}`,
+      ),
+    );
+  });
+
+  app.get<{ Params: { file: string } }>("/dev/mail/:file", async (request, reply) => {
+    const { file } = request.params;
+    if (!EML.test(file)) throw new LatchkeyError("not_found", "No such message.");
+    const content = await readFile(join(outboxDir, file)).catch(() => null);
+    if (content === null) throw new LatchkeyError("not_found", "No such message.");
+    const mail = await simpleParser(content);
+    const links = [...(mail.text ?? "").matchAll(/https?:\/\/\S+/g)].map((m) => m[0]);
+    return reply.type("text/html").send(
+      page(
+        mail.subject ?? "Message",
+        html`<p><a href="/dev/mail">← Outbox</a></p><h1>${mail.subject ?? "(no subject)"}</h1>
+<p class="muted">To ${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""} · ${mail.date?.toISOString() ?? ""}</p>
+${links.map((l) => html`<p><a href="${l}">${l}</a></p>`)}
+<pre style="white-space:pre-wrap">${mail.text ?? ""}</pre>`,
+      ),
+    );
+  });
+}

@@ -1,0 +1,26 @@
+import type { FastifyInstance } from "fastify";
+import type { AppContext } from "../../context.js";
+import { csrfToken } from "../csrf.js";
+import { requireSignedIn } from "../session-guard.js";
+import { homePage } from "../views/pages.js";
+
+const methodLabels = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
+
+export function homeRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get("/", async (request, reply) => {
+    const me = requireSignedIn(request, reply);
+    if (!me) return reply;
+    const csrf = csrfToken(request, reply, ctx.config);
+    return reply.type("text/html").send(
+      homePage({
+        productName: ctx.config.productName,
+        signedIn: { email: me.user.email, accountName: me.account.name, csrf },
+        name: me.user.name,
+        email: me.user.email,
+        accountName: me.account.name,
+        role: me.role,
+        method: methodLabels[me.signInMethod === "sso" ? "sso" : me.user.twoFactorMethod],
+      }).value,
+    );
+  });
+}

@@ -1,0 +1,109 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { AppContext } from "../../context.js";
+import { startSignIn } from "../../auth/sign-in.js";
+import { findLiveChallenge } from "../../auth/challenges.js";
+import { redeemEmailLink, sendEmailLink } from "../../auth/email-links.js";
+import { signOut } from "../../auth/sessions.js";
+import { clearCookie, readCookie, setCookie } from "../cookies.js";
+import { csrfToken } from "../csrf.js";
+import { formSchema, parseBody } from "../input.js";
+import { requestInfo } from "../request-info.js";
+import { checkEmailPage, loginPage, messagePage, notices, type NoticeCode } from "../views/pages.js";
+import { statusByCode } from "../errors.js";
+
+const loginForm = formSchema({ email: z.string().max(1024), password: z.string().max(4096) });
+
+function noticeFrom(request: FastifyRequest): string | undefined {
+  const code = (request.query as Record<string, unknown>)["notice"];
+  return typeof code === "string" && code in notices ? notices[code as NoticeCode] : undefined;
+}
+
+/** Web sign-in: the password form, "check your email", the link itself and sign-out. */
+export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const { config } = ctx;
+  const chrome = { productName: config.productName };
+
+  app.get("/login", async (request, reply) => {
+    if (request.signedIn) return reply.redirect("/", 303);
+    const notice = noticeFrom(request);
+    return reply.type("text/html").send(loginPage({ ...chrome, csrf: csrfToken(request, reply, config), ...(notice ? { notice } : {}) }).value);
+  });
+
+  app.post("/login", async (request, reply) => {
+    const form = parseBody(loginForm, request.body);
+    const result = await startSignIn(ctx, { email: form.email, password: form.password, info: requestInfo(request) });
+    if (!result.ok) {
+      if (result.details?.["retryAfterSeconds"] !== undefined) reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
+      return reply
+        .status(statusByCode[result.reason])
+        .type("text/html")
+        .send(loginPage({ ...chrome, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), error: result.message }).value);
+    }
+    setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
+    return reply.redirect(result.value.next === "email_link" ? "/login/email" : "/login/code", 303);
+  });
+
+  async function challengeOrRestart(request: FastifyRequest, reply: FastifyReply): Promise<Awaited<ReturnType<typeof findLiveChallenge>>> {
+    const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
+    if (!challenge) {
+      clearCookie(reply, config, "challenge");
+      void reply.redirect("/login?notice=challenge_expired", 303);
+    }
+    return challenge;
+  }
+
+  async function renderCheckEmail(request: FastifyRequest, reply: FastifyReply, userId: string, extra: { error?: string; notice?: string }, status = 200): Promise<FastifyReply> {
+    const user = await ctx.db.selectFrom("users").select("email").where("id", "=", userId).executeTakeFirstOrThrow();
+    return reply
+      .status(status)
+      .type("text/html")
+      .send(checkEmailPage({ ...chrome, csrf: csrfToken(request, reply, config), email: user.email, minutes: Math.round(config.limits.emailLinkTtlSeconds / 60), ...extra }).value);
+  }
+
+  app.get("/login/email", async (request, reply) => {
+    const challenge = await challengeOrRestart(request, reply);
+    if (!challenge) return reply;
+    return renderCheckEmail(request, reply, challenge.user_id, {});
+  });
+
+  app.post("/login/email/resend", async (request, reply) => {
+    parseBody(formSchema({}), request.body);
+    const challenge = await challengeOrRestart(request, reply);
+    if (!challenge) return reply;
+    const sent = await sendEmailLink(ctx, challenge, requestInfo(request));
+    if (!sent.ok) {
+      if (sent.details?.["retryAfterSeconds"] !== undefined) reply.header("Retry-After", String(sent.details["retryAfterSeconds"]));
+      return renderCheckEmail(request, reply, challenge.user_id, { error: sent.message }, statusByCode[sent.reason]);
+    }
+    return renderCheckEmail(request, reply, challenge.user_id, { notice: "We sent a new link. Earlier links no longer work." });
+  });
+
+  app.get<{ Params: { token: string } }>("/login/email/:token", async (request, reply) => {
+    const result = await redeemEmailLink(ctx, { linkToken: request.params.token, challengeToken: readCookie(request, config, "challenge"), info: requestInfo(request) });
+    if (!result.ok) {
+      const titles = {
+        wrong_browser: "Open this link in the browser where you signed in",
+        link_used: "This link was already used",
+        link_expired: "This link has expired",
+        link_invalid: "This link does not work",
+        challenge_expired: "This sign-in has ended",
+      } as const;
+      return reply
+        .status(statusByCode[result.reason])
+        .type("text/html")
+        .send(messagePage({ productName: config.productName, title: titles[result.reason], message: result.message, action: { href: "/login", label: "Go to sign in" } }).value);
+    }
+    clearCookie(reply, config, "challenge");
+    setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
+    // Redirect so the spent token leaves the address bar and history.
+    return reply.redirect("/", 303);
+  });
+
+  app.post("/logout", async (request, reply) => {
+    parseBody(formSchema({}), request.body);
+    if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
+    clearCookie(reply, config, "session");
+    return reply.redirect("/login?notice=signed_out", 303);
+  });
+}

@@ -1,0 +1,98 @@
+import { html, raw, type SafeHtml } from "../../html.js";
+
+const STYLE = `
+:root{color-scheme:light dark;--fg:#16181d;--muted:#5b6270;--bg:#f6f7f9;--card:#fff;--line:#d9dce2;--accent:#1f4fd1;--accent-fg:#fff;--err:#b3261e;--err-bg:#fdecea;--ok:#1e6b35;--ok-bg:#e7f5eb}
+@media (prefers-color-scheme:dark){:root{--fg:#eceef2;--muted:#a4abb8;--bg:#111318;--card:#1b1e25;--line:#343945;--accent:#8fb0ff;--accent-fg:#0b1020;--err:#ffb4ab;--err-bg:#3a1715;--ok:#9ad9a8;--ok-bg:#15301d}}
+*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
+header{display:flex;gap:1rem;align-items:center;justify-content:space-between;padding:.75rem 1.25rem;border-bottom:1px solid var(--line);background:var(--card)}
+header .brand{font-weight:700;text-decoration:none;color:var(--fg)}header nav{display:flex;gap:1rem;align-items:center}
+main{max-width:34rem;margin:2.5rem auto;padding:0 1rem}main.wide{max-width:56rem}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:1.5rem}
+h1{font-size:1.5rem;margin:0 0 1rem}p{margin:.5rem 0 1rem}
+label{display:block;font-weight:600;margin:1rem 0 .25rem}.hint{color:var(--muted);font-size:.9rem;margin:.25rem 0 0}
+input[type=text],input[type=email],input[type=password]{width:100%;padding:.6rem .7rem;font:inherit;color:inherit;background:transparent;border:1px solid var(--line);border-radius:6px}
+input[aria-invalid=true]{border-color:var(--err)}
+button,.button{display:inline-block;margin-top:1.25rem;padding:.6rem 1.1rem;font:inherit;font-weight:600;border:0;border-radius:6px;background:var(--accent);color:var(--accent-fg);cursor:pointer;text-decoration:none}
+button.link{background:none;color:var(--accent);padding:0;margin:0;font-weight:400;text-decoration:underline}
+:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+.alert{padding:.75rem 1rem;border-radius:6px;margin:0 0 1rem}.alert.error{background:var(--err-bg);color:var(--err)}.alert.ok{background:var(--ok-bg);color:var(--ok)}
+.field-error{color:var(--err);font-size:.9rem;margin:.25rem 0 0}.muted{color:var(--muted)}
+a{color:var(--accent)}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.5rem;border-bottom:1px solid var(--line)}
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:var(--card);padding:.5rem}
+`;
+
+export interface LayoutOptions {
+  title: string;
+  body: SafeHtml;
+  /** Shown in the header when someone is signed in: their email and a sign-out button. */
+  signedIn?: { email: string; accountName: string; csrf: string } | undefined;
+  wide?: boolean;
+  productName?: string;
+}
+
+export function layout(options: LayoutOptions): SafeHtml {
+  const product = options.productName ?? "Latchkey";
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${options.title} · ${product}</title>
+<style>${raw(STYLE)}</style>
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header>
+  <a class="brand" href="/">${product}</a>
+  ${
+    options.signedIn
+      ? html`<nav aria-label="Account">
+  <span class="muted">${options.signedIn.email} · ${options.signedIn.accountName}</span>
+  <a href="/settings">Settings</a>
+  <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${options.signedIn.csrf}"><button class="link" type="submit">Sign out</button></form>
+</nav>`
+      : ""
+  }
+</header>
+<main id="main" class="${options.wide ? "wide" : ""}">
+${options.body}
+</main>
+</body>
+</html>`;
+}
+
+export interface FieldOptions {
+  label: string;
+  name: string;
+  type?: "text" | "email" | "password";
+  value?: string;
+  autocomplete?: string;
+  error?: string | undefined;
+  hint?: string;
+  autofocus?: boolean;
+  required?: boolean;
+  inputmode?: string;
+  maxlength?: number;
+  minlength?: number;
+}
+
+/** A labelled input whose error is tied to it with aria-describedby, so screen readers read it with the field. */
+export function field(o: FieldOptions): SafeHtml {
+  const id = `f-${o.name}`;
+  const describedBy = [o.hint ? `${id}-hint` : "", o.error ? `${id}-error` : ""].filter(Boolean).join(" ");
+  return html`<label for="${id}">${o.label}</label>
+<input id="${id}" name="${o.name}" type="${o.type ?? "text"}" ${o.value !== undefined ? html`value="${o.value}"` : ""} ${o.autocomplete ? html`autocomplete="${o.autocomplete}"` : ""} ${o.required === false ? "" : "required"} ${o.autofocus ? "autofocus" : ""} ${o.inputmode ? html`inputmode="${o.inputmode}"` : ""} ${o.maxlength ? html`maxlength="${o.maxlength}"` : ""} ${o.minlength ? html`minlength="${o.minlength}"` : ""} ${o.error ? html`aria-invalid="true"` : ""} ${describedBy ? html`aria-describedby="${describedBy}"` : ""}>
+${o.hint ? html`<p class="hint" id="${id}-hint">${o.hint}</p>` : ""}
+${o.error ? html`<p class="field-error" id="${id}-error">${o.error}</p>` : ""}`;
+}
+
+/** A message box; errors are announced (role=alert), notices are polite (role=status). */
+export function alert(kind: "error" | "ok", message: string | undefined): SafeHtml | "" {
+  if (!message) return "";
+  return html`<div class="alert ${kind}" role="${kind === "error" ? "alert" : "status"}">${message}</div>`;
+}
+
+export function csrfField(token: string): SafeHtml {
+  return html`<input type="hidden" name="_csrf" value="${token}">`;
+}

@@ -1,0 +1,142 @@
+import { html, type SafeHtml } from "../../html.js";
+import { alert, csrfField, field, layout } from "./layout.js";
+
+export interface PageChrome {
+  productName: string;
+  signedIn?: { email: string; accountName: string; csrf: string } | undefined;
+}
+
+export function messagePage(o: { title: string; message: string; action?: { href: string; label: string }; productName?: string }): SafeHtml {
+  return layout({
+    title: o.title,
+    productName: o.productName,
+    body: html`<div class="card">
+<h1>${o.title}</h1>
+<p>${o.message}</p>
+${o.action ? html`<p><a class="button" href="${o.action.href}">${o.action.label}</a></p>` : ""}
+</div>`,
+  });
+}
+
+/** Fixed notices picked by a code in the query string: never free text from the URL. */
+export const notices = {
+  signed_out: "You are signed out.",
+  password_set: "Your password is set. Sign in to continue.",
+  setup_done: "Your account is ready. Sign in to continue.",
+  joined: "You joined the account. Sign in to continue.",
+  challenge_expired: "Your sign-in took too long and has ended. Please sign in again.",
+  session_expired: "Your session has ended. Please sign in again.",
+} as const;
+
+export type NoticeCode = keyof typeof notices;
+
+export function loginPage(o: PageChrome & { csrf: string; email?: string; error?: string; notice?: string }): SafeHtml {
+  return layout({
+    title: "Sign in",
+    productName: o.productName,
+    body: html`<div class="card">
+<h1>Sign in to ${o.productName}</h1>
+${alert("ok", o.notice)}
+${alert("error", o.error)}
+<form method="post" action="/login" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Email", name: "email", type: "email", value: o.email ?? "", autocomplete: "username", autofocus: !o.email, maxlength: 254 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: Boolean(o.email) })}
+<button type="submit">Sign in</button>
+</form>
+</div>`,
+  });
+}
+
+export function checkEmailPage(o: PageChrome & { csrf: string; email: string; error?: string; notice?: string; minutes: number }): SafeHtml {
+  return layout({
+    title: "Check your email",
+    productName: o.productName,
+    body: html`<div class="card">
+<h1>Check your email</h1>
+${alert("ok", o.notice)}
+${alert("error", o.error)}
+<p>We sent a sign-in link to <strong>${o.email}</strong>. Open it <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.</p>
+<p class="muted">The link works once and expires in ${o.minutes} minutes. Keep this page open.</p>
+<form method="post" action="/login/email/resend">
+${csrfField(o.csrf)}
+<button type="submit">Send a new link</button>
+</form>
+<p class="muted" style="margin-top:1.5rem">Not you, or wrong address? <a href="/login">Start over</a></p>
+</div>`,
+  });
+}
+
+export function homePage(o: PageChrome & { name: string; email: string; accountName: string; role: string; method: string }): SafeHtml {
+  return layout({
+    title: "Signed in",
+    productName: o.productName,
+    signedIn: o.signedIn,
+    body: html`<div class="card">
+<h1>Welcome, ${o.name}</h1>
+<p>You are signed in as <strong>${o.email}</strong> to the account <strong>${o.accountName}</strong> (${o.role === "admin" ? "Account Admin" : "Member"}).</p>
+<p class="muted">Two-factor authentication: ${o.method}.</p>
+</div>`,
+  });
+}
+
+export interface PasswordFormErrors {
+  name?: string | undefined;
+  password?: string | undefined;
+  email?: string | undefined;
+  accountName?: string | undefined;
+  form?: string | undefined;
+}
+
+export function invitationPage(
+  o: PageChrome & { csrf: string; token: string; accountName: string; email: string; existingUserName: string | null; name?: string; errors?: PasswordFormErrors; minLength: number; maxLength: number },
+): SafeHtml {
+  const errors = o.errors ?? {};
+  const body = o.existingUserName
+    ? html`<div class="card">
+<h1>Join ${o.accountName}</h1>
+${alert("error", errors.form)}
+<p>You already have a login as <strong>${o.email}</strong>. Enter your password to join <strong>${o.accountName}</strong>.</p>
+<form method="post" action="/invite/${o.token}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: true, error: errors.password })}
+<button type="submit">Join account</button>
+</form>
+</div>`
+    : html`<div class="card">
+<h1>Join ${o.accountName}</h1>
+${alert("error", errors.form)}
+<p>You were invited as <strong>${o.email}</strong>. Choose your name and a password.</p>
+<form method="post" action="/invite/${o.token}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Name", name: "name", autocomplete: "name", value: o.name ?? "", autofocus: !errors.password, error: errors.name, maxlength: 100 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", autofocus: Boolean(errors.password), error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+<button type="submit">Set password and join</button>
+</form>
+</div>`;
+  return layout({ title: `Join ${o.accountName}`, productName: o.productName, body });
+}
+
+export function setupPage(
+  o: PageChrome & { csrf: string; token: string; values?: { accountName?: string; name?: string; email?: string }; errors?: PasswordFormErrors; minLength: number; maxLength: number },
+): SafeHtml {
+  const errors = o.errors ?? {};
+  const v = o.values ?? {};
+  return layout({
+    title: "Set up",
+    productName: o.productName,
+    body: html`<div class="card">
+<h1>Set up ${o.productName}</h1>
+<p>Create the first team account and its Account Admin. This link works once.</p>
+${alert("error", errors.form)}
+<form method="post" action="/setup/${o.token}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Account name", name: "accountName", value: v.accountName ?? "", autofocus: true, error: errors.accountName, hint: "Your team or company, e.g. Acme Inc.", maxlength: 100 })}
+${field({ label: "Your name", name: "name", autocomplete: "name", value: v.name ?? "", error: errors.name, maxlength: 100 })}
+${field({ label: "Email", name: "email", type: "email", autocomplete: "username", value: v.email ?? "", error: errors.email, maxlength: 254 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+<button type="submit">Create account</button>
+</form>
+</div>`,
+  });
+}

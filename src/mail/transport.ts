@@ -1,0 +1,45 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import nodemailer from "nodemailer";
+import type { MailMessage, Mailer } from "./mailer.js";
+
+export interface TransportOptions {
+  smtpUrl: string | undefined;
+  from: string;
+  /** Where `.eml` files go when there is no SMTP server. */
+  outboxDir: string;
+  /** Told of each outbox message, so the operator sees the link in the log. */
+  onOutboxMessage?: (file: string, message: MailMessage) => void;
+}
+
+/** SMTP through nodemailer when `smtpUrl` is set; otherwise RFC 5322 `.eml` files in the outbox folder. */
+export function createMailer(options: TransportOptions): Mailer {
+  if (options.smtpUrl !== undefined) {
+    const transport = nodemailer.createTransport(options.smtpUrl);
+    return {
+      async send(message) {
+        await transport.sendMail({ from: options.from, ...message });
+      },
+      async close() {
+        transport.close();
+      },
+    };
+  }
+  // nodemailer's stream transport builds the exact message SMTP would carry; we write it to a file instead.
+  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" });
+  mkdirSync(options.outboxDir, { recursive: true });
+  let sequence = 0;
+  return {
+    async send(message) {
+      const info = await transport.sendMail({ from: options.from, ...message });
+      sequence += 1;
+      const safeTo = message.to.replace(/[^a-zA-Z0-9@._-]/g, "_");
+      const file = join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${String(sequence).padStart(4, "0")}-${safeTo}.eml`);
+      writeFileSync(file, info.message as Buffer, { mode: 0o600 });
+      options.onOutboxMessage?.(file, message);
+    },
+    async close() {
+      transport.close();
+    },
+  };
+}

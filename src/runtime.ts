@@ -1,0 +1,54 @@
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import type { Config } from "./config.js";
+import type { AppContext } from "./context.js";
+import { systemClock, type Clock } from "./clock.js";
+import { connect, migrateToLatest, sqliteFileIn, type Store } from "./db/connect.js";
+import { DatabaseAttemptStore, RedisAttemptStore } from "./auth/attempts.js";
+import { createMailer } from "./mail/transport.js";
+import type { MailMessage, Mailer } from "./mail/mailer.js";
+
+export interface Runtime {
+  ctx: AppContext;
+  store: Store;
+  outboxDir: string;
+  close(): Promise<void>;
+}
+
+export function outboxDirOf(config: Config): string {
+  return join(config.dataDir, "outbox");
+}
+
+/** Opens what a configuration names: the database, Redis (if set), the mail transport. */
+export async function openRuntime(
+  config: Config,
+  options: { clock?: Clock; mailer?: Mailer; onOutboxMessage?: (file: string, message: MailMessage) => void; migrate?: boolean } = {},
+): Promise<Runtime> {
+  const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
+  if (options.migrate) await migrateToLatest(store.db);
+  const clock = options.clock ?? systemClock;
+  const redis = config.redisUrl !== undefined ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true }) : undefined;
+  if (redis) await redis.connect();
+  const outboxDir = outboxDirOf(config);
+  const mailer =
+    options.mailer ??
+    createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, outboxDir, ...(options.onOutboxMessage ? { onOutboxMessage: options.onOutboxMessage } : {}) });
+  const ctx: AppContext = {
+    db: store.db,
+    dialect: store.dialect,
+    config,
+    clock,
+    mailer,
+    attempts: redis ? new RedisAttemptStore(redis) : new DatabaseAttemptStore(store.db, clock),
+  };
+  return {
+    ctx,
+    store,
+    outboxDir,
+    async close() {
+      await mailer.close();
+      if (redis) redis.disconnect();
+      await store.close();
+    },
+  };
+}

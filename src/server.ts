@@ -1,0 +1,68 @@
+import Fastify, { type FastifyInstance } from "fastify";
+import cookie from "@fastify/cookie";
+import formbody from "@fastify/formbody";
+import helmet from "@fastify/helmet";
+import type { AppContext } from "./context.js";
+import { checkCsrf } from "./http/csrf.js";
+import { errorHandler, sendError } from "./http/errors.js";
+import { loadSession } from "./http/session-guard.js";
+import { apiRoutes } from "./http/routes/api.js";
+import { devMailRoutes } from "./http/routes/dev-mail.js";
+import { homeRoutes } from "./http/routes/home.js";
+import { invitationRoutes } from "./http/routes/invitations.js";
+import { loginRoutes } from "./http/routes/login.js";
+import { openApiRoutes } from "./http/routes/openapi.js";
+
+export interface BuildOptions {
+  /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
+  outboxDir?: string | undefined;
+  logger?: boolean;
+  /** Trust X-Forwarded-For from a reverse proxy (for client IPs in audit events). */
+  trustProxy?: boolean;
+}
+
+/** The composition root: a Fastify app over an AppContext. No I/O happens here beyond registering routes. */
+export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger === false ? false : { level: ctx.config.logLevel, redact: ["req.headers.cookie", 'res.headers["set-cookie"]'] },
+    bodyLimit: ctx.config.limits.bodyLimitBytes,
+    trustProxy: options.trustProxy ?? false,
+    // Tokens in paths are 43 characters; anything much longer is noise.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+
+  await app.register(cookie);
+  await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: { upgradeInsecureRequests: ctx.config.secureCookies ? [] : null, defaultSrc: ["'none'"], styleSrc: ["'unsafe-inline'"], imgSrc: ["'self'", "data:"], formAction: ["'self'"], frameAncestors: ["'none'"], baseUri: ["'none'"] },
+    },
+    strictTransportSecurity: ctx.config.secureCookies,
+    referrerPolicy: { policy: "no-referrer" },
+  });
+
+  app.decorateRequest("signedIn", null);
+  app.decorateRequest("csrfCookieIssued", undefined);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, "not_found", `There is nothing at ${request.method} ${request.url.split("?")[0]}.`));
+
+  app.addHook("onSend", async (_request, reply, payload) => {
+    // Every answer here is about someone's sign-in: never cache it anywhere.
+    reply.header("Cache-Control", "no-store");
+    reply.header("Pragma", "no-cache");
+    return payload;
+  });
+  app.addHook("preHandler", async (request, reply) => {
+    checkCsrf(request, ctx.config);
+    await loadSession(ctx, request, reply);
+  });
+
+  loginRoutes(app, ctx);
+  homeRoutes(app, ctx);
+  invitationRoutes(app, ctx);
+  apiRoutes(app, ctx);
+  openApiRoutes(app, ctx);
+  if (options.outboxDir !== undefined) devMailRoutes(app, ctx, options.outboxDir);
+  app.get("/healthz", async (_request, reply) => reply.send({ ok: true }));
+  return app;
+}

@@ -1,0 +1,146 @@
+import type { AppContext, RequestInfo } from "../context.js";
+import type { Role } from "../db/schema.js";
+import { fail, ok, type Result } from "../errors.js";
+import { recordEvent } from "../audit/events.js";
+import { checkEmail, checkName } from "../auth/emails.js";
+import { checkNewPassword, hashPassword, verifyPassword, type PasswordProblem } from "../auth/passwords.js";
+import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
+
+export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): string {
+  return new URL(`/invite/${token}`, ctx.config.publicUrl).href;
+}
+
+/** Invites an email to an account. Older open invitations of the same email to the same account are revoked. */
+export async function createInvitation(
+  ctx: AppContext,
+  input: { accountId: string; email: string; role: Role; invitedByUserId: string | null },
+): Promise<Result<{ invitationId: string; url: string; token: string; expiresAt: number }, "email_invalid">> {
+  const email = checkEmail(input.email, ctx.config.limits);
+  if (!email.ok) return email;
+  const now = ctx.clock.now();
+  const token = newToken();
+  const id = newId();
+  const expiresAt = now + ctx.config.limits.invitationTtlSeconds * 1000;
+  await ctx.db.transaction().execute(async (tx) => {
+    await tx
+      .updateTable("invitations")
+      .set({ revoked_at: now })
+      .where("account_id", "=", input.accountId)
+      .where("email", "=", email.value)
+      .where("accepted_at", "is", null)
+      .where("revoked_at", "is", null)
+      .execute();
+    await tx
+      .insertInto("invitations")
+      .values({ id, account_id: input.accountId, email: email.value, role: input.role, token_hash: hashToken(token), created_by_user_id: input.invitedByUserId, created_at: now, expires_at: expiresAt, accepted_at: null, revoked_at: null })
+      .execute();
+  });
+  await recordEvent(ctx, { type: "invitation.created", accountId: input.accountId, actorUserId: input.invitedByUserId, detail: { email: email.value, role: input.role } });
+  return ok({ invitationId: id, url: invitationUrl(ctx, token), token, expiresAt });
+}
+
+export interface OpenInvitation {
+  id: string;
+  accountId: string;
+  accountName: string;
+  email: string;
+  role: Role;
+  /** The invited email already has a login with a password: they join by entering it instead of setting one. */
+  existingUser: { id: string; name: string } | null;
+}
+
+export type InvitationFailure = "invitation_invalid" | "invitation_expired" | "invitation_used";
+
+/** The invitation behind a link, if it can still be accepted. */
+export async function findOpenInvitation(ctx: Pick<AppContext, "db" | "clock">, token: string): Promise<Result<OpenInvitation, InvitationFailure>> {
+  if (!looksLikeToken(token)) return fail("invitation_invalid", "This invitation link is not valid. Check that you copied the whole link.");
+  const row = await ctx.db
+    .selectFrom("invitations")
+    .innerJoin("accounts", "accounts.id", "invitations.account_id")
+    .select(["invitations.id", "invitations.account_id", "accounts.name as accountName", "invitations.email", "invitations.role", "invitations.expires_at", "invitations.accepted_at", "invitations.revoked_at"])
+    .where("invitations.token_hash", "=", hashToken(token))
+    .executeTakeFirst();
+  if (!row || row.revoked_at !== null) return fail("invitation_invalid", "This invitation link is not valid any more. Ask an Account Admin to invite you again.");
+  if (row.accepted_at !== null) return fail("invitation_used", "This invitation was already accepted. Sign in with your email and password.");
+  if (row.expires_at <= ctx.clock.now()) return fail("invitation_expired", "This invitation has expired. Ask an Account Admin to send a new one.");
+  const user = await ctx.db.selectFrom("users").select(["id", "name", "password_hash"]).where("email", "=", row.email).executeTakeFirst();
+  return ok({
+    id: row.id,
+    accountId: row.account_id,
+    accountName: row.accountName,
+    email: row.email,
+    role: row.role,
+    existingUser: user && user.password_hash !== null ? { id: user.id, name: user.name } : null,
+  });
+}
+
+export type AcceptFailure = InvitationFailure | PasswordProblem | "name_invalid" | "invalid_credentials";
+
+/**
+ * Accepts an invitation: a new person sets name and password; a person who already has a login proves it with their
+ * password. The invitation is claimed by a guarded UPDATE inside the transaction, so of parallel acceptances exactly
+ * one creates the membership.
+ */
+export async function acceptInvitation(
+  ctx: AppContext,
+  input: { token: string; name: string; password: string; info: RequestInfo },
+): Promise<Result<{ userId: string; accountId: string; email: string; joinedWithExistingLogin: boolean }, AcceptFailure>> {
+  const found = await findOpenInvitation(ctx, input.token);
+  if (!found.ok) return found;
+  const invitation = found.value;
+  const { limits } = ctx.config;
+
+  let userId: string;
+  let newUser: { name: string; passwordHash: string } | null = null;
+  if (invitation.existingUser) {
+    const user = await ctx.db.selectFrom("users").select(["id", "password_hash"]).where("id", "=", invitation.existingUser.id).executeTakeFirstOrThrow();
+    if (user.password_hash === null || !(await verifyPassword(user.password_hash, input.password))) {
+      return fail("invalid_credentials", "That is not the password of this login. Enter the password you already use to sign in.");
+    }
+    userId = user.id;
+  } else {
+    const name = checkName(input.name, limits);
+    if (!name.ok) return name;
+    const password = checkNewPassword(input.password, limits);
+    if (!password.ok) return password;
+    newUser = { name: name.value, passwordHash: await hashPassword(password.value) };
+    userId = newId();
+  }
+
+  const now = ctx.clock.now();
+  return ctx.db.transaction().execute(async (tx) => {
+    const claimed = await tx
+      .updateTable("invitations")
+      .set({ accepted_at: now })
+      .where("id", "=", invitation.id)
+      .where("accepted_at", "is", null)
+      .where("revoked_at", "is", null)
+      .where("expires_at", ">", now)
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return fail("invitation_used", "This invitation was already accepted. Sign in with your email and password.");
+    if (newUser) {
+      // A user row may exist without a password (e.g. invited before, never finished): reuse it, else create one.
+      const existing = await tx.selectFrom("users").select("id").where("email", "=", invitation.email).executeTakeFirst();
+      if (existing) {
+        userId = existing.id;
+        await tx.updateTable("users").set({ name: newUser.name, password_hash: newUser.passwordHash, updated_at: now }).where("id", "=", userId).execute();
+      } else {
+        await tx
+          .insertInto("users")
+          .values({ id: userId, email: invitation.email, name: newUser.name, password_hash: newUser.passwordHash, two_factor_method: "email_link", created_at: now, updated_at: now })
+          .execute();
+      }
+    }
+    const member = await tx.selectFrom("memberships").select("id").where("account_id", "=", invitation.accountId).where("user_id", "=", userId).executeTakeFirst();
+    if (member) {
+      await tx.updateTable("memberships").set({ role: invitation.role }).where("id", "=", member.id).execute();
+    } else {
+      await tx
+        .insertInto("memberships")
+        .values({ id: newId(), account_id: invitation.accountId, user_id: userId, role: invitation.role, sign_in_method: "password", created_at: now, last_sign_in_at: null })
+        .execute();
+    }
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "invitation.accepted", accountId: invitation.accountId, userId, info: input.info, detail: { email: invitation.email, role: invitation.role } });
+    return ok({ userId, accountId: invitation.accountId, email: invitation.email, joinedWithExistingLogin: newUser === null });
+  });
+}
