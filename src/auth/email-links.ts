@@ -96,13 +96,14 @@ export async function redeemEmailLink(
     .where("email_links.token_hash", "=", hashToken(input.linkToken))
     .executeTakeFirst();
   if (!link) return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
+  if (link.used_at !== null) return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
+  if (link.voided_at !== null) return fail("link_invalid", "A newer sign-in link was sent, so this one no longer works. Use the newest email.");
+  if (link.expires_at <= now) return fail("link_expired", "This sign-in link has expired. Sign in again to get a new one.");
+  // A dead link says why, from any browser; a live one is spent only in the browser that holds its challenge cookie.
   if (input.challengeToken === undefined || !constantTimeEqual(hashToken(input.challengeToken), link.challengeHash)) {
     await recordEvent(ctx, { type: "sign_in.email_link_wrong_browser", userId: link.userId, info: input.info });
     return fail("wrong_browser", "Open this link in the browser where you entered your password. Sign-in links only work in that browser, so nobody else can use yours.");
   }
-  if (link.used_at !== null) return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
-  if (link.voided_at !== null) return fail("link_invalid", "A newer sign-in link was sent, so this one no longer works. Use the newest email.");
-  if (link.expires_at <= now) return fail("link_expired", "This sign-in link has expired. Sign in again to get a new one.");
   if (link.challengeConsumedAt !== null || link.challengeExpiresAt <= now) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
 
   const accountId = await pickAccountForSignIn(ctx, link.userId);

@@ -1,0 +1,183 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import { Redis } from "ioredis";
+import { TestClock } from "../../src/clock.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import type { AppContext } from "../../src/context.js";
+import { connect, migrateToLatest, type Dialect } from "../../src/db/connect.js";
+import { DatabaseAttemptStore, RedisAttemptStore } from "../../src/auth/attempts.js";
+import { hashPassword } from "../../src/auth/passwords.js";
+import { newId } from "../../src/auth/tokens.js";
+import type { MailMessage, Mailer } from "../../src/mail/mailer.js";
+import type { Role } from "../../src/db/schema.js";
+import { buildApp } from "../../src/server.js";
+import { createTestDatabase, REDIS_TEST_URL } from "./databases.js";
+
+/** A mailer that keeps what was sent, newest last. */
+export class MemoryMailer implements Mailer {
+  readonly sent: MailMessage[] = [];
+  async send(message: MailMessage): Promise<void> {
+    this.sent.push(message);
+  }
+  async close(): Promise<void> {}
+  last(to?: string): MailMessage | undefined {
+    return [...this.sent].reverse().find((m) => to === undefined || m.to === to);
+  }
+  /** The first URL in the newest message to `to`. */
+  lastLink(to?: string): string {
+    const message = this.last(to);
+    const link = message && /https?:\/\/\S+/.exec(message.text)?.[0];
+    if (!link) throw new Error(`no link in mail to ${to ?? "anyone"}`);
+    return link;
+  }
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  ctx: AppContext;
+  config: Config;
+  clock: TestClock;
+  mail: MemoryMailer;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  redis?: boolean;
+}
+
+export const TEST_SECRET_KEY = randomBytes(32).toString("base64");
+
+/** A real app on a fresh database of the dialect, with a settable clock and a mailer tests can read. */
+export async function startTestApp(dialect: Dialect, options: TestAppOptions = {}): Promise<TestApp> {
+  const database = await createTestDatabase(dialect);
+  const config = loadConfig({
+    LATCHKEY_DATA_DIR: database.dataDir,
+    LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
+    LOG_LEVEL: "silent",
+    ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
+    ...options.env,
+  });
+  const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: database.sqliteFile });
+  await migrateToLatest(store.db);
+  const clock = new TestClock();
+  const mail = new MemoryMailer();
+  let redis: Redis | undefined;
+  if (options.redis) {
+    redis = new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: 1 });
+    await redis.ping();
+  }
+  const ctx: AppContext = {
+    db: store.db,
+    dialect: store.dialect,
+    config,
+    clock,
+    mailer: mail,
+    attempts: redis ? new RedisAttemptStore(redis, `latchkey-test:${newId()}:`) : new DatabaseAttemptStore(store.db, clock),
+  };
+  const app = await buildApp(ctx, { logger: false });
+  await app.ready();
+  return {
+    app,
+    ctx,
+    config,
+    clock,
+    mail,
+    dialect,
+    async close() {
+      await app.close();
+      redis?.disconnect();
+      await store.close();
+      await database.drop();
+    },
+  };
+}
+
+/** Creates an account with one password member directly in the database (fast setup for flow tests). */
+export async function seedMember(
+  t: Pick<TestApp, "ctx">,
+  input: { email?: string; password?: string; name?: string; role?: Role; accountId?: string; accountName?: string } = {},
+): Promise<{ userId: string; accountId: string; email: string; password: string }> {
+  const now = t.ctx.clock.now();
+  const email = input.email ?? `user-${newId().slice(0, 8)}@example.com`;
+  const password = input.password ?? "correct horse battery staple";
+  let accountId = input.accountId;
+  if (accountId === undefined) {
+    accountId = newId();
+    await t.ctx.db.insertInto("accounts").values({ id: accountId, name: input.accountName ?? "Acme", two_factor_policy: "email_link", created_at: now }).execute();
+  }
+  const userId = newId();
+  await t.ctx.db
+    .insertInto("users")
+    .values({ id: userId, email, name: input.name ?? "Test Person", password_hash: await hashPassword(password), two_factor_method: "email_link", created_at: now, updated_at: now })
+    .execute();
+  await t.ctx.db.insertInto("memberships").values({ id: newId(), account_id: accountId, user_id: userId, role: input.role ?? "member", sign_in_method: "password", created_at: now, last_sign_in_at: null }).execute();
+  return { userId, accountId, email, password };
+}
+
+/** A browser-like cookie jar over `app.inject`. */
+export class Browser {
+  readonly cookies = new Map<string, string>();
+  constructor(private readonly app: FastifyInstance) {}
+
+  cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+  }
+
+  private store(response: LightMyRequestResponse): void {
+    for (const c of response.cookies as Array<{ name: string; value: string; maxAge?: number; expires?: Date }>) {
+      const expired = c.maxAge === 0 || (c.expires !== undefined && c.expires.getTime() <= Date.now() && c.value === "");
+      if (expired || c.value === "") this.cookies.delete(c.name);
+      else this.cookies.set(c.name, c.value);
+    }
+  }
+
+  async request(method: "GET" | "POST", url: string, options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<LightMyRequestResponse> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (this.cookies.size) headers["cookie"] = this.cookieHeader();
+    let payload: string | undefined;
+    if (options.form) {
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      payload = new URLSearchParams(options.form).toString();
+    } else if (options.json !== undefined) {
+      headers["content-type"] = "application/json";
+      payload = JSON.stringify(options.json);
+    }
+    const path = url.startsWith("http") ? new URL(url).pathname + new URL(url).search : url;
+    const response = await this.app.inject({ method, url: path, headers, ...(payload !== undefined ? { payload } : {}) });
+    this.store(response);
+    return response;
+  }
+
+  get(url: string, headers?: Record<string, string>): Promise<LightMyRequestResponse> {
+    return this.request("GET", url, headers ? { headers } : {});
+  }
+
+  /** GETs `page`, reads its CSRF token, then POSTs the form to `action` with it. */
+  async submit(page: string, action: string, form: Record<string, string>): Promise<LightMyRequestResponse> {
+    const csrf = csrfFrom((await this.get(page)).body);
+    return this.request("POST", action, { form: { _csrf: csrf, ...form } });
+  }
+
+  /** Password step through the web form; the app emails a link for email-link users. */
+  async signInWithPassword(email: string, password: string): Promise<LightMyRequestResponse> {
+    return this.submit("/login", "/login", { email, password });
+  }
+}
+
+export function csrfFrom(body: string): string {
+  const match = /name="_csrf" value="([^"]+)"/.exec(body);
+  if (!match?.[1]) throw new Error("no CSRF token on the page");
+  return match[1];
+}
+
+/** Full email-link sign-in in one browser; returns the browser, signed in. */
+export async function signedInBrowser(t: TestApp, member: { email: string; password: string }): Promise<Browser> {
+  const browser = new Browser(t.app);
+  const response = await browser.signInWithPassword(member.email, member.password);
+  if (response.statusCode !== 303) throw new Error(`password step failed: ${response.statusCode}`);
+  const linked = await browser.get(t.mail.lastLink(member.email));
+  if (linked.statusCode !== 303) throw new Error(`email link failed: ${linked.statusCode} ${linked.body.slice(0, 200)}`);
+  return browser;
+}
