@@ -23,8 +23,9 @@ export function checkEmail(email: string, limits: Limits): Result<string, "email
 export function checkName(name: string, limits: Limits, what = "name"): Result<string, "name_invalid"> {
   const trimmed = name.normalize("NFC").trim();
   const length = [...trimmed].length;
-  if (length === 0) return fail("name_invalid", `Enter a ${what}.`);
-  if (length > limits.nameMaxLength) return fail("name_invalid", `A ${what} has at most ${limits.nameMaxLength} characters (this one has ${length}).`);
+  const article = /^[aeiou]/i.test(what) ? "an" : "a";
+  if (length === 0) return fail("name_invalid", `Enter ${article} ${what}.`);
+  if (length > limits.nameMaxLength) return fail("name_invalid", `${article === "an" ? "An" : "A"} ${what} has at most ${limits.nameMaxLength} characters (this one has ${length}).`);
   if (/\p{Cc}/u.test(trimmed)) return fail("name_invalid", `A ${what} cannot contain control characters.`);
   return ok(trimmed);
 }
