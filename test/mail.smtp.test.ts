@@ -1,0 +1,178 @@
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { simpleParser, type ParsedMail, type AddressObject } from "mailparser";
+import { SMTPServer } from "smtp-server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TestClock } from "../src/clock.js";
+import { loadConfig } from "../src/config.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
+import { buildApp } from "../src/server.js";
+import { Browser, seedMember } from "./helpers/app.js";
+
+const MAIL_FROM = "Acme Sign-in <sign-in@acme.example>";
+
+interface Received {
+  from: string | undefined;
+  to: string[];
+  raw: Buffer;
+}
+
+/** A real SMTP server on loopback that keeps what it receives, or refuses recipients when told to. */
+async function startSmtp(options: { refuseRecipients?: boolean } = {}): Promise<{ port: number; received: Received[]; close(): Promise<void> }> {
+  const received: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    onRcptTo(address, _session, callback) {
+      if (options.refuseRecipients) {
+        const error = new Error("550 5.1.1 Mailbox unavailable") as Error & { responseCode: number };
+        error.responseCode = 550;
+        callback(error);
+        return;
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => {
+        received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined, to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks) });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return { port, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** The whole runtime as `latchkey serve` builds it from the environment, with SMTP_URL set. */
+async function startApp(smtpUrl: string): Promise<{ app: FastifyInstance; runtime: Runtime; dataDir: string; close(): Promise<void> }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "latchkey-smtp-"));
+  const config = loadConfig({ LATCHKEY_DATA_DIR: dataDir, SMTP_URL: smtpUrl, MAIL_FROM, LOG_LEVEL: "silent" });
+  const runtime = await openRuntime(config, { clock: new TestClock(), migrate: true });
+  const app = await buildApp(runtime.ctx, { logger: false });
+  return {
+    app,
+    runtime,
+    dataDir,
+    async close() {
+      await app.close();
+      await runtime.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
+  return (Array.isArray(field) ? field : field ? [field] : []).flatMap((a) => a.value.map((v) => v.address ?? ""));
+}
+
+async function waitFor<T>(get: () => T | undefined, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = get();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("mail over real SMTP", () => {
+  describe("a server that accepts", () => {
+    let smtp: Awaited<ReturnType<typeof startSmtp>>;
+    let t: Awaited<ReturnType<typeof startApp>>;
+    beforeAll(async () => {
+      smtp = await startSmtp();
+      t = await startApp(`smtp://127.0.0.1:${smtp.port}`);
+    });
+    afterAll(async () => {
+      await t?.close();
+      await smtp?.close();
+    });
+
+    it("the sign-in email arrives with From, To, Subject, text and HTML bodies, and its link signs in in the same browser", async () => {
+      const member = await seedMember({ ctx: t.runtime.ctx }, { email: "grace@example.com" });
+      const browser = new Browser(t.app);
+      const step = await browser.signInWithPassword(member.email, member.password);
+      expect(step.statusCode).toBe(303);
+      expect(step.headers.location).toBe("/login/email");
+
+      const message = await waitFor(() => smtp.received.at(-1));
+      expect(message.from).toBe("sign-in@acme.example");
+      expect(message.to).toEqual(["grace@example.com"]);
+      const mail: ParsedMail = await simpleParser(message.raw);
+      expect(mail.from?.value[0]).toMatchObject({ name: "Acme Sign-in", address: "sign-in@acme.example" });
+      expect(addresses(mail.to)).toEqual(["grace@example.com"]);
+      expect(mail.subject).toBe("Your Latchkey sign-in link");
+      expect(mail.messageId).toBeTruthy();
+
+      const textLink = /http:\/\/localhost:3000\/login\/email\/[A-Za-z0-9_-]{43}/.exec(mail.text ?? "")?.[0];
+      expect(textLink).toBeDefined();
+      expect(mail.text).toContain("same browser");
+      expect(mail.html).toBeTruthy();
+      expect(mail.html).toContain(`href="${textLink}"`);
+      expect(mail.html).toContain("Finish signing in");
+
+      // Nothing went to the outbox: SMTP_URL is set.
+      expect(existsSync(join(t.dataDir, "outbox"))).toBe(false);
+
+      const stranger = new Browser(t.app);
+      expect((await stranger.get(textLink as string)).statusCode).toBe(403);
+      const signedIn = await browser.get(textLink as string);
+      expect(signedIn.statusCode).toBe(303);
+      const session = await browser.get("/api/v1/session");
+      expect(session.statusCode).toBe(200);
+      expect(session.json().user.email).toBe("grace@example.com");
+    });
+  });
+
+  describe("a server that refuses", () => {
+    let smtp: Awaited<ReturnType<typeof startSmtp>>;
+    let t: Awaited<ReturnType<typeof startApp>>;
+    beforeAll(async () => {
+      smtp = await startSmtp({ refuseRecipients: true });
+      t = await startApp(`smtp://127.0.0.1:${smtp.port}`);
+    });
+    afterAll(async () => {
+      await t?.close();
+      await smtp?.close();
+    });
+
+    it("the password step answers 503 mail_unavailable on the API, not 500", async () => {
+      const member = await seedMember({ ctx: t.runtime.ctx });
+      const response = await t.app.inject({ method: "POST", url: "/api/v1/login", payload: { email: member.email, password: member.password } });
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toMatchObject({ error: "mail_unavailable" });
+      expect(response.json().message).toMatch(/could not send the sign-in email/);
+      expect(smtp.received).toHaveLength(0);
+    });
+
+    it("the password form shows a 503 page that says the email could not be sent", async () => {
+      const member = await seedMember({ ctx: t.runtime.ctx });
+      const response = await new Browser(t.app).signInWithPassword(member.email, member.password);
+      expect(response.statusCode).toBe(503);
+      expect(response.headers["content-type"]).toContain("text/html");
+      expect(response.body).toContain("We could not send the email");
+    });
+  });
+
+  it("an SMTP server that is not there also gives 503 mail_unavailable", async () => {
+    const gone = await startSmtp();
+    const port = gone.port;
+    await gone.close();
+    const t = await startApp(`smtp://127.0.0.1:${port}`);
+    try {
+      const member = await seedMember({ ctx: t.runtime.ctx });
+      const response = await t.app.inject({ method: "POST", url: "/api/v1/login", payload: { email: member.email, password: member.password } });
+      expect(response.statusCode).toBe(503);
+      expect(response.json().error).toBe("mail_unavailable");
+    } finally {
+      await t.close();
+    }
+  });
+});
