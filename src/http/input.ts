@@ -6,7 +6,9 @@ import { LatchkeyError } from "../errors.js";
  * client sees what to fix. Nothing downstream ever sees unvalidated input.
  */
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const result = schema.safeParse(body ?? {});
+  // `reportInput` puts the offending value on each issue (zod 4 leaves it out by default), so a present value of the
+  // wrong type is told apart from a missing one below. The value itself never goes into the message.
+  const result = schema.safeParse(body ?? {}, { reportInput: true });
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const path = issue && issue.path.length > 0 ? issue.path.join(".") : "body";
@@ -14,7 +16,7 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
     issue?.code === "invalid_type"
       ? issue.input === undefined
         ? `"${path}" is required.`
-        : `"${path}" must be a ${issue.expected}.`
+        : `"${path}" must be ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}.`
       : issue?.code === "too_big"
         ? `"${path}" is too long.`
         : `"${path}" is not valid${issue?.message ? `: ${issue.message}` : ""}.`;
