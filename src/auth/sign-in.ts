@@ -4,6 +4,7 @@ import { recordEvent } from "../audit/events.js";
 import { createChallenge } from "./challenges.js";
 import { normalizeEmail } from "./emails.js";
 import { verifyAgainstDummy, verifyPassword } from "./passwords.js";
+import { hashToken } from "./tokens.js";
 import type { TwoFactorMethod } from "../db/schema.js";
 import { LatchkeyError } from "../errors.js";
 import { sendEmailLink } from "./email-links.js";
@@ -38,34 +39,41 @@ export async function checkPassword(
 ): Promise<Result<PasswordAccepted, "invalid_credentials" | "too_many_attempts">> {
   const { limits } = ctx.config;
   const email = normalizeEmail(input.email);
+  // No user can have an address that is too long or holds control characters (`checkEmail` refuses both). Such input
+  // is answered like an unknown email, but never used as a database value: PostgreSQL refuses NUL bytes in text and
+  // index entries over ~2.7 KB, which would turn bad input into a 500.
+  const possible = email.length <= limits.emailMaxLength && !/\p{Cc}/u.test(email);
   const window = limits.passwordAttemptWindowSeconds;
-  const byEmail = emailKey(email);
+  const byEmail = emailKey(possible ? email : `invalid:${hashToken(email)}`);
+  const loggedEmail = possible ? email : "(not an email address)";
   const ipCount = input.info.ip ? await ctx.attempts.hit(ipKey(input.info.ip), window) : 0;
   const emailFailures = await ctx.attempts.count(byEmail);
   if (emailFailures >= limits.passwordFailuresPerEmail || ipCount > limits.passwordAttemptsPerIp) {
     const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(emailFailures >= limits.passwordFailuresPerEmail ? byEmail : ipKey(input.info.ip ?? "")));
-    await recordEvent(ctx, { type: "sign_in.throttled", info: input.info, detail: { email } });
+    await recordEvent(ctx, { type: "sign_in.throttled", info: input.info, detail: { email: loggedEmail } });
     return fail("too_many_attempts", `Too many sign-in attempts. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
   }
 
   // One query whether or not the email exists, so the database work does not differ either.
-  const user = await ctx.db
-    .selectFrom("users")
-    .select((eb) => [
-      "users.id",
-      "users.password_hash",
-      "users.two_factor_method",
-      // Only password memberships let a user in with a password; an SSO-only member has no usable password here.
-      eb.exists(eb.selectFrom("memberships").select("memberships.id").whereRef("memberships.user_id", "=", "users.id").where("memberships.sign_in_method", "=", "password")).as("hasPasswordMembership"),
-    ])
-    .where("users.email", "=", email)
-    .executeTakeFirst();
+  const user = possible
+    ? await ctx.db
+        .selectFrom("users")
+        .select((eb) => [
+          "users.id",
+          "users.password_hash",
+          "users.two_factor_method",
+          // Only password memberships let a user in with a password; an SSO-only member has no usable password here.
+          eb.exists(eb.selectFrom("memberships").select("memberships.id").whereRef("memberships.user_id", "=", "users.id").where("memberships.sign_in_method", "=", "password")).as("hasPasswordMembership"),
+        ])
+        .where("users.email", "=", email)
+        .executeTakeFirst()
+    : undefined;
   const usable = user !== undefined && user.password_hash !== null && Boolean(user.hasPasswordMembership);
   const passwordOk = usable ? await verifyPassword(user.password_hash as string, input.password) : await verifyAgainstDummy(input.password);
 
   if (!user || !passwordOk) {
     await ctx.attempts.hit(byEmail, window);
-    await recordEvent(ctx, { type: "sign_in.password_failed", userId: user?.id ?? null, info: input.info, detail: { email } });
+    await recordEvent(ctx, { type: "sign_in.password_failed", userId: user?.id ?? null, info: input.info, detail: { email: loggedEmail } });
     return fail("invalid_credentials", INVALID_CREDENTIALS);
   }
   await ctx.attempts.reset(byEmail);
