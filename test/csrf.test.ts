@@ -100,7 +100,8 @@ for (const dialect of dialects) {
         const browser = new Browser(t.app);
         const token = csrfFrom((await browser.get("/login")).body);
         const before = await snapshot();
-        for (const headers of [{ origin: EVIL }, { "sec-fetch-site": "cross-site" }, { origin: "null" }]) {
+        const foreign: Array<Record<string, string>> = [{ origin: EVIL }, { "sec-fetch-site": "cross-site" }, { origin: "null" }];
+        for (const headers of foreign) {
           const response = await browser.request("POST", "/login", { form: { _csrf: token, email: member.email, password: member.password }, headers });
           expect(response.statusCode).toBe(403);
           expect(response.body).toContain("This form has expired");
