@@ -33,6 +33,28 @@ export interface Limits {
   passwordAttemptWindowSeconds: number;
   /** A "fresh proof" (password or second factor) is accepted for sensitive changes this long. */
   freshProofSeconds: number;
+  /** TOTP time step (RFC 6238 X). Authenticator apps assume 30. */
+  totpStepSeconds: number;
+  /** Steps accepted either side of the current one, for clock drift (RFC 6238 §5.2 recommends at most one). */
+  totpDriftSteps: number;
+  /** Wrong codes (app or recovery) on one sign-in before it ends and the password is needed again. */
+  codeFailuresPerChallenge: number;
+  /** Consecutive wrong codes for one user, across sign-ins and instances, before code entry is locked. */
+  codeFailuresPerUser: number;
+  /** First lock of code entry; each further lock within `codeLockMemorySeconds` doubles it. */
+  codeLockSeconds: number;
+  /** Longest lock of code entry. */
+  codeLockMaxSeconds: number;
+  /** How long locks are remembered for the doubling. */
+  codeLockMemorySeconds: number;
+  /** Recovery codes issued at setup and on regeneration. */
+  recoveryCodeCount: number;
+  /** The sign-in success page warns when this many recovery codes or fewer remain. */
+  recoveryCodesLowWarning: number;
+  /** An unfinished auth-app setup (and codes waiting to be downloaded) is kept this long. */
+  totpSetupTtlSeconds: number;
+  /** Wrong passwords when confirming a sensitive change before the confirmation pauses. */
+  reauthFailuresPerUser: number;
   /** Shortest password, in Unicode code points (NIST 800-63B: at least 8). */
   passwordMinLength: number;
   /** Longest password, in Unicode code points (no truncation happens below this). */
@@ -61,6 +83,17 @@ export const defaultLimits: Limits = {
   passwordAttemptsPerIp: 100,
   passwordAttemptWindowSeconds: 15 * 60,
   freshProofSeconds: 10 * 60,
+  totpStepSeconds: 30,
+  totpDriftSteps: 1,
+  codeFailuresPerChallenge: 5,
+  codeFailuresPerUser: 10,
+  codeLockSeconds: 15 * 60,
+  codeLockMaxSeconds: 24 * 60 * 60,
+  codeLockMemorySeconds: 7 * 24 * 60 * 60,
+  recoveryCodeCount: 10,
+  recoveryCodesLowWarning: 3,
+  totpSetupTtlSeconds: 30 * 60,
+  reauthFailuresPerUser: 10,
   passwordMinLength: 8,
   passwordMaxLength: 128,
   commonPasswordCount: 10_000,
@@ -82,6 +115,8 @@ export interface Config {
   mailFrom: string;
   /** 32 bytes: encrypts TOTP keys and signs CSRF tokens. */
   secretKey: Buffer;
+  /** Earlier secret keys, still accepted for decryption after a rotation (`LATCHKEY_PREVIOUS_SECRET_KEYS`). */
+  previousSecretKeys: Buffer[];
   /** Issuer in authenticator apps and the name in emails and pages. */
   productName: string;
   /** `true` when the public URL is https: cookies get `Secure` and the `__Host-` prefix. */
@@ -200,6 +235,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("LATCHKEY_SESSION_IDLE_SECONDS", "must not be longer than LATCHKEY_SESSION_ABSOLUTE_SECONDS");
   }
   const secretKey = loadSecretKey(env, dataDir, databaseUrl !== undefined);
+  const previousSecretKeys = (read(env, "LATCHKEY_PREVIOUS_SECRET_KEYS") ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter(Boolean)
+    .map((k) => decodeSecretKey("LATCHKEY_PREVIOUS_SECRET_KEYS", k));
   return {
     port,
     host,
@@ -210,6 +250,7 @@ export function loadConfig(env: Env = process.env): Config {
     smtpUrl,
     mailFrom,
     secretKey,
+    previousSecretKeys,
     productName,
     secureCookies: publicUrl.protocol === "https:",
     logLevel,

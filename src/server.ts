@@ -12,6 +12,9 @@ import { homeRoutes } from "./http/routes/home.js";
 import { invitationRoutes } from "./http/routes/invitations.js";
 import { loginRoutes } from "./http/routes/login.js";
 import { openApiRoutes } from "./http/routes/openapi.js";
+import { secondFactorRoutes } from "./http/routes/second-factor.js";
+import { settingsRoutes } from "./http/routes/settings.js";
+import { assetRoutes } from "./http/routes/assets.js";
 
 export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
@@ -58,7 +61,10 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   });
 
   loginRoutes(app, ctx);
+  secondFactorRoutes(app, ctx);
   homeRoutes(app, ctx);
+  settingsRoutes(app, ctx);
+  assetRoutes(app);
   invitationRoutes(app, ctx);
   apiRoutes(app, ctx);
   openApiRoutes(app, ctx);

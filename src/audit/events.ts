@@ -12,7 +12,15 @@ export type AuditEventType =
   | "sign_in.email_link_sent"
   | "sign_in.email_link_wrong_browser"
   | "sign_in.succeeded"
-  | "session.signed_out";
+  | "session.signed_out"
+  | "sign_in.code_failed"
+  | "sign_in.code_entry_locked"
+  | "sign_in.recovery_code_used"
+  | "two_factor.auth_app_enabled"
+  | "two_factor.auth_app_disabled"
+  | "two_factor.recovery_codes_regenerated"
+  | "session.reauthenticated"
+  | "session.reauthentication_failed";
 
 export interface AuditInput {
   type: AuditEventType;

@@ -16,6 +16,9 @@ export interface Database {
   email_links: EmailLinkTable;
   attempt_counters: AttemptCounterTable;
   audit_events: AuditEventTable;
+  totp_setups: TotpSetupTable;
+  recovery_codes: RecoveryCodeTable;
+  recovery_code_reveals: RecoveryCodeRevealTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -40,6 +43,13 @@ export interface UserTable {
   two_factor_method: TwoFactorMethod;
   created_at: number;
   updated_at: number;
+  /** The TOTP key, sealed (AES-256-GCM, bound to the user id); null unless the auth app is on. */
+  totp_secret_sealed: Generated<string | null>;
+  /** The newest accepted TOTP time step: a code of this step or older is refused (replay). */
+  totp_last_step: Generated<number | null>;
+  totp_enabled_at: Generated<number | null>;
+  /** The recovery-code batch in force; codes of any other batch are void. */
+  recovery_batch_id: Generated<string | null>;
 }
 
 export interface MembershipTable {
@@ -143,3 +153,29 @@ export type Membership = Selectable<MembershipTable>;
 export type Session = Selectable<SessionTable>;
 export type Challenge = Selectable<ChallengeTable>;
 export type AuditEvent = Selectable<AuditEventTable>;
+
+export interface TotpSetupTable {
+  user_id: string;
+  secret_sealed: string;
+  codes_acknowledged_at: number | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface RecoveryCodeTable {
+  id: string;
+  user_id: string;
+  batch_id: string;
+  /** HMAC-SHA-256 of the normalised code under a key derived from the secret key. */
+  code_hash: string;
+  created_at: number;
+  used_at: number | null;
+}
+
+export interface RecoveryCodeRevealTable {
+  user_id: string;
+  batch_id: string;
+  codes_sealed: string;
+  created_at: number;
+  expires_at: number;
+}

@@ -61,3 +61,36 @@ export function invitationMessage(input: { to: string; productName: string; acco
     footer: "If you did not expect this invitation, you can ignore this email: nothing happens until the link is opened.",
   });
 }
+
+/** What happened to a person's sign-in, for the security notices below. */
+export type SecurityNoticeKind = "auth_app_enabled" | "auth_app_disabled" | "recovery_codes_regenerated" | "recovery_code_used" | "code_entry_locked";
+
+const noticeTexts: Record<SecurityNoticeKind, { subject: string; what: (facts: Record<string, string | number>) => string }> = {
+  auth_app_enabled: { subject: "Authenticator app turned on", what: () => "Two-factor authentication with an authenticator app was turned on for your login. From now on you sign in with your password and a code from the app." },
+  auth_app_disabled: { subject: "Authenticator app turned off", what: () => "The authenticator app was turned off for your login. You now finish signing in with a link sent to this address, which is the weaker method." },
+  recovery_codes_regenerated: { subject: "New recovery codes issued", what: () => "New recovery codes were generated for your login. All of your earlier recovery codes stopped working." },
+  recovery_code_used: {
+    subject: "A recovery code was used to sign in",
+    what: (f) => `A recovery code was used to sign in to your login. You have ${f["remaining"]} unused recovery code${f["remaining"] === 1 ? "" : "s"} left.${Number(f["remaining"]) <= 3 ? " Generate new codes soon in Edit your settings → Two-factor authentication → Manage." : ""}`,
+  },
+  code_entry_locked: {
+    subject: "Too many wrong codes: sign-in paused",
+    what: (f) => `Someone entered your password correctly and then ${f["failures"]} wrong authentication or recovery codes in a row, so code entry for your login is paused for ${f["minutes"]} minutes.`,
+  },
+};
+
+export function securityNoticeMessage(input: { to: string; productName: string; kind: SecurityNoticeKind; facts?: Record<string, string | number>; when: Date; ip: string | null; userAgent: string | null; settingsUrl: string }): MailMessage {
+  const text = noticeTexts[input.kind];
+  const where = [input.userAgent, input.ip ? `IP address ${input.ip}` : null].filter(Boolean).join(", ");
+  return compose({
+    to: input.to,
+    subject: `${input.productName}: ${text.subject}`,
+    productName: input.productName,
+    paragraphs: [text.what(input.facts ?? {}), `When: ${input.when.toUTCString()}${where ? `. From: ${where}` : ""}.`, "If this was you, there is nothing to do."],
+    action: { label: "Review your security settings", url: input.settingsUrl },
+    footer:
+      input.kind === "code_entry_locked"
+        ? "If this was not you, someone knows your password: change it as soon as you can sign in, and tell your Account Admin."
+        : "If this was not you, change your password now and tell your Account Admin: someone else may be signed in as you.",
+  });
+}

@@ -3,6 +3,7 @@ import type { AppContext } from "../../context.js";
 import { csrfToken } from "../csrf.js";
 import { requireSignedIn } from "../session-guard.js";
 import { homePage } from "../views/pages.js";
+import { remainingRecoveryCodes } from "../../auth/recovery-codes.js";
 
 const methodLabels = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 
@@ -11,6 +12,7 @@ export function homeRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const csrf = csrfToken(request, reply, ctx.config);
+    const remaining = me.user.twoFactorMethod === "auth_app" ? await remainingRecoveryCodes(ctx.db, me.user.id) : null;
     return reply.type("text/html").send(
       homePage({
         productName: ctx.config.productName,
@@ -19,6 +21,7 @@ export function homeRoutes(app: FastifyInstance, ctx: AppContext): void {
         email: me.user.email,
         accountName: me.account.name,
         role: me.role,
+        lowRecoveryCodes: remaining !== null && remaining <= ctx.config.limits.recoveryCodesLowWarning ? remaining : null,
         method: methodLabels[me.signInMethod === "sso" ? "sso" : me.user.twoFactorMethod],
       }).value,
     );

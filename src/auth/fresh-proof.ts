@@ -1,0 +1,30 @@
+import type { AppContext, RequestInfo } from "../context.js";
+import { fail, ok, type Result } from "../errors.js";
+import { recordEvent } from "../audit/events.js";
+import { verifyPassword } from "./passwords.js";
+import type { SignedIn } from "./sessions.js";
+
+/** True when the session proved a factor recently enough for a sensitive change (password, 2FA, recovery codes). */
+export function hasFreshProof(ctx: Pick<AppContext, "clock" | "config">, signedIn: SignedIn): boolean {
+  return ctx.clock.now() - signedIn.freshProofAt <= ctx.config.limits.freshProofSeconds * 1000;
+}
+
+/** Confirms the password again inside a session: the next `freshProofSeconds` allow sensitive changes. */
+export async function reauthenticate(ctx: AppContext, signedIn: SignedIn, password: string, info: RequestInfo): Promise<Result<null, "invalid_credentials" | "too_many_attempts">> {
+  const key = `reauth:user:${signedIn.user.id}`;
+  const { limits } = ctx.config;
+  if ((await ctx.attempts.count(key)) >= limits.reauthFailuresPerUser) {
+    const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(key));
+    return fail("too_many_attempts", `Too many wrong passwords. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
+  }
+  const user = await ctx.db.selectFrom("users").select("password_hash").where("id", "=", signedIn.user.id).executeTakeFirst();
+  if (!user?.password_hash || !(await verifyPassword(user.password_hash, password))) {
+    await ctx.attempts.hit(key, limits.passwordAttemptWindowSeconds);
+    await recordEvent(ctx, { type: "session.reauthentication_failed", userId: signedIn.user.id, accountId: signedIn.account.id, info });
+    return fail("invalid_credentials", "That password is not right.");
+  }
+  await ctx.attempts.reset(key);
+  await ctx.db.updateTable("sessions").set({ fresh_proof_at: ctx.clock.now() }).where("id", "=", signedIn.sessionId).execute();
+  await recordEvent(ctx, { type: "session.reauthenticated", userId: signedIn.user.id, accountId: signedIn.account.id, info });
+  return ok(null);
+}

@@ -1,0 +1,147 @@
+import type { AppContext, RequestInfo } from "../context.js";
+import { fail, ok, type Result } from "../errors.js";
+import { recordEvent } from "../audit/events.js";
+import { notifyUser } from "../audit/notices.js";
+import { findLiveChallenge, consumeChallenge } from "./challenges.js";
+import { afterWrongCode, claimCodeAttempt, clearCodeFailures, codeEntryLockedFor } from "./code-limits.js";
+import { normalizeRecoveryCode, remainingRecoveryCodes, spendRecoveryCode } from "./recovery-codes.js";
+import { createSecretBox } from "./secret-box.js";
+import { createSession, pickAccountForSignIn } from "./sessions.js";
+import { matchTotp, parseTotpCode } from "./totp.js";
+
+export type CodeKind = "auth_app" | "recovery_code";
+
+export type CodeFailure = "challenge_expired" | "invalid_code_format" | "invalid_code" | "code_reused" | "too_many_attempts" | "auth_app_not_enabled";
+
+export interface CodeSignIn {
+  sessionToken: string;
+  userId: string;
+  accountId: string;
+  /** After a recovery code: how many are left. */
+  recoveryCodesRemaining: number | null;
+}
+
+export function totpBox(ctx: Pick<AppContext, "config">): ReturnType<typeof createSecretBox> {
+  return createSecretBox(ctx.config.secretKey, ctx.config.previousSecretKeys, "totp");
+}
+
+/**
+ * Checks a TOTP code for a user. Accepts the current step ± drift, and only a step newer than the last accepted one:
+ * the guarded UPDATE of `totp_last_step` makes a code (or an older one) usable once, across browsers and instances.
+ */
+export async function acceptTotpCode(ctx: AppContext, userId: string, code: string): Promise<"ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled"> {
+  const user = await ctx.db.selectFrom("users").select(["totp_secret_sealed", "totp_last_step", "two_factor_method"]).where("id", "=", userId).executeTakeFirst();
+  if (!user || user.two_factor_method !== "auth_app" || user.totp_secret_sealed === null) return "auth_app_not_enabled";
+  const secret = totpBox(ctx).open(user.totp_secret_sealed, userId);
+  const { limits } = ctx.config;
+  const common = { secret, code, nowMs: ctx.clock.now(), stepSeconds: limits.totpStepSeconds, driftSteps: limits.totpDriftSteps };
+  const step = await matchTotp({ ...common, afterStep: user.totp_last_step });
+  if (step === null) {
+    // Tell a replay apart from a wrong code, so the person knows to wait for the next code.
+    return user.totp_last_step !== null && (await matchTotp({ ...common, afterStep: null })) !== null ? "code_reused" : "invalid_code";
+  }
+  const claimed = await ctx.db
+    .updateTable("users")
+    .set({ totp_last_step: step })
+    .where("id", "=", userId)
+    .where((eb) => eb.or([eb("totp_last_step", "is", null), eb("totp_last_step", "<", step)]))
+    .executeTakeFirst();
+  return Number(claimed.numUpdatedRows) === 1 ? "ok" : "code_reused";
+}
+
+const messages = {
+  invalid_code: "That code is not right.",
+  code_reused: "That code was already used. Wait for the next code in your app, then enter it.",
+  recovery_invalid: "That recovery code is not right, or it was already used.",
+} as const;
+
+/**
+ * The second step for auth-app users: a code from the app, or a recovery code instead. Limits: each challenge allows
+ * `codeFailuresPerChallenge` tries (claimed before checking, so parallel requests cannot exceed it), then the
+ * password is needed again; each user `codeFailuresPerUser` consecutive failures, then code entry locks.
+ */
+export async function signInWithCode(
+  ctx: AppContext,
+  input: { challengeToken: string | undefined; code: string; kind: CodeKind; info: RequestInfo },
+): Promise<Result<CodeSignIn, CodeFailure>> {
+  const { limits } = ctx.config;
+  const challenge = await findLiveChallenge(ctx, input.challengeToken);
+  if (!challenge) return fail("challenge_expired", "Your sign-in has ended. Sign in again with your email and password.");
+
+  let normalized: string;
+  if (input.kind === "auth_app") {
+    const shape = parseTotpCode(input.code);
+    if (!shape.ok) return fail("invalid_code_format", shape.message);
+    normalized = shape.code;
+  } else {
+    const recovery = normalizeRecoveryCode(input.code);
+    if (recovery === null) return fail("invalid_code_format", "A recovery code has 15 letters and digits, like abcde-12345-fghjk.");
+    normalized = recovery;
+  }
+
+  const lockedFor = await codeEntryLockedFor(ctx, challenge.user_id);
+  if (lockedFor > 0) {
+    return fail("too_many_attempts", `Too many wrong codes. Code entry is paused for ${Math.ceil(lockedFor / 60)} more minutes.`, { retryAfterSeconds: lockedFor });
+  }
+
+  // Claim one try on this challenge before checking anything.
+  const claim = await ctx.db
+    .updateTable("challenges")
+    .set((eb) => ({ failed_attempts: eb("failed_attempts", "+", 1) }))
+    .where("id", "=", challenge.id)
+    .where("consumed_at", "is", null)
+    .where("expires_at", ">", ctx.clock.now())
+    .where("failed_attempts", "<", limits.codeFailuresPerChallenge)
+    .returning("failed_attempts")
+    .executeTakeFirst();
+  if (!claim) return fail("challenge_expired", "Too many wrong codes for this sign-in. Sign in again with your email and password.");
+  const attempt = await claimCodeAttempt(ctx, challenge.user_id);
+  if (attempt > limits.codeFailuresPerUser) {
+    return fail("too_many_attempts", "Too many wrong codes. Code entry is paused; try again later.", { retryAfterSeconds: limits.codeLockSeconds });
+  }
+
+  const now = ctx.clock.now();
+  let outcome: "ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled";
+  if (input.kind === "auth_app") {
+    outcome = await acceptTotpCode(ctx, challenge.user_id, normalized);
+  } else {
+    const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
+    outcome = user.two_factor_method !== "auth_app" ? "auth_app_not_enabled" : (await spendRecoveryCode(ctx.db, ctx.config, { userId: challenge.user_id, normalized, now })) ? "ok" : "invalid_code";
+  }
+  if (outcome === "auth_app_not_enabled") return fail("auth_app_not_enabled", "This login does not use an authenticator app. Finish signing in with the emailed link.");
+
+  if (outcome !== "ok") {
+    await recordEvent(ctx, { type: "sign_in.code_failed", userId: challenge.user_id, info: input.info, detail: { kind: input.kind, reason: outcome } });
+    const lockSeconds = await afterWrongCode(ctx, challenge.user_id, attempt, input.info);
+    const base = input.kind === "recovery_code" ? messages.recovery_invalid : messages[outcome];
+    if (lockSeconds > 0) {
+      await consumeChallenge(ctx.db, challenge.id, now);
+      return fail("too_many_attempts", `${base} Too many wrong codes: code entry is paused for ${Math.round(lockSeconds / 60)} minutes. We emailed you about it.`, { retryAfterSeconds: lockSeconds });
+    }
+    const left = limits.codeFailuresPerChallenge - Number(claim.failed_attempts);
+    if (left <= 0) {
+      await consumeChallenge(ctx.db, challenge.id, now);
+      return fail("challenge_expired", `${base} Too many wrong codes for this sign-in: sign in again with your email and password.`);
+    }
+    return fail(outcome, `${base} You can try ${left} more time${left === 1 ? "" : "s"}.`, { attemptsLeft: left });
+  }
+
+  await clearCodeFailures(ctx, challenge.user_id);
+  const accountId = await pickAccountForSignIn(ctx, challenge.user_id);
+  if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
+  const signedIn = await ctx.db.transaction().execute(async (tx) => {
+    if (!(await consumeChallenge(tx, challenge.id, now))) return null;
+    const session = await createSession(ctx, tx, { userId: challenge.user_id, accountId, info: input.info });
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: challenge.user_id, accountId, info: input.info, detail: { secondFactor: input.kind } });
+    return session;
+  });
+  if (!signedIn) return fail("challenge_expired", "This sign-in has already finished. Sign in again if you need to.");
+
+  let remaining: number | null = null;
+  if (input.kind === "recovery_code") {
+    remaining = await remainingRecoveryCodes(ctx.db, challenge.user_id);
+    await recordEvent(ctx, { type: "sign_in.recovery_code_used", userId: challenge.user_id, accountId, info: input.info, detail: { remaining } });
+    await notifyUser(ctx, { userId: challenge.user_id, kind: "recovery_code_used", info: input.info, facts: { remaining } });
+  }
+  return ok({ sessionToken: signedIn.token, userId: challenge.user_id, accountId, recoveryCodesRemaining: remaining });
+}

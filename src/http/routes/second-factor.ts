@@ -1,0 +1,66 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { AppContext } from "../../context.js";
+import { LatchkeyError } from "../../errors.js";
+import { findLiveChallenge } from "../../auth/challenges.js";
+import { signInWithCode, type CodeKind } from "../../auth/second-factor.js";
+import { clearCookie, readCookie, setCookie } from "../cookies.js";
+import { csrfToken } from "../csrf.js";
+import { formSchema, parseBody } from "../input.js";
+import { requestInfo } from "../request-info.js";
+import { statusByCode } from "../errors.js";
+import { codePage, recoveryCodePage } from "../views/second-factor.js";
+
+// Generous bound: the precise shape check (and its message) is the domain's; this only stops absurd input early.
+const codeField = z.string().max(256, "is too long: a code has at most a few dozen characters");
+const codeForm = formSchema({ code: codeField });
+const codeBody = z.object({ code: codeField }).strict();
+
+/** The second step for auth-app users: a code from the app, or a recovery code. Pages and JSON. */
+export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const { config } = ctx;
+  const pages = { auth_app: codePage, recovery_code: recoveryCodePage } as const;
+
+  async function showPage(kind: CodeKind, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
+    if (!challenge) {
+      clearCookie(reply, config, "challenge");
+      return reply.redirect("/login?notice=challenge_expired", 303);
+    }
+    return reply.type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config) }).value);
+  }
+
+  async function submit(kind: CodeKind, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const form = parseBody(codeForm, request.body);
+    const result = await signInWithCode(ctx, { challengeToken: readCookie(request, config, "challenge"), code: form.code, kind, info: requestInfo(request) });
+    if (!result.ok) {
+      if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
+      if (typeof result.details?.["retryAfterSeconds"] === "number") reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
+      if (result.reason === "challenge_expired" && !result.message.includes("wrong codes")) return reply.redirect("/login?notice=challenge_expired", 303);
+      return reply.status(statusByCode[result.reason]).type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }).value);
+    }
+    clearCookie(reply, config, "challenge");
+    setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
+    return reply.redirect("/", 303);
+  }
+
+  app.get("/login/code", (request, reply) => showPage("auth_app", request, reply));
+  app.post("/login/code", (request, reply) => submit("auth_app", request, reply));
+  app.get("/login/recovery", (request, reply) => showPage("recovery_code", request, reply));
+  app.post("/login/recovery", (request, reply) => submit("recovery_code", request, reply));
+
+  async function api(kind: CodeKind, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const body = parseBody(codeBody, request.body);
+    const result = await signInWithCode(ctx, { challengeToken: readCookie(request, config, "challenge"), code: body.code, kind, info: requestInfo(request) });
+    if (!result.ok) {
+      if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
+      throw new LatchkeyError(result.reason, result.message, result.details);
+    }
+    clearCookie(reply, config, "challenge");
+    setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
+    return reply.send({ ok: true, ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}) });
+  }
+
+  app.post("/api/v1/login/code", (request, reply) => api("auth_app", request, reply));
+  app.post("/api/v1/login/recovery-code", (request, reply) => api("recovery_code", request, reply));
+}
