@@ -41,7 +41,9 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
       directives: { upgradeInsecureRequests: ctx.config.secureCookies ? [] : null, defaultSrc: ["'none'"], styleSrc: ["'unsafe-inline'"], imgSrc: ["'self'", "data:"], formAction: ["'self'"], frameAncestors: ["'none'"], baseUri: ["'none'"] },
     },
     strictTransportSecurity: ctx.config.secureCookies,
-    referrerPolicy: { policy: "no-referrer" },
+    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on form POSTs, which the CSRF check
+    // refuses. Other origins still get no Referer, so no token in a URL leaks.
+    referrerPolicy: { policy: "same-origin" },
   });
 
   app.decorateRequest("signedIn", null);

@@ -37,7 +37,7 @@ export function layout(options: LayoutOptions): SafeHtml {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${options.title} · ${product}</title>
 <style>${raw(STYLE)}</style>
 </head>
