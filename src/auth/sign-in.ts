@@ -47,9 +47,11 @@ export async function checkPassword(
   const byEmail = emailKey(possible ? email : `invalid:${hashToken(email)}`);
   const loggedEmail = possible ? email : "(not an email address)";
   const ipCount = input.info.ip ? await ctx.attempts.hit(ipKey(input.info.ip), window) : 0;
-  const emailFailures = await ctx.attempts.count(byEmail);
-  if (emailFailures >= limits.passwordFailuresPerEmail || ipCount > limits.passwordAttemptsPerIp) {
-    const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(emailFailures >= limits.passwordFailuresPerEmail ? byEmail : ipKey(input.info.ip ?? "")));
+  // The attempt is counted before the password is checked (and the count reset on success), so parallel guesses on
+  // any number of instances cannot all pass the check together: each one takes its own number.
+  const emailAttempts = await ctx.attempts.hit(byEmail, window);
+  if (emailAttempts > limits.passwordFailuresPerEmail || ipCount > limits.passwordAttemptsPerIp) {
+    const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(emailAttempts > limits.passwordFailuresPerEmail ? byEmail : ipKey(input.info.ip ?? "")));
     await recordEvent(ctx, { type: "sign_in.throttled", info: input.info, detail: { email: loggedEmail } });
     return fail("too_many_attempts", `Too many sign-in attempts. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
   }
@@ -72,7 +74,6 @@ export async function checkPassword(
   const passwordOk = usable ? await verifyPassword(user.password_hash as string, input.password) : await verifyAgainstDummy(input.password);
 
   if (!user || !passwordOk) {
-    await ctx.attempts.hit(byEmail, window);
     await recordEvent(ctx, { type: "sign_in.password_failed", userId: user?.id ?? null, info: input.info, detail: { email: loggedEmail } });
     return fail("invalid_credentials", INVALID_CREDENTIALS);
   }
