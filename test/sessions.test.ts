@@ -333,6 +333,10 @@ for (const dialect of dialects) {
         record("GET /api/v1/nowhere", await browser.get("/api/v1/nowhere"));
         record("GET /healthz", await browser.get("/healthz"));
         record("GET /api/v1/openapi.json", await browser.get("/api/v1/openapi.json"));
+        record("POST /api/v1/login 413", await t.app.inject({ method: "POST", url: "/api/v1/login", headers: { "content-type": "application/json" }, payload: JSON.stringify({ email: "x".repeat(70_000) }) }));
+        record("POST /api/v1/login 415", await t.app.inject({ method: "POST", url: "/api/v1/login", headers: { "content-type": "text/plain" }, payload: "hi" }));
+        record("POST /api/v1/login 403", await browser.request("POST", "/api/v1/login", { json: {}, headers: { origin: "https://evil.example" } }));
+        record("POST /login 403", await browser.request("POST", "/login", { form: { email: member.email, password: member.password } }));
         for (const [label, response] of responses) {
           expect(response.statusCode, label).toBeLessThan(500);
           expect(response.headers["cache-control"], label).toBe("no-store");
