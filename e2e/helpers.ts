@@ -1,0 +1,127 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { DatabaseAttemptStore } from "../src/auth/attempts.js";
+import { TestClock } from "../src/clock.js";
+import { loadConfig, type Config } from "../src/config.js";
+import type { AppContext } from "../src/context.js";
+import { connect, migrateToLatest } from "../src/db/connect.js";
+import type { MailMessage, Mailer } from "../src/mail/mailer.js";
+import { buildApp } from "../src/server.js";
+
+/** Keeps every message; tests read the newest link like a person reads their inbox. */
+export class InboxMailer implements Mailer {
+  readonly sent: MailMessage[] = [];
+  async send(message: MailMessage): Promise<void> {
+    this.sent.push(message);
+  }
+  async close(): Promise<void> {}
+  count(to: string): number {
+    return this.sent.filter((m) => m.to === to).length;
+  }
+  /** The first URL in the newest message to `to`. */
+  lastLink(to: string): string {
+    const message = [...this.sent].reverse().find((m) => m.to === to);
+    const link = message && /https?:\/\/\S+/.exec(message.text)?.[0];
+    if (!link) throw new Error(`no link in mail to ${to}`);
+    return link;
+  }
+}
+
+export interface E2eServer {
+  app: FastifyInstance;
+  ctx: AppContext;
+  config: Config;
+  clock: TestClock;
+  mail: InboxMailer;
+  /** http://127.0.0.1:<port>: the public URL, and the origin the browser uses. */
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/** A free loopback port: bind to 0, read the port, release it. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      if (address === null || typeof address === "string") return reject(new Error("no port"));
+      probe.close(() => resolve(address.port));
+    });
+  });
+}
+
+async function startOnce(port: number): Promise<E2eServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const config = loadConfig({
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    LATCHKEY_PUBLIC_URL: baseUrl,
+    LATCHKEY_DATA_DIR: dataDir,
+    LATCHKEY_SECRET_KEY: randomBytes(32).toString("base64"),
+    LOG_LEVEL: "silent",
+  });
+  const store = connect({ databaseUrl: undefined, sqliteFile: join(dataDir, "latchkey.db") });
+  const clock = new TestClock();
+  const mail = new InboxMailer();
+  const ctx: AppContext = { db: store.db, dialect: store.dialect, config, clock, mailer: mail, attempts: new DatabaseAttemptStore(store.db, clock) };
+  let app: FastifyInstance | undefined;
+  const cleanup = async (): Promise<void> => {
+    await app?.close();
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await migrateToLatest(store.db);
+    app = await buildApp(ctx, { logger: false });
+    await app.listen({ port, host: "127.0.0.1" });
+  } catch (error) {
+    await cleanup().catch(() => undefined);
+    throw error;
+  }
+  return { app, ctx, config, clock, mail, baseUrl, close: cleanup };
+}
+
+/** A real Latchkey HTTP server on SQLite, on a free loopback port, with a test clock and a readable inbox. */
+export async function startE2eServer(): Promise<E2eServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(await freePort());
+    } catch (error) {
+      // Another process may take the port between probing and listening: try another one.
+      if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 5) throw error;
+    }
+  }
+}
+
+export const CHROMIUM_PATH = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+
+/** Debian chromium, headless, with everything that would reach the network switched off. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+}
+
+export const SCREENSHOT_DIR = fileURLToPath(new URL("./screenshots", import.meta.url));
+
+/** Saves a full-page screenshot as e2e/screenshots/<name>.png (gitignored), for people to look at. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+/** What GET /api/v1/session answers for the cookies of a browser context. */
+export async function sessionStatus(context: BrowserContext, baseUrl: string): Promise<{ status: number; body: unknown }> {
+  const response = await context.request.get(`${baseUrl}/api/v1/session`, { failOnStatusCode: false });
+  return { status: response.status(), body: await response.json().catch(() => null) };
+}
