@@ -283,13 +283,16 @@ for (const dialect of dialects) {
         expect(response.statusCode).toBe(200);
         expect(response.headers["content-type"]).toMatch(/^application\/json/);
         const body = response.json();
-        expect(body).toEqual({
+        // The contract of PRODUCT.md; later features may add fields beside these, never change them.
+        expect(body).toMatchObject({
           user: { id: member.userId, email: member.email, name: "Ada Lovelace" },
           account: { id: member.accountId, name: "Analytical Engines" },
           role: "admin",
           twoFactor: { method: "email_link" },
           expiresAt: expect.any(String),
         });
+        expect(Object.keys(body.user).sort()).toEqual(["email", "id", "name"]);
+        expect(Object.keys(body.account).sort()).toEqual(["id", "name"]);
       });
 
       it("GET /api/v1/session answers 401 unauthenticated without a cookie", async () => {
