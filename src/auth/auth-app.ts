@@ -122,6 +122,8 @@ export type ConfirmFailure = "setup_not_started" | "recovery_codes_not_saved" | 
  * user end: a credential changed.
  */
 export async function confirmAuthAppSetup(ctx: AppContext, signedIn: SignedIn, code: string, info: RequestInfo): Promise<Result<null, ConfirmFailure>> {
+  // The switch happens here, so the proof must still be fresh here (a setup lives longer than a proof).
+  if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
   const userId = signedIn.user.id;
   const setup = await pendingSetup(ctx, userId);
   if (!setup) return fail("setup_not_started", "Your setup has expired or was not started. Start again.");
