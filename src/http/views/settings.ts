@@ -137,7 +137,7 @@ export function recoveryCodesPage(c: SettingsChrome & { codes: string[]; duringS
 <h1>${c.duringSetup ? "Step 1 of 3: save your recovery codes" : "Your new recovery codes"}</h1>
 ${alert("error", c.error)}
 <p>If you lose your phone, each of these codes lets you sign in once instead of an app code. Keep them somewhere safe, like a password manager. <strong>This is the only time we show them.</strong>${c.duringSetup ? "" : " Your old codes no longer work."}</p>
-<ol id="recovery-codes" style="font-family:ui-monospace,monospace;font-size:1.1rem;columns:2">${c.codes.map((code) => html`<li>${code}</li>`)}</ol>
+<ol id="recovery-codes" style="font-family:ui-monospace,monospace;font-size:1rem;columns:2 11rem;column-gap:3rem">${c.codes.map((code) => html`<li>${code}</li>`)}</ol>
 <p style="display:flex;gap:.75rem;flex-wrap:wrap">
 <a class="button" href="/settings/two-factor/recovery-codes.txt" download>Download</a>
 <a class="button" href="/settings/two-factor/recovery-codes/print" target="_blank" rel="noopener">Print</a>
