@@ -15,6 +15,8 @@ import { openApiRoutes } from "./http/routes/openapi.js";
 import { secondFactorRoutes } from "./http/routes/second-factor.js";
 import { settingsRoutes } from "./http/routes/settings.js";
 import { assetRoutes } from "./http/routes/assets.js";
+import { teamRoutes } from "./http/routes/team.js";
+import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
 
 export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
@@ -60,12 +62,15 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.addHook("preHandler", async (request, reply) => {
     checkCsrf(request, ctx.config);
     await loadSession(ctx, request, reply);
+    // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open.
+    return enforceTwoFactorPolicy(request, reply);
   });
 
   loginRoutes(app, ctx);
   secondFactorRoutes(app, ctx);
   homeRoutes(app, ctx);
   settingsRoutes(app, ctx);
+  teamRoutes(app, ctx);
   assetRoutes(app);
   invitationRoutes(app, ctx);
   apiRoutes(app, ctx);

@@ -4,7 +4,7 @@ import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { signInLinkMessage } from "../mail/messages.js";
 import { consumeChallenge } from "./challenges.js";
-import { createSession, pickAccountForSignIn } from "./sessions.js";
+import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 
 /** Where sign-in links point. Built from the configured public URL only, never from the request's Host header. */
@@ -76,7 +76,7 @@ export type RedeemLinkFailure = "link_invalid" | "link_used" | "link_expired" | 
 export async function redeemEmailLink(
   ctx: AppContext,
   input: { linkToken: string; challengeToken: string | undefined; info: RequestInfo },
-): Promise<Result<{ sessionToken: string; userId: string; accountId: string }, RedeemLinkFailure>> {
+): Promise<Result<{ sessionToken: string; userId: string; accountId: string; chooseAccount: boolean }, RedeemLinkFailure>> {
   if (!looksLikeToken(input.linkToken)) return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
   const now = ctx.clock.now();
   const link = await ctx.db
@@ -109,6 +109,7 @@ export async function redeemEmailLink(
   const accountId = await pickAccountForSignIn(ctx, link.userId);
   if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
 
+  const chooseAccount = (await passwordAccountCount(ctx, link.userId)) > 1;
   return ctx.db.transaction().execute(async (tx) => {
     // The guarded UPDATE is the race barrier: of parallel redemptions exactly one changes the row.
     const claimed = await tx
@@ -123,6 +124,6 @@ export async function redeemEmailLink(
     if (!(await consumeChallenge(tx, link.challengeId, now))) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
     const session = await createSession(ctx, tx, { userId: link.userId, accountId, info: input.info });
     await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: link.userId, accountId, info: input.info, detail: { secondFactor: "email_link" } });
-    return ok({ sessionToken: session.token, userId: link.userId, accountId });
+    return ok({ sessionToken: session.token, userId: link.userId, accountId, chooseAccount });
   });
 }

@@ -13,13 +13,14 @@ export function hasFreshProof(ctx: Pick<AppContext, "clock" | "config">, signedI
 export async function reauthenticate(ctx: AppContext, signedIn: SignedIn, password: string, info: RequestInfo): Promise<Result<null, "invalid_credentials" | "too_many_attempts">> {
   const key = `reauth:user:${signedIn.user.id}`;
   const { limits } = ctx.config;
-  if ((await ctx.attempts.count(key)) >= limits.reauthFailuresPerUser) {
+  // Count the attempt before checking it, so parallel wrong passwords cannot all slip in under the limit.
+  const attempt = await ctx.attempts.hit(key, limits.passwordAttemptWindowSeconds);
+  if (attempt > limits.reauthFailuresPerUser) {
     const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(key));
     return fail("too_many_attempts", `Too many wrong passwords. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
   }
   const user = await ctx.db.selectFrom("users").select("password_hash").where("id", "=", signedIn.user.id).executeTakeFirst();
   if (!user?.password_hash || !(await verifyPassword(user.password_hash, password))) {
-    await ctx.attempts.hit(key, limits.passwordAttemptWindowSeconds);
     await recordEvent(ctx, { type: "session.reauthentication_failed", userId: signedIn.user.id, accountId: signedIn.account.id, info });
     return fail("invalid_credentials", "That password is not right.");
   }

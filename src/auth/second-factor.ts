@@ -6,7 +6,7 @@ import { findLiveChallenge, consumeChallenge } from "./challenges.js";
 import { afterWrongCode, claimCodeAttempt, clearCodeFailures, codeEntryLockedFor } from "./code-limits.js";
 import { normalizeRecoveryCode, remainingRecoveryCodes, spendRecoveryCode } from "./recovery-codes.js";
 import { createSecretBox } from "./secret-box.js";
-import { createSession, pickAccountForSignIn } from "./sessions.js";
+import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
 import { matchTotp, parseTotpCode } from "./totp.js";
 
 export type CodeKind = "auth_app" | "recovery_code";
@@ -19,6 +19,8 @@ export interface CodeSignIn {
   accountId: string;
   /** After a recovery code: how many are left. */
   recoveryCodesRemaining: number | null;
+  /** The person belongs to several accounts: offer the choice. */
+  chooseAccount: boolean;
 }
 
 export function totpBox(ctx: Pick<AppContext, "config">): ReturnType<typeof createSecretBox> {
@@ -143,5 +145,5 @@ export async function signInWithCode(
     await recordEvent(ctx, { type: "sign_in.recovery_code_used", userId: challenge.user_id, accountId, info: input.info, detail: { remaining } });
     await notifyUser(ctx, { userId: challenge.user_id, kind: "recovery_code_used", info: input.info, facts: { remaining } });
   }
-  return ok({ sessionToken: signedIn.token, userId: challenge.user_id, accountId, recoveryCodesRemaining: remaining });
+  return ok({ sessionToken: signedIn.token, userId: challenge.user_id, accountId, recoveryCodesRemaining: remaining, chooseAccount: (await passwordAccountCount(ctx, challenge.user_id)) > 1 });
 }

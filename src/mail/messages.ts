@@ -94,3 +94,32 @@ export function securityNoticeMessage(input: { to: string; productName: string; 
         : "If this was not you, change your password now and tell your Account Admin: someone else may be signed in as you.",
   });
 }
+
+export function policyEnabledMessage(input: { to: string; productName: string; accountName: string; setupUrl: string }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `${input.accountName} now requires an authenticator app`,
+    productName: input.productName,
+    paragraphs: [
+      `An Account Admin of "${input.accountName}" now requires every team member to use an authenticator app for two-factor authentication on ${input.productName}.`,
+      "Next time you use it you will be asked to set one up: first you save ten recovery codes, then you scan a QR code with an app such as Google Authenticator, Microsoft Authenticator, Authy, Duo Mobile or 1Password. Have the app ready.",
+    ],
+    action: { label: "Set up your auth app now", url: input.setupUrl },
+    footer: "Questions? Ask your Account Admin.",
+  });
+}
+
+export function memberRemovedMessage(input: { to: string; productName: string; accountName: string; loginDeleted: boolean }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `You were removed from ${input.accountName}`,
+    productName: input.productName,
+    paragraphs: [
+      `An Account Admin removed you from the team account "${input.accountName}" on ${input.productName}. You were signed out of it.`,
+      input.loginDeleted
+        ? "You had no other team account, so your login (password, authenticator app and recovery codes) was deleted. If you are invited again, you will set a new password and two-factor authentication."
+        : "Your login stays, for your other team accounts.",
+    ],
+    footer: "If you did not expect this, contact your Account Admin.",
+  });
+}

@@ -5,6 +5,7 @@ import { recordEvent } from "../audit/events.js";
 import { checkEmail, checkName } from "../auth/emails.js";
 import { checkNewPassword, hashPassword, verifyPassword, type PasswordProblem } from "../auth/passwords.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
+import { invitationMessage } from "../mail/messages.js";
 
 export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): string {
   return new URL(`/invite/${token}`, ctx.config.publicUrl).href;
@@ -143,4 +144,114 @@ export async function acceptInvitation(
     await recordEvent({ db: tx, clock: ctx.clock }, { type: "invitation.accepted", accountId: invitation.accountId, userId, info: input.info, detail: { email: invitation.email, role: invitation.role } });
     return ok({ userId, accountId: invitation.accountId, email: invitation.email, joinedWithExistingLogin: newUser === null });
   });
+}
+
+export interface PendingInvitation {
+  id: string;
+  email: string;
+  role: Role;
+  createdAt: number;
+  expiresAt: number;
+  expired: boolean;
+}
+
+/** Open invitations of an account (not accepted, not revoked), newest first; expired ones are flagged, not hidden. */
+export async function listPendingInvitations(ctx: Pick<AppContext, "db" | "clock">, accountId: string): Promise<PendingInvitation[]> {
+  const rows = await ctx.db
+    .selectFrom("invitations")
+    .select(["id", "email", "role", "created_at", "expires_at"])
+    .where("account_id", "=", accountId)
+    .where("accepted_at", "is", null)
+    .where("revoked_at", "is", null)
+    .orderBy("created_at", "desc")
+    .execute();
+  const now = ctx.clock.now();
+  return rows.map((r) => ({ id: r.id, email: r.email, role: r.role, createdAt: r.created_at, expiresAt: r.expires_at, expired: r.expires_at <= now }));
+}
+
+export type InviteFailure = "forbidden" | "email_invalid" | "already_member" | "mail_unavailable";
+
+async function sendInvitationEmail(ctx: AppContext, input: { accountId: string; email: string; url: string; invitedBy: string }): Promise<boolean> {
+  const account = await ctx.db.selectFrom("accounts").select("name").where("id", "=", input.accountId).executeTakeFirstOrThrow();
+  try {
+    await ctx.mailer.send(
+      invitationMessage({
+        to: input.email,
+        productName: ctx.config.productName,
+        accountName: account.name,
+        invitedBy: input.invitedBy,
+        url: input.url,
+        expiresInDays: Math.round(ctx.config.limits.invitationTtlSeconds / 86400),
+      }),
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** An Account Admin invites someone by email with a role; the invitation email carries the 7-day, single-use link. */
+export async function inviteMember(
+  ctx: AppContext,
+  actor: { userId: string; name: string; accountId: string; isAdmin: boolean },
+  input: { email: string; role: Role; info: RequestInfo },
+): Promise<Result<{ invitationId: string; email: string; emailed: boolean }, InviteFailure>> {
+  if (!actor.isAdmin) return fail("forbidden", "Only Account Admins can invite team members.");
+  const email = checkEmail(input.email, ctx.config.limits);
+  if (!email.ok) return email;
+  const existing = await ctx.db
+    .selectFrom("memberships")
+    .innerJoin("users", "users.id", "memberships.user_id")
+    .select("memberships.id")
+    .where("memberships.account_id", "=", actor.accountId)
+    .where("users.email", "=", email.value)
+    .executeTakeFirst();
+  if (existing) return fail("already_member", `${email.value} is already a member of this account.`);
+  const created = await createInvitation(ctx, { accountId: actor.accountId, email: email.value, role: input.role, invitedByUserId: actor.userId });
+  if (!created.ok) return created;
+  const emailed = await sendInvitationEmail(ctx, { accountId: actor.accountId, email: email.value, url: created.value.url, invitedBy: actor.name });
+  return ok({ invitationId: created.value.invitationId, email: email.value, emailed });
+}
+
+/** A new link for an open invitation (the old link stops working), emailed again. */
+export async function resendInvitation(
+  ctx: AppContext,
+  actor: { userId: string; name: string; accountId: string; isAdmin: boolean },
+  input: { invitationId: string; info: RequestInfo },
+): Promise<Result<{ email: string; emailed: boolean }, "forbidden" | "invitation_not_found" | "email_invalid">> {
+  if (!actor.isAdmin) return fail("forbidden", "Only Account Admins can resend invitations.");
+  const row = await ctx.db
+    .selectFrom("invitations")
+    .select(["email", "role"])
+    .where("id", "=", input.invitationId)
+    .where("account_id", "=", actor.accountId)
+    .where("accepted_at", "is", null)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  if (!row) return fail("invitation_not_found", "There is no open invitation with that id in this account.");
+  const created = await createInvitation(ctx, { accountId: actor.accountId, email: row.email, role: row.role, invitedByUserId: actor.userId });
+  if (!created.ok) return created;
+  await recordEvent(ctx, { type: "invitation.resent", accountId: actor.accountId, actorUserId: actor.userId, info: input.info, detail: { email: row.email } });
+  const emailed = await sendInvitationEmail(ctx, { accountId: actor.accountId, email: row.email, url: created.value.url, invitedBy: actor.name });
+  return ok({ email: row.email, emailed });
+}
+
+export async function revokeInvitation(
+  ctx: AppContext,
+  actor: { userId: string; accountId: string; isAdmin: boolean },
+  input: { invitationId: string; info: RequestInfo },
+): Promise<Result<{ email: string }, "forbidden" | "invitation_not_found">> {
+  if (!actor.isAdmin) return fail("forbidden", "Only Account Admins can revoke invitations.");
+  const row = await ctx.db.selectFrom("invitations").select("email").where("id", "=", input.invitationId).where("account_id", "=", actor.accountId).executeTakeFirst();
+  const result = await ctx.db
+    .updateTable("invitations")
+    .set({ revoked_at: ctx.clock.now() })
+    .where("id", "=", input.invitationId)
+    .where("account_id", "=", actor.accountId)
+    .where("accepted_at", "is", null)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  if (!row || Number(result.numUpdatedRows) !== 1) return fail("invitation_not_found", "There is no open invitation with that id in this account.");
+  await recordEvent(ctx, { type: "invitation.revoked", accountId: actor.accountId, actorUserId: actor.userId, info: input.info, detail: { email: row.email } });
+  return ok({ email: row.email });
 }

@@ -1,5 +1,9 @@
-import type { AppContext } from "../context.js";
+import type { AppContext, RequestInfo } from "../context.js";
 import type { Role } from "../db/schema.js";
+import { fail, ok, type Result } from "../errors.js";
+import { recordEvent } from "../audit/events.js";
+import type { SignedIn } from "../auth/sessions.js";
+import { memberRemovedMessage } from "../mail/messages.js";
 
 export interface TeamMember {
   userId: string;
@@ -9,15 +13,17 @@ export interface TeamMember {
   /** What the Team Members page shows: SSO members have no Latchkey second factor. */
   method: "email_link" | "auth_app" | "sso";
   lastSignInAt: number | null;
+  joinedAt: number;
 }
 
 export async function listTeamMembers(ctx: Pick<AppContext, "db">, accountId: string): Promise<TeamMember[]> {
   const rows = await ctx.db
     .selectFrom("memberships")
     .innerJoin("users", "users.id", "memberships.user_id")
-    .select(["users.id", "users.name", "users.email", "users.two_factor_method", "memberships.role", "memberships.sign_in_method", "memberships.last_sign_in_at"])
+    .select(["users.id", "users.name", "users.email", "users.two_factor_method", "memberships.role", "memberships.sign_in_method", "memberships.last_sign_in_at", "memberships.created_at"])
     .where("memberships.account_id", "=", accountId)
     .orderBy("users.name")
+    .orderBy("users.email")
     .execute();
   return rows.map((r) => ({
     userId: r.id,
@@ -26,5 +32,78 @@ export async function listTeamMembers(ctx: Pick<AppContext, "db">, accountId: st
     role: r.role,
     method: r.sign_in_method === "sso" ? "sso" : r.two_factor_method,
     lastSignInAt: r.last_sign_in_at,
+    joinedAt: r.created_at,
   }));
+}
+
+export function isRole(value: string): value is Role {
+  return value === "admin" || value === "member";
+}
+
+export type MemberFailure = "forbidden" | "member_not_found" | "last_admin";
+
+function requireAdmin(actor: SignedIn): Result<null, "forbidden"> {
+  return actor.role === "admin" ? ok(null) : fail("forbidden", "Only Account Admins can manage team members.");
+}
+
+/**
+ * Changes a member's role. The last admin cannot be demoted: the guard counts admins inside the same transaction as
+ * the change (and on PostgreSQL locks the account's admin rows), so two admins demoting each other cannot both win.
+ */
+export async function changeRole(ctx: AppContext, actor: SignedIn, input: { userId: string; role: Role; info: RequestInfo }): Promise<Result<null, MemberFailure>> {
+  const allowed = requireAdmin(actor);
+  if (!allowed.ok) return allowed;
+  const accountId = actor.account.id;
+  return ctx.db.transaction().execute(async (tx) => {
+    let admins = tx.selectFrom("memberships").select(["user_id"]).where("account_id", "=", accountId).where("role", "=", "admin");
+    if (ctx.dialect === "postgres") admins = admins.forUpdate();
+    const adminIds = (await admins.execute()).map((r) => r.user_id);
+    const member = await tx.selectFrom("memberships").select(["id", "role"]).where("account_id", "=", accountId).where("user_id", "=", input.userId).executeTakeFirst();
+    if (!member) return fail("member_not_found", "There is no such member in this account.");
+    if (member.role === input.role) return ok(null);
+    if (member.role === "admin" && adminIds.length <= 1) return fail("last_admin", "This is the account's only Account Admin. Make someone else an admin first.");
+    await tx.updateTable("memberships").set({ role: input.role }).where("id", "=", member.id).execute();
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "member.role_changed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { from: member.role, to: input.role } });
+    return ok(null);
+  });
+}
+
+/**
+ * Removes a member from the account and signs them out of it at once (their sessions for it are deleted, so their
+ * next request on any instance is refused). When it was their only account, the login itself is deleted —
+ * password, auth app, recovery codes — so re-adding them starts from a new invitation, as the seed promises. When
+ * they still belong to another account, their credentials stay: one account's admin never controls another's.
+ */
+export async function removeMember(ctx: AppContext, actor: SignedIn, input: { userId: string; info: RequestInfo }): Promise<Result<{ loginDeleted: boolean; email: string }, MemberFailure>> {
+  const allowed = requireAdmin(actor);
+  if (!allowed.ok) return allowed;
+  const accountId = actor.account.id;
+  const result = await ctx.db.transaction().execute(async (tx) => {
+    let admins = tx.selectFrom("memberships").select(["user_id"]).where("account_id", "=", accountId).where("role", "=", "admin");
+    if (ctx.dialect === "postgres") admins = admins.forUpdate();
+    const adminIds = (await admins.execute()).map((r) => r.user_id);
+    const member = await tx
+      .selectFrom("memberships")
+      .innerJoin("users", "users.id", "memberships.user_id")
+      .select(["memberships.id", "memberships.role", "users.email"])
+      .where("memberships.account_id", "=", accountId)
+      .where("memberships.user_id", "=", input.userId)
+      .executeTakeFirst();
+    if (!member) return fail("member_not_found", "There is no such member in this account.");
+    if (member.role === "admin" && adminIds.length <= 1) return fail("last_admin", "This is the account's only Account Admin and cannot be removed. Make someone else an admin first.");
+    await tx.deleteFrom("memberships").where("id", "=", member.id).execute();
+    await tx.deleteFrom("sessions").where("user_id", "=", input.userId).where("account_id", "=", accountId).execute();
+    await tx.updateTable("invitations").set({ revoked_at: ctx.clock.now() }).where("account_id", "=", accountId).where("email", "=", member.email).where("accepted_at", "is", null).where("revoked_at", "is", null).execute();
+    const others = await tx.selectFrom("memberships").select("id").where("user_id", "=", input.userId).executeTakeFirst();
+    // No account left: delete the login; foreign keys remove its sessions, challenges, codes and setups with it.
+    if (!others) await tx.deleteFrom("users").where("id", "=", input.userId).execute();
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "member.removed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { email: member.email, loginDeleted: !others } });
+    return ok({ loginDeleted: !others, email: member.email });
+  });
+  if (result.ok) {
+    await ctx.mailer
+      .send(memberRemovedMessage({ to: result.value.email, productName: ctx.config.productName, accountName: actor.account.name, loginDeleted: result.value.loginDeleted }))
+      .catch(() => undefined);
+  }
+  return result;
 }

@@ -133,7 +133,7 @@ export class Browser {
     }
   }
 
-  async request(method: "GET" | "POST", url: string, options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<LightMyRequestResponse> {
+  async request(method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE", url: string, options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = { ...options.headers };
     if (this.cookies.size) headers["cookie"] = this.cookieHeader();
     let payload: string | undefined;

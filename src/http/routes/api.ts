@@ -10,6 +10,7 @@ import { clearCookie, readCookie, setCookie } from "../cookies.js";
 import { parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { requireSignedIn } from "../session-guard.js";
+import { mustSetUpAuthApp } from "../../team/policy.js";
 
 const loginBody = z.object({ email: z.string().max(1024), password: z.string().max(4096) }).strict();
 
@@ -41,7 +42,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       user: { id: me.user.id, email: me.user.email, name: me.user.name },
       account: { id: me.account.id, name: me.account.name },
       role: me.role,
-      twoFactor: { method: me.signInMethod === "sso" ? "sso" : me.user.twoFactorMethod },
+      twoFactor: { method: me.signInMethod === "sso" ? "sso" : me.user.twoFactorMethod, setupRequired: mustSetUpAuthApp(me) },
       expiresAt: new Date(me.expiresAt).toISOString(),
     });
   });

@@ -97,7 +97,7 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     clearCookie(reply, config, "challenge");
     setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
     // Redirect so the spent token leaves the address bar and history.
-    return reply.redirect("/", 303);
+    return reply.redirect(result.value.chooseAccount ? "/accounts" : "/", 303);
   });
 
   app.post("/logout", async (request, reply) => {

@@ -41,7 +41,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
     }
     clearCookie(reply, config, "challenge");
     setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
-    return reply.redirect("/", 303);
+    return reply.redirect(result.value.chooseAccount ? "/accounts" : "/", 303);
   }
 
   app.get("/login/code", (request, reply) => showPage("auth_app", request, reply));

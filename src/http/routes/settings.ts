@@ -15,7 +15,6 @@ import {
   startAuthAppSetup,
   twoFactorStatus,
 } from "../../auth/auth-app.js";
-import { listTeamMembers } from "../../team/members.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
@@ -30,7 +29,6 @@ import {
   recoveryCodesPage,
   scanPage,
   setupDonePage,
-  teamMembersPage,
   type SettingsChrome,
 } from "../views/settings.js";
 
@@ -66,13 +64,6 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     return html(reply, accountSettingsPage({ ...chrome(request, reply, me), accountName: me.account.name }));
-  });
-
-  app.get("/settings/team", async (request, reply) => {
-    const me = requireSignedIn(request, reply);
-    if (!me) return reply;
-    const members = await listTeamMembers(ctx, me.account.id);
-    return html(reply, teamMembersPage({ ...chrome(request, reply, me), members: members.map((m) => ({ ...m, isYou: m.userId === me.user.id })) }));
   });
 
   app.get("/settings/profile", async (request, reply) => {

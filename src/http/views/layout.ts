@@ -49,6 +49,7 @@ export function layout(options: LayoutOptions): SafeHtml {
     options.signedIn
       ? html`<nav aria-label="Account">
   <span class="muted">${options.signedIn.email} · ${options.signedIn.accountName}</span>
+  <a href="/accounts">Switch account</a>
   <a href="/settings">Settings</a>
   <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${options.signedIn.csrf}"><button class="link" type="submit">Sign out</button></form>
 </nav>`

@@ -1,5 +1,6 @@
 import { html, raw, type SafeHtml } from "../../html.js";
 import { alert, csrfField, field, layout } from "./layout.js";
+import { settingsPage } from "./team.js";
 
 export interface SettingsChrome {
   productName: string;
@@ -10,13 +11,8 @@ export interface SettingsChrome {
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 export type MethodLabelKey = keyof typeof methodLabel;
 
-function settingsNav(c: SettingsChrome, current: string): SafeHtml {
-  const link = (href: string, label: string): SafeHtml => html`<a href="${href}" ${current === href ? html`aria-current="page"` : ""}>${label}</a>`;
-  return html`<nav aria-label="Account settings" style="display:flex;gap:1rem;margin-bottom:1rem">${link("/settings/team", "Team Members")}${c.isAdmin ? link("/settings/security", "Security") : ""}</nav>`;
-}
-
 function page(c: SettingsChrome, title: string, current: string, body: SafeHtml, wide = false): SafeHtml {
-  return layout({ title, productName: c.productName, signedIn: c.signedIn, wide, body: html`<p class="muted"><a href="/settings">Account Settings</a></p>${settingsNav(c, current)}${body}` });
+  return settingsPage(c, title, current, body, wide);
 }
 
 export function accountSettingsPage(c: SettingsChrome & { accountName: string }): SafeHtml {
@@ -28,35 +24,9 @@ export function accountSettingsPage(c: SettingsChrome & { accountName: string })
 <p>Settings of the team account <strong>${c.accountName}</strong>.</p>
 <ul>
 <li><a href="/settings/team">Team Members</a>: who is on the team and how each signs in. Your own settings are under "Edit your settings".</li>
-${c.isAdmin ? html`<li><a href="/settings/security">Security</a>: the account's two-factor policy.</li>` : ""}
+${c.isAdmin ? html`<li><a href="/settings/security">Security</a>: the account's two-factor policy.</li><li><a href="/settings/audit">Audit log</a>: every security event of the account.</li>` : ""}
 </ul></div>`,
   });
-}
-
-export interface MemberRow {
-  userId: string;
-  name: string;
-  email: string;
-  role: "admin" | "member";
-  method: MethodLabelKey;
-  isYou: boolean;
-}
-
-export function teamMembersPage(c: SettingsChrome & { members: MemberRow[] }): SafeHtml {
-  return page(
-    c,
-    "Team Members",
-    "/settings/team",
-    html`<div class="card"><h1>Team Members</h1>
-<table><thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Two-factor authentication</th><th scope="col"><span class="skip">Actions</span></th></tr></thead><tbody>
-${c.members.map(
-  (m) => html`<tr><td>${m.name}${m.isYou ? " (you)" : ""}</td><td>${m.email}</td><td>${m.role === "admin" ? "Account Admin" : "Member"}</td><td>${methodLabel[m.method]}</td><td>${m.isYou ? html`<a href="/settings/profile">Edit your settings</a>` : ""}</td></tr>`,
-)}
-</tbody></table>
-<p class="muted">Each member's two-factor method is shown here; it cannot be switched per member. ${c.isAdmin ? "To require the auth app for everyone, use Security." : ""}</p>
-</div>`,
-    true,
-  );
 }
 
 export function profilePage(c: SettingsChrome & { name: string; email: string; method: MethodLabelKey; recoveryCodesRemaining: number }): SafeHtml {

@@ -1,0 +1,77 @@
+import type { AppContext } from "../context.js";
+
+export interface AuditQuery {
+  accountId: string;
+  /** Only events about or by this user. */
+  userId?: string | undefined;
+  /** Exact event type, or a prefix ending in "." (e.g. "sign_in."). */
+  type?: string | undefined;
+  fromMs?: number | undefined;
+  toMs?: number | undefined;
+  /** Opaque cursor from the previous page. */
+  cursor?: string | undefined;
+  limit: number;
+}
+
+export interface AuditEntry {
+  id: string;
+  type: string;
+  at: number;
+  userId: string | null;
+  userEmail: string | null;
+  actorUserId: string | null;
+  actorEmail: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  detail: Record<string, unknown>;
+}
+
+function encodeCursor(at: number, id: string): string {
+  return Buffer.from(`${at}:${id}`, "utf8").toString("base64url");
+}
+
+/** Null when the cursor is not one we made. */
+export function decodeCursor(cursor: string): { at: number; id: string } | null {
+  const [at, id] = Buffer.from(cursor, "base64url").toString("utf8").split(":");
+  if (!at || !id || !/^\d+$/.test(at) || !/^[0-9a-f]{32}$/.test(id)) return null;
+  return { at: Number(at), id };
+}
+
+/**
+ * The account's security events, newest first. Events recorded before an account is known (password steps, code
+ * attempts) belong to a user, not an account: they show in every account that person is a member of.
+ */
+export async function listAuditEvents(ctx: Pick<AppContext, "db">, query: AuditQuery): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
+  let q = ctx.db
+    .selectFrom("audit_events as e")
+    .leftJoin("users as u", "u.id", "e.user_id")
+    .leftJoin("users as a", "a.id", "e.actor_user_id")
+    .select(["e.id", "e.type", "e.created_at", "e.user_id", "e.actor_user_id", "e.ip", "e.user_agent", "e.detail", "u.email as userEmail", "a.email as actorEmail"])
+    .where((eb) =>
+      eb.or([
+        eb("e.account_id", "=", query.accountId),
+        eb.and([eb("e.account_id", "is", null), eb("e.user_id", "in", eb.selectFrom("memberships").select("memberships.user_id").where("memberships.account_id", "=", query.accountId))]),
+      ]),
+    );
+  if (query.userId) q = q.where((eb) => eb.or([eb("e.user_id", "=", query.userId!), eb("e.actor_user_id", "=", query.userId!)]));
+  if (query.type) q = query.type.endsWith(".") ? q.where("e.type", "like", `${query.type.replace(/[%_\\]/g, "")}%`) : q.where("e.type", "=", query.type);
+  if (query.fromMs !== undefined) q = q.where("e.created_at", ">=", query.fromMs);
+  if (query.toMs !== undefined) q = q.where("e.created_at", "<", query.toMs);
+  const cursor = query.cursor ? decodeCursor(query.cursor) : null;
+  if (cursor) q = q.where((eb) => eb.or([eb("e.created_at", "<", cursor.at), eb.and([eb("e.created_at", "=", cursor.at), eb("e.id", "<", cursor.id)])]));
+  const rows = await q.orderBy("e.created_at", "desc").orderBy("e.id", "desc").limit(query.limit + 1).execute();
+  const page = rows.slice(0, query.limit);
+  const last = page[page.length - 1];
+  return {
+    entries: page.map((r) => {
+      let detail: Record<string, unknown> = {};
+      try {
+        detail = JSON.parse(r.detail) as Record<string, unknown>;
+      } catch {
+        // A row we did not write: show it without details rather than fail the page.
+      }
+      return { id: r.id, type: r.type, at: r.created_at, userId: r.user_id, userEmail: r.userEmail, actorUserId: r.actor_user_id, actorEmail: r.actorEmail, ip: r.ip, userAgent: r.user_agent, detail };
+    }),
+    nextCursor: rows.length > query.limit && last ? encodeCursor(last.created_at, last.id) : null,
+  };
+}

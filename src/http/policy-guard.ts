@@ -1,0 +1,36 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { LatchkeyError } from "../errors.js";
+import { mustSetUpAuthApp } from "../team/policy.js";
+import { isApiRequest } from "./errors.js";
+
+/**
+ * While the account requires the auth app and this member has not set it up, only these stay reachable: the setup
+ * itself (with password confirmation and the codes download), sign-out, help, and the read-only session calls that
+ * let a client see why. Everything else — including the forward-auth check for the protected app — is refused.
+ */
+const ALLOWED = [
+  /^\/settings\/two-factor(\/.*)?$/,
+  /^\/settings\/confirm-password$/,
+  /^\/logout$/,
+  /^\/api\/v1\/logout$/,
+  /^\/api\/v1\/session$/,
+  /^\/api\/v1\/two-factor$/,
+  /^\/api\/v1\/openapi\.json$/,
+  /^\/assets\//,
+  /^\/help$/,
+  // Switching to another of the person's accounts is allowed: the policy is the account's, not the person's.
+  /^\/accounts(\/switch)?$/,
+  /^\/api\/v1\/accounts$/,
+  /^\/api\/v1\/session\/account$/,
+  /^\/healthz$/,
+];
+
+export function enforceTwoFactorPolicy(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+  const me = request.signedIn;
+  if (!me || !mustSetUpAuthApp(me)) return undefined;
+  const path = request.url.split("?")[0] ?? "";
+  if (ALLOWED.some((pattern) => pattern.test(path))) return undefined;
+  const message = `${me.account.name} requires an authenticator app for every team member. Set it up to continue.`;
+  if (isApiRequest(request)) throw new LatchkeyError("two_factor_setup_required", message, { setupUrl: "/settings/two-factor" });
+  return reply.redirect("/settings/two-factor", 303);
+}
