@@ -122,6 +122,12 @@ export interface Config {
   /** `true` when the public URL is https: cookies get `Secure` and the `__Host-` prefix. */
   secureCookies: boolean;
   logLevel: string;
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (audit events, per-IP limits): `false` (none,
+   * the default), `true` (any: only when nothing but the proxy can reach Latchkey), a hop count, or a list of
+   * addresses/CIDRs.
+   */
+  trustProxy: boolean | number | string[];
   limits: Limits;
 }
 
@@ -226,6 +232,19 @@ export function loadConfig(env: Env = process.env): Config {
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     throw new ConfigError("LOG_LEVEL", `expected one of fatal, error, warn, info, debug, trace, silent, got "${logLevel}"`);
   }
+  const trustRaw = read(env, "LATCHKEY_TRUST_PROXY");
+  let trustProxy: boolean | number | string[] = false;
+  if (trustRaw !== undefined) {
+    if (trustRaw === "true" || trustRaw === "false") trustProxy = trustRaw === "true";
+    else if (/^\d{1,2}$/.test(trustRaw)) trustProxy = Number(trustRaw);
+    else {
+      const list = trustRaw.split(",").map((v) => v.trim()).filter(Boolean);
+      if (list.length === 0 || !list.every((v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v))) {
+        throw new ConfigError("LATCHKEY_TRUST_PROXY", `expected true, false, a hop count, or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8), got "${trustRaw}"`);
+      }
+      trustProxy = list;
+    }
+  }
   const limits: Limits = {
     ...defaultLimits,
     sessionIdleTimeoutSeconds: integer(env, "LATCHKEY_SESSION_IDLE_SECONDS", defaultLimits.sessionIdleTimeoutSeconds, 60, 30 * 24 * 3600),
@@ -254,6 +273,7 @@ export function loadConfig(env: Env = process.env): Config {
     productName,
     secureCookies: publicUrl.protocol === "https:",
     logLevel,
+    trustProxy,
     limits,
   };
 }

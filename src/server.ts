@@ -22,8 +22,6 @@ export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
   outboxDir?: string | undefined;
   logger?: boolean;
-  /** Trust X-Forwarded-For from a reverse proxy (for client IPs in audit events). */
-  trustProxy?: boolean;
 }
 
 /** The composition root: a Fastify app over an AppContext. No I/O happens here beyond registering routes. */
@@ -31,7 +29,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   const app = Fastify({
     logger: options.logger === false ? false : { level: ctx.config.logLevel, redact: ["req.headers.cookie", 'res.headers["set-cookie"]'] },
     bodyLimit: ctx.config.limits.bodyLimitBytes,
-    trustProxy: options.trustProxy ?? false,
+    // Fastify accepts a hop count too (documented), though its type omits it.
+    trustProxy: ctx.config.trustProxy as boolean | string[],
     // Tokens in paths are 43 characters; anything much longer is noise.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   });

@@ -49,3 +49,9 @@ export async function consumeChallenge(db: Kysely<Database>, challengeId: string
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
+
+/** The address a challenge's sign-in link goes to (shown on "Check your email"). */
+export async function challengeEmail(ctx: Pick<AppContext, "db">, challenge: Challenge): Promise<string> {
+  const user = await ctx.db.selectFrom("users").select("email").where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
+  return user.email;
+}

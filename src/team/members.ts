@@ -107,3 +107,11 @@ export async function removeMember(ctx: AppContext, actor: SignedIn, input: { us
   }
   return result;
 }
+
+/** A member as the "Remove …?" page shows them, and whether they belong to other accounts (their login then stays). */
+export async function memberForRemoval(ctx: Pick<AppContext, "db">, accountId: string, userId: string): Promise<{ member: TeamMember; otherAccounts: boolean } | null> {
+  const member = (await listTeamMembers(ctx, accountId)).find((m) => m.userId === userId);
+  if (!member) return null;
+  const other = await ctx.db.selectFrom("memberships").select("id").where("user_id", "=", userId).where("account_id", "!=", accountId).executeTakeFirst();
+  return { member, otherAccounts: other !== undefined };
+}

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import { startSignIn } from "../../auth/sign-in.js";
-import { findLiveChallenge } from "../../auth/challenges.js";
+import { challengeEmail, findLiveChallenge } from "../../auth/challenges.js";
+import type { Challenge } from "../../db/schema.js";
 import { redeemEmailLink, sendEmailLink } from "../../auth/email-links.js";
 import { signOut } from "../../auth/sessions.js";
 import { clearCookie, readCookie, setCookie } from "../cookies.js";
@@ -53,18 +54,18 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     return challenge;
   }
 
-  async function renderCheckEmail(request: FastifyRequest, reply: FastifyReply, userId: string, extra: { error?: string; notice?: string }, status = 200): Promise<FastifyReply> {
-    const user = await ctx.db.selectFrom("users").select("email").where("id", "=", userId).executeTakeFirstOrThrow();
+  async function renderCheckEmail(request: FastifyRequest, reply: FastifyReply, challenge: Challenge, extra: { error?: string; notice?: string }, status = 200): Promise<FastifyReply> {
+    const email = await challengeEmail(ctx, challenge);
     return reply
       .status(status)
       .type("text/html")
-      .send(checkEmailPage({ ...chrome, csrf: csrfToken(request, reply, config), email: user.email, minutes: Math.round(config.limits.emailLinkTtlSeconds / 60), ...extra }).value);
+      .send(checkEmailPage({ ...chrome, csrf: csrfToken(request, reply, config), email, minutes: Math.round(config.limits.emailLinkTtlSeconds / 60), ...extra }).value);
   }
 
   app.get("/login/email", async (request, reply) => {
     const challenge = await challengeOrRestart(request, reply);
     if (!challenge) return reply;
-    return renderCheckEmail(request, reply, challenge.user_id, {});
+    return renderCheckEmail(request, reply, challenge, {});
   });
 
   app.post("/login/email/resend", async (request, reply) => {
@@ -74,9 +75,9 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     const sent = await sendEmailLink(ctx, challenge, requestInfo(request));
     if (!sent.ok) {
       if (sent.details?.["retryAfterSeconds"] !== undefined) reply.header("Retry-After", String(sent.details["retryAfterSeconds"]));
-      return renderCheckEmail(request, reply, challenge.user_id, { error: sent.message }, statusByCode[sent.reason]);
+      return renderCheckEmail(request, reply, challenge, { error: sent.message }, statusByCode[sent.reason]);
     }
-    return renderCheckEmail(request, reply, challenge.user_id, { notice: "We sent a new link. Earlier links no longer work." });
+    return renderCheckEmail(request, reply, challenge, { notice: "We sent a new link. Earlier links no longer work." });
   });
 
   app.get<{ Params: { token: string } }>("/login/email/:token", async (request, reply) => {

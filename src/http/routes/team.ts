@@ -4,7 +4,7 @@ import type { AppContext } from "../../context.js";
 import type { SignedIn } from "../../auth/sessions.js";
 import { LatchkeyError } from "../../errors.js";
 import { listAuditEvents } from "../../audit/log.js";
-import { changeRole, listTeamMembers, removeMember } from "../../team/members.js";
+import { changeRole, listTeamMembers, memberForRemoval, removeMember } from "../../team/members.js";
 import { inviteMember, listPendingInvitations, resendInvitation, revokeInvitation } from "../../team/invitations.js";
 import { policyOverview, setTwoFactorPolicy } from "../../team/policy.js";
 import { accountsOf, switchAccount } from "../../team/switch-account.js";
@@ -114,10 +114,9 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get<{ Params: { userId: string } }>("/settings/team/members/:userId/remove", async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
-    const member = (await listTeamMembers(ctx, me.account.id)).find((m) => m.userId === request.params.userId);
-    if (!member) throw new LatchkeyError("member_not_found", "There is no such member in this account.");
-    const other = await ctx.db.selectFrom("memberships").select("id").where("user_id", "=", member.userId).where("account_id", "!=", me.account.id).executeTakeFirst();
-    return send(reply, removeMemberPage({ ...chrome(request, reply, me), member, otherAccounts: other !== undefined }));
+    const found = await memberForRemoval(ctx, me.account.id, request.params.userId);
+    if (!found) throw new LatchkeyError("member_not_found", "There is no such member in this account.");
+    return send(reply, removeMemberPage({ ...chrome(request, reply, me), ...found }));
   });
 
   app.post<{ Params: { userId: string } }>("/settings/team/members/:userId/remove", async (request, reply) => {
