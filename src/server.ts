@@ -47,6 +47,12 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     referrerPolicy: { policy: "same-origin" },
   });
 
+  // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
+  const routes: string[] = [];
+  app.decorate("latchkeyRoutes", routes);
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) if (method !== "HEAD") routes.push(`${method} ${route.url}`);
+  });
   app.decorateRequest("signedIn", null);
   app.decorateRequest("csrfCookieIssued", undefined);
   app.setErrorHandler(errorHandler);
@@ -77,4 +83,10 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   if (options.outboxDir !== undefined) devMailRoutes(app, ctx, options.outboxDir);
   app.get("/healthz", async (_request, reply) => reply.send({ ok: true }));
   return app;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    latchkeyRoutes: string[];
+  }
 }

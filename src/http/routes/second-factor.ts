@@ -10,6 +10,7 @@ import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { statusByCode } from "../errors.js";
 import { codePage, recoveryCodePage } from "../views/second-factor.js";
+import { messagePage } from "../views/pages.js";
 
 // Generous bound: the precise shape check (and its message) is the domain's; this only stops absurd input early.
 const codeField = z.string().max(256, "is too long: a code has at most a few dozen characters");
@@ -36,7 +37,13 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
     if (!result.ok) {
       if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
       if (typeof result.details?.["retryAfterSeconds"] === "number") reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
-      if (result.reason === "challenge_expired" && !result.message.includes("wrong codes")) return reply.redirect("/login?notice=challenge_expired", 303);
+      if (result.reason === "challenge_expired") {
+        // The sign-in is over (too many wrong codes, or it timed out): no form to retry, only the way back.
+        return reply
+          .status(statusByCode[result.reason])
+          .type("text/html")
+          .send(messagePage({ productName: config.productName, title: "Sign in again", message: result.message, action: { href: "/login", label: "Sign in again" } }).value);
+      }
       return reply.status(statusByCode[result.reason]).type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }).value);
     }
     clearCookie(reply, config, "challenge");
