@@ -19,6 +19,7 @@ export type AuditEventType =
   | "sign_in.email_link_wrong_browser"
   | "sign_in.succeeded"
   | "session.signed_out"
+  | "password.changed"
   | "sign_in.code_failed"
   | "sign_in.code_entry_locked"
   | "sign_in.recovery_code_used"

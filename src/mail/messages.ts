@@ -63,9 +63,10 @@ export function invitationMessage(input: { to: string; productName: string; acco
 }
 
 /** What happened to a person's sign-in, for the security notices below. */
-export type SecurityNoticeKind = "auth_app_enabled" | "auth_app_disabled" | "recovery_codes_regenerated" | "recovery_code_used" | "code_entry_locked";
+export type SecurityNoticeKind = "password_changed" | "auth_app_enabled" | "auth_app_disabled" | "recovery_codes_regenerated" | "recovery_code_used" | "code_entry_locked";
 
 const noticeTexts: Record<SecurityNoticeKind, { subject: string; what: (facts: Record<string, string | number>) => string }> = {
+  password_changed: { subject: "Your password was changed", what: () => "The password of your login was changed. Every other browser signed in as you was signed out." },
   auth_app_enabled: { subject: "Authenticator app turned on", what: () => "Two-factor authentication with an authenticator app was turned on for your login. From now on you sign in with your password and a code from the app." },
   auth_app_disabled: { subject: "Authenticator app turned off", what: () => "The authenticator app was turned off for your login. You now finish signing in with a link sent to this address, which is the weaker method." },
   recovery_codes_regenerated: { subject: "New recovery codes issued", what: () => "New recovery codes were generated for your login. All of your earlier recovery codes stopped working." },

@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import type { SignedIn } from "../../auth/sessions.js";
 import { hasFreshProof, reauthenticate } from "../../auth/fresh-proof.js";
+import { changePassword } from "../../auth/password-change.js";
 import {
   acknowledgeRecoveryCodes,
   confirmAuthAppSetup,
@@ -22,6 +23,7 @@ import { requireSignedIn } from "../session-guard.js";
 import { statusByCode } from "../errors.js";
 import {
   accountSettingsPage,
+  changePasswordPage,
   confirmPasswordPage,
   manageTwoFactorPage,
   printCodesPage,
@@ -74,6 +76,28 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
       reply,
       profilePage({ ...chrome(request, reply, me), name: me.user.name, email: me.user.email, method: me.signInMethod === "sso" ? "sso" : status.method, recoveryCodesRemaining: status.recoveryCodesRemaining }),
     );
+  });
+
+  const passwordChrome = { minLength: config.limits.passwordMinLength, maxLength: config.limits.passwordMaxLength };
+
+  app.get("/settings/password", async (request, reply) => {
+    const me = requireSignedIn(request, reply);
+    if (!me) return reply;
+    const done = (request.query as Record<string, unknown>)["notice"] === "changed";
+    return html(reply, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, done }));
+  });
+
+  app.post("/settings/password", async (request, reply) => {
+    const me = requireSignedIn(request, reply);
+    if (!me) return reply;
+    const form = parseBody(formSchema({ currentPassword: z.string().max(4096), newPassword: z.string().max(4096) }), request.body);
+    const result = await changePassword(ctx, me, { currentPassword: form.currentPassword, newPassword: form.newPassword, info: requestInfo(request) });
+    if (!result.ok) {
+      if (typeof result.details?.["retryAfterSeconds"] === "number") reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
+      const errors = result.reason.startsWith("password_") ? { next: result.message } : { current: result.message };
+      return html(reply, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, errors }), statusByCode[result.reason]);
+    }
+    return reply.redirect("/settings/password?notice=changed", 303);
   });
 
   app.post("/settings/confirm-password", async (request, reply) => {

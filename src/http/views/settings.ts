@@ -36,6 +36,7 @@ export function profilePage(c: SettingsChrome & { name: string; email: string; m
     "/settings/profile",
     html`<div class="card"><h1>Your settings</h1>
 <p><strong>${c.name}</strong> · ${c.email}</p>
+${c.method === "sso" ? "" : html`<p><a href="/settings/password">Change password</a></p>`}
 <h2 style="font-size:1.15rem;margin-top:1.5rem">Two-factor authentication</h2>
 <p>Method: <strong>${methodLabel[c.method]}</strong>${c.method === "auth_app" ? html` · ${c.recoveryCodesRemaining} recovery codes left` : ""}</p>
 ${c.method === "sso" ? html`<p class="muted">You sign in with your company's SSO provider, which handles two-factor authentication.</p>` : html`<p><a class="button" href="/settings/two-factor">Manage</a></p>`}
@@ -166,5 +167,23 @@ export function setupDonePage(c: SettingsChrome): SafeHtml {
 <p>Two-factor authentication with your auth app is set up. Next time you sign in, enter the code from your app after your password.</p>
 <p>You can generate new recovery codes any time from Edit your settings → Manage.</p>
 <p><a class="button" href="/">Continue</a></p></div>`,
+  );
+}
+
+export function changePasswordPage(c: SettingsChrome & { errors?: { current?: string | undefined; next?: string | undefined }; minLength: number; maxLength: number; done?: boolean }): SafeHtml {
+  const e = c.errors ?? {};
+  return page(
+    c,
+    "Change password",
+    "/settings/profile",
+    html`<div class="card"><h1>Change password</h1>
+${c.done ? alert("ok", "Your password is changed. Other browsers signed in as you were signed out.") : ""}
+<form method="post" action="/settings/password" novalidate>
+${csrfField(c.signedIn.csrf)}
+${field({ label: "Current password", name: "currentPassword", type: "password", autocomplete: "current-password", autofocus: !e.next, error: e.current })}
+${field({ label: "New password", name: "newPassword", type: "password", autocomplete: "new-password", autofocus: Boolean(e.next), error: e.next, hint: `${c.minLength} to ${c.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+<button type="submit">Change password</button>
+</form>
+<p class="muted" style="margin-top:1rem"><a href="/settings/profile">Back to your settings</a></p></div>`,
   );
 }
