@@ -14,7 +14,7 @@ export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): s
 /** Invites an email to an account. Older open invitations of the same email to the same account are revoked. */
 export async function createInvitation(
   ctx: AppContext,
-  input: { accountId: string; email: string; role: Role; invitedByUserId: string | null },
+  input: { accountId: string; email: string; role: Role; invitedByUserId: string | null; info?: RequestInfo },
 ): Promise<Result<{ invitationId: string; url: string; token: string; expiresAt: number }, "email_invalid">> {
   const email = checkEmail(input.email, ctx.config.limits);
   if (!email.ok) return email;
@@ -36,7 +36,7 @@ export async function createInvitation(
       .values({ id, account_id: input.accountId, email: email.value, role: input.role, token_hash: hashToken(token), created_by_user_id: input.invitedByUserId, created_at: now, expires_at: expiresAt, accepted_at: null, revoked_at: null })
       .execute();
   });
-  await recordEvent(ctx, { type: "invitation.created", accountId: input.accountId, actorUserId: input.invitedByUserId, detail: { email: email.value, role: input.role } });
+  await recordEvent(ctx, { type: "invitation.created", accountId: input.accountId, actorUserId: input.invitedByUserId, ...(input.info ? { info: input.info } : {}), detail: { email: email.value, role: input.role } });
   return ok({ invitationId: id, url: invitationUrl(ctx, token), token, expiresAt });
 }
 
@@ -207,7 +207,7 @@ export async function inviteMember(
     .where("users.email", "=", email.value)
     .executeTakeFirst();
   if (existing) return fail("already_member", `${email.value} is already a member of this account.`);
-  const created = await createInvitation(ctx, { accountId: actor.accountId, email: email.value, role: input.role, invitedByUserId: actor.userId });
+  const created = await createInvitation(ctx, { accountId: actor.accountId, email: email.value, role: input.role, invitedByUserId: actor.userId, info: input.info });
   if (!created.ok) return created;
   const emailed = await sendInvitationEmail(ctx, { accountId: actor.accountId, email: email.value, url: created.value.url, invitedBy: actor.name });
   return ok({ invitationId: created.value.invitationId, email: email.value, emailed });
@@ -229,7 +229,7 @@ export async function resendInvitation(
     .where("revoked_at", "is", null)
     .executeTakeFirst();
   if (!row) return fail("invitation_not_found", "There is no open invitation with that id in this account.");
-  const created = await createInvitation(ctx, { accountId: actor.accountId, email: row.email, role: row.role, invitedByUserId: actor.userId });
+  const created = await createInvitation(ctx, { accountId: actor.accountId, email: row.email, role: row.role, invitedByUserId: actor.userId, info: input.info });
   if (!created.ok) return created;
   await recordEvent(ctx, { type: "invitation.resent", accountId: actor.accountId, actorUserId: actor.userId, info: input.info, detail: { email: row.email } });
   const emailed = await sendInvitationEmail(ctx, { accountId: actor.accountId, email: row.email, url: created.value.url, invitedBy: actor.name });
