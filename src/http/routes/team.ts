@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import type { SignedIn } from "../../auth/sessions.js";
 import { LatchkeyError } from "../../errors.js";
-import { listAuditEvents } from "../../audit/log.js";
+import { decodeCursor, listAuditEvents } from "../../audit/log.js";
 import { changeRole, listTeamMembers, memberForRemoval, removeMember } from "../../team/members.js";
 import { inviteMember, listPendingInvitations, resendInvitation, revokeInvitation } from "../../team/invitations.js";
 import { policyOverview, setTwoFactorPolicy } from "../../team/policy.js";
@@ -158,6 +158,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   async function auditFor(me: SignedIn, raw: unknown): Promise<{ result: Awaited<ReturnType<typeof listAuditEvents>>; q: z.infer<typeof auditQuery>; limit: number }> {
     const q = parseBody(auditQuery, raw);
+    if (q.cursor && !decodeCursor(q.cursor)) throw new LatchkeyError("invalid_request", '"cursor" is not valid: pass the nextCursor of the previous page as it is.');
     const limit = Math.min(Math.max(Number(q.limit ?? AUDIT_PAGE_SIZE), 1), AUDIT_MAX_PAGE_SIZE);
     const result = await listAuditEvents(ctx, {
       accountId: me.account.id,
