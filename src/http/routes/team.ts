@@ -36,6 +36,17 @@ function pick<T extends Record<string, string>>(table: T, request: FastifyReques
   return typeof code === "string" && code in table ? table[code as keyof T] : undefined;
 }
 
+/** A path id that is not an id names nobody: 404 before any query (PostgreSQL would refuse e.g. a NUL byte with a 500). */
+function memberIdOf(params: { userId: string }): string {
+  if (!idSchema.safeParse(params.userId).success) throw new LatchkeyError("member_not_found", "There is no such member in this account.");
+  return params.userId;
+}
+
+function invitationIdOf(params: { id: string }): string {
+  if (!idSchema.safeParse(params.id).success) throw new LatchkeyError("invitation_not_found", "There is no open invitation with that id in this account.");
+  return params.id;
+}
+
 /** "YYYY-MM-DD" or an ISO date-time → epoch ms; undefined when empty; throws a 400 when malformed. */
 function parseDate(name: string, value: string | undefined, endOfDay = false): number | undefined {
   if (value === undefined || value.trim() === "") return undefined;
@@ -88,7 +99,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     parseBody(formSchema({}), request.body);
-    const result = await resendInvitation(ctx, actorOf(me), { invitationId: request.params.id, info: requestInfo(request) });
+    const result = await resendInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
     return reply.redirect("/settings/team?notice=resent", 303);
   });
@@ -97,7 +108,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     parseBody(formSchema({}), request.body);
-    const result = await revokeInvitation(ctx, actorOf(me), { invitationId: request.params.id, info: requestInfo(request) });
+    const result = await revokeInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
     return reply.redirect("/settings/team?notice=revoked", 303);
   });
@@ -106,7 +117,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const form = parseBody(formSchema({ role: roleSchema }), request.body);
-    const result = await changeRole(ctx, me, { userId: request.params.userId, role: form.role, info: requestInfo(request) });
+    const result = await changeRole(ctx, me, { userId: memberIdOf(request.params), role: form.role, info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
     return reply.redirect("/settings/team?notice=role", 303);
   });
@@ -114,7 +125,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get<{ Params: { userId: string } }>("/settings/team/members/:userId/remove", async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
-    const found = await memberForRemoval(ctx, me.account.id, request.params.userId);
+    const found = await memberForRemoval(ctx, me.account.id, memberIdOf(request.params));
     if (!found) throw new LatchkeyError("member_not_found", "There is no such member in this account.");
     return send(reply, removeMemberPage({ ...chrome(request, reply, me), ...found }));
   });
@@ -123,7 +134,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     parseBody(formSchema({}), request.body);
-    const result = await removeMember(ctx, me, { userId: request.params.userId, info: requestInfo(request) });
+    const result = await removeMember(ctx, me, { userId: memberIdOf(request.params), info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
     if (result.value.email === me.user.email) return reply.redirect("/login", 303);
     return reply.redirect("/settings/team?notice=removed", 303);
@@ -231,13 +242,13 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.patch<{ Params: { userId: string } }>("/api/v1/team/members/:userId", async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const body = parseBody(z.object({ role: roleSchema }).strict(), request.body);
-    orThrow(await changeRole(ctx, me, { userId: request.params.userId, role: body.role, info: requestInfo(request) }));
+    orThrow(await changeRole(ctx, me, { userId: memberIdOf(request.params), role: body.role, info: requestInfo(request) }));
     return reply.send({ ok: true });
   });
 
   app.delete<{ Params: { userId: string } }>("/api/v1/team/members/:userId", async (request, reply) => {
     const me = requireAdminApi(request, reply);
-    const result = orThrow(await removeMember(ctx, me, { userId: request.params.userId, info: requestInfo(request) }));
+    const result = orThrow(await removeMember(ctx, me, { userId: memberIdOf(request.params), info: requestInfo(request) }));
     return reply.send({ ok: true, loginDeleted: result.loginDeleted });
   });
 
@@ -256,13 +267,13 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post<{ Params: { id: string } }>("/api/v1/team/invitations/:id/resend", async (request, reply) => {
     const me = requireAdminApi(request, reply);
-    const result = orThrow(await resendInvitation(ctx, actorOf(me), { invitationId: request.params.id, info: requestInfo(request) }));
+    const result = orThrow(await resendInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
     return reply.send({ ok: true, emailed: result.emailed });
   });
 
   app.delete<{ Params: { id: string } }>("/api/v1/team/invitations/:id", async (request, reply) => {
     const me = requireAdminApi(request, reply);
-    orThrow(await revokeInvitation(ctx, actorOf(me), { invitationId: request.params.id, info: requestInfo(request) }));
+    orThrow(await revokeInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
     return reply.send({ ok: true });
   });
 
