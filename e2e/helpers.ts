@@ -5,7 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import jsQRModule from "jsqr";
+import { generateSync } from "otplib";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import { PNG } from "pngjs";
 import { DatabaseAttemptStore } from "../src/auth/attempts.js";
 import { TestClock } from "../src/clock.js";
 import { loadConfig, type Config } from "../src/config.js";
@@ -124,4 +127,20 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 export async function sessionStatus(context: BrowserContext, baseUrl: string): Promise<{ status: number; body: unknown }> {
   const response = await context.request.get(`${baseUrl}/api/v1/session`, { failOnStatusCode: false });
   return { status: response.status(), body: await response.json().catch(() => null) };
+}
+
+// jsqr is CommonJS with an ES-style `default` in its types: under NodeNext the function is `.default` of the module.
+const jsQR = jsQRModule.default;
+
+/** Reads the QR code shown in `element` the way a phone does: from pixels (a screenshot), with a real decoder. */
+export async function readQrCode(element: Locator): Promise<string> {
+  const png = PNG.sync.read(await element.screenshot({ type: "png" }));
+  const decoded = jsQR(new Uint8ClampedArray(png.data.buffer, png.data.byteOffset, png.data.byteLength), png.width, png.height);
+  if (!decoded) throw new Error("no QR code in the screenshot");
+  return decoded.data;
+}
+
+/** The code an authenticator app shows now for `secret` (base32), by the test clock (the phone's clock in real life). */
+export function authenticatorCode(secret: string, clock: TestClock): string {
+  return generateSync({ secret, epoch: Math.floor(clock.now() / 1000) });
 }

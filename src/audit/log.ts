@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { AppContext } from "../context.js";
 
 export interface AuditQuery {
@@ -54,7 +55,8 @@ export async function listAuditEvents(ctx: Pick<AppContext, "db">, query: AuditQ
       ]),
     );
   if (query.userId) q = q.where((eb) => eb.or([eb("e.user_id", "=", query.userId!), eb("e.actor_user_id", "=", query.userId!)]));
-  if (query.type) q = query.type.endsWith(".") ? q.where("e.type", "like", `${query.type.replace(/[%_\\]/g, "")}%`) : q.where("e.type", "=", query.type);
+  // A prefix is matched with LIKE, its own "_" and "%" escaped (event types are full of "_": "sign_in.").
+  if (query.type) q = query.type.endsWith(".") ? q.where(sql<boolean>`${sql.ref("e.type")} like ${`${query.type.replace(/[%_!]/g, "!$&")}%`} escape '!'`) : q.where("e.type", "=", query.type);
   if (query.fromMs !== undefined) q = q.where("e.created_at", ">=", query.fromMs);
   if (query.toMs !== undefined) q = q.where("e.created_at", "<", query.toMs);
   const cursor = query.cursor ? decodeCursor(query.cursor) : null;

@@ -6,13 +6,14 @@ const STYLE = `
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
 header{display:flex;gap:1rem;align-items:center;justify-content:space-between;padding:.75rem 1.25rem;border-bottom:1px solid var(--line);background:var(--card)}
 header .brand{font-weight:700;text-decoration:none;color:var(--fg)}header nav{display:flex;gap:1rem;align-items:center}
-main{max-width:34rem;margin:2.5rem auto;padding:0 1rem}main.wide{max-width:56rem}
+main{max-width:34rem;margin:2.5rem auto;padding:0 1rem}main.wide{max-width:64rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:1.5rem}
 h1{font-size:1.5rem;margin:0 0 1rem}p{margin:.5rem 0 1rem}
 label{display:block;font-weight:600;margin:1rem 0 .25rem}.hint{color:var(--muted);font-size:.9rem;margin:.25rem 0 0}
 input[type=text],input[type=email],input[type=password]{width:100%;padding:.6rem .7rem;font:inherit;color:inherit;background:transparent;border:1px solid var(--line);border-radius:6px}
 input[aria-invalid=true]{border-color:var(--err)}
 button,.button{display:inline-block;margin-top:1.25rem;padding:.6rem 1.1rem;font:inherit;font-weight:600;border:0;border-radius:6px;background:var(--accent);color:var(--accent-fg);cursor:pointer;text-decoration:none}
+button:disabled{opacity:.5;cursor:not-allowed}
 button.link{background:none;color:var(--accent);padding:0;margin:0;font-weight:400;text-decoration:underline}
 :focus-visible{outline:3px solid var(--accent);outline-offset:2px}
 .alert{padding:.75rem 1rem;border-radius:6px;margin:0 0 1rem}.alert.error{background:var(--err-bg);color:var(--err)}.alert.ok{background:var(--ok-bg);color:var(--ok)}

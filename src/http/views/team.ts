@@ -9,6 +9,8 @@ import type { SettingsChrome } from "./settings.js";
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 const date = (ms: number | null): string => (ms === null ? "never" : new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC");
+/** The date over the time, so narrow table columns do not break it mid-way. */
+const stackedDate = (ms: number | null): SafeHtml | string => (ms === null ? "never" : html`<span style="white-space:nowrap">${date(ms).slice(0, 10)}</span><br><span style="white-space:nowrap">${date(ms).slice(11)}</span>`);
 
 function settingsNav(c: SettingsChrome, current: string): SafeHtml {
   const link = (href: string, label: string): SafeHtml => html`<a href="${href}" ${current === href ? html`aria-current="page"` : ""}>${label}</a>`;
@@ -31,15 +33,15 @@ export function teamPage(
 <td>${m.name}${you ? " (you)" : ""}</td><td>${m.email}</td>
 <td>${
       c.isAdmin && !lastAdmin
-        ? html`<form method="post" action="/settings/team/members/${m.userId}/role" style="display:flex;gap:.5rem;align-items:center">${csrf}
+        ? html`<form method="post" action="/settings/team/members/${m.userId}/role" style="display:flex;flex-wrap:wrap;gap:.5rem;align-items:center">${csrf}
 <label class="skip" for="role-${m.userId}">Role of ${m.email}</label>
 <select id="role-${m.userId}" name="role"><option value="member" ${m.role === "member" ? "selected" : ""}>Member</option><option value="admin" ${m.role === "admin" ? "selected" : ""}>Account Admin</option></select>
-<button type="submit" style="margin:0;padding:.3rem .6rem">Change role</button></form>`
+<button type="submit" style="margin:0;padding:.3rem .6rem;white-space:nowrap">Change role</button></form>`
         : m.role === "admin"
           ? "Account Admin"
           : "Member"
     }</td>
-<td>${methodLabel[m.method]}</td><td>Active</td><td>${date(m.lastSignInAt)}</td>
+<td>${methodLabel[m.method]}</td><td>Active</td><td>${stackedDate(m.lastSignInAt)}</td>
 <td>${you ? html`<a href="/settings/profile">Edit your settings</a>` : ""}${c.isAdmin && !you && !lastAdmin ? html`<a href="/settings/team/members/${m.userId}/remove">Remove</a>` : ""}</td>
 </tr>`;
   });
@@ -58,8 +60,8 @@ export function teamPage(
     "/settings/team",
     html`<div class="card"><h1>Team Members</h1>
 ${alert("ok", c.notice)}${alert("error", c.error)}
-<table><caption class="skip">Members of this account</caption><thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Two-factor authentication</th><th scope="col">Status</th><th scope="col">Last sign-in</th><th scope="col">Actions</th></tr></thead>
-<tbody>${rows}${invitationRows}</tbody></table>
+<div style="overflow-x:auto"><table style="font-size:.95rem"><caption class="skip">Members of this account</caption><thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Two-factor authentication</th><th scope="col">Status</th><th scope="col">Last sign-in</th><th scope="col">Actions</th></tr></thead>
+<tbody>${rows}${invitationRows}</tbody></table></div>
 <p class="muted">Each member's two-factor method is shown here; there is no per-member switch.${c.isAdmin ? " To require the auth app for everyone, use Security." : ""}</p>
 </div>
 ${
@@ -139,14 +141,16 @@ export function auditPage(
 ${
   c.entries.length === 0
     ? html`<p style="margin-top:1rem">No events match. Sign-ins, factor changes, invitations and policy changes appear here as they happen.</p>`
-    : html`<table style="margin-top:1rem"><thead><tr><th scope="col">When (UTC)</th><th scope="col">Event</th><th scope="col">Who</th><th scope="col">By</th><th scope="col">From</th><th scope="col">Details</th></tr></thead><tbody>
+    : html`<div style="overflow-x:auto;margin-top:1rem"><table style="font-size:.9rem"><thead><tr><th scope="col">When (UTC)</th><th scope="col">Event</th><th scope="col">Who</th><th scope="col">From</th><th scope="col">Details</th></tr></thead><tbody>
 ${c.entries.map(
-  (e) => html`<tr><td>${date(e.at)}</td><td><code>${e.type}</code></td><td>${e.userEmail ?? (typeof e.detail["email"] === "string" ? e.detail["email"] : "—")}</td><td>${e.actorEmail && e.actorUserId !== e.userId ? e.actorEmail : ""}</td>
-<td>${e.ip ?? ""}<br><span class="muted" style="font-size:.8rem">${(e.userAgent ?? "").slice(0, 60)}</span></td><td style="font-size:.85rem">${Object.entries(e.detail)
+  (e) => html`<tr><td>${stackedDate(e.at)}</td><td><code>${e.type}</code></td><td>${e.userEmail ?? (typeof e.detail["email"] === "string" ? e.detail["email"] : "—")}${
+    e.actorEmail && e.actorUserId !== e.userId ? html`<br><span class="muted">by ${e.actorEmail}</span>` : ""
+  }</td>
+<td>${e.ip ?? ""}<br><span class="muted" style="font-size:.8rem;overflow-wrap:anywhere" title="${e.userAgent ?? ""}">${(e.userAgent ?? "").length > 60 ? `${(e.userAgent ?? "").slice(0, 59)}…` : (e.userAgent ?? "")}</span></td><td style="font-size:.85rem;overflow-wrap:anywhere">${Object.entries(e.detail)
     .filter(([k]) => k !== "email")
     .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join(", ")}</td></tr>`,
-)}</tbody></table>`
+)}</tbody></table></div>`
 }
 ${c.nextHref ? html`<p><a href="${c.nextHref}">Older events</a></p>` : ""}
 </div>`,
