@@ -7,6 +7,10 @@ import { buildApp } from "./server.js";
 import { issueSetupLink } from "./team/setup.js";
 import { createAccountWithAdmin } from "./team/accounts.js";
 import { isLoopbackHost } from "./http/routes/dev-mail.js";
+import { applyDueSupportResets, approveSupportRequest, denySupportRequest, listSupportRequests, showSupportRequest, type SupportRequestView } from "./team/support-recovery.js";
+
+/** How often `serve` applies support resets whose waiting period is over. */
+const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
 
 function fatal(message: string): never {
   process.stderr.write(`latchkey: ${message}\n`);
@@ -77,7 +81,16 @@ program
       log(`  ${setup.url}`);
       log("");
     }
+    // Approved support resets whose waiting period is over are applied by whichever instance sweeps first
+    // (each is claimed atomically). Unref'd: the timer never keeps the process alive on its own.
+    const sweep = setInterval(() => {
+      applyDueSupportResets(runtime.ctx)
+        .then((n) => n > 0 && log(`Applied ${n} support reset(s).`))
+        .catch((error: unknown) => app.log.error({ err: error }, "support reset sweep failed"));
+    }, SUPPORT_SWEEP_INTERVAL_MS);
+    sweep.unref();
     const stop = async (): Promise<void> => {
+      clearInterval(sweep);
       await app.close();
       await runtime.close();
       process.exit(0);
@@ -116,6 +129,91 @@ account
       process.stdout.write(`Created account "${options.name.trim()}" (${result.value.accountId}).\n`);
       process.stdout.write(`Send this invitation link to ${options.adminEmail.trim()}; it works once, until ${new Date(result.value.expiresAt).toISOString()}:\n`);
       process.stdout.write(`${result.value.invitationUrl}\n`);
+    });
+  });
+
+const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z"));
+
+function supportLine(r: SupportRequestView): string {
+  const when = r.status === "approved" ? `resets ${iso(r.resetsAt)}` : `asked ${iso(r.createdAt)}`;
+  return `${r.id}  ${r.status.padEnd(11)}  ${r.email}  ${when}`;
+}
+
+const support = program.command("support").description("The support-recovery queue: people locked out of two-factor authentication.");
+support
+  .command("list")
+  .description("Requests that need a decision (pending) or are waiting out their period (approved).")
+  .option("--all", "also unconfirmed, denied, cancelled and completed requests")
+  .action(async (options: { all?: boolean }) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      await applyDueSupportResets(ctx);
+      const rows = await listSupportRequests(ctx, { all: Boolean(options.all) });
+      if (rows.length === 0) {
+        process.stdout.write(options.all ? "No support requests.\n" : "No support requests waiting. (`latchkey support list --all` shows past ones.)\n");
+        return;
+      }
+      for (const r of rows) process.stdout.write(`${supportLine(r)}\n`);
+      process.stdout.write(`${rows.length} request(s). Verify the person out of band, then \`latchkey support approve ID\` or \`deny ID\`.\n`);
+    });
+  });
+support
+  .command("show")
+  .argument("<id>", "request id from `support list`")
+  .description("Everything known about a request and the person behind it, to help verify them.")
+  .action(async (id: string) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const r = await showSupportRequest(ctx, id);
+      if (!r) fatal(`no support request ${id}`);
+      const lines = [
+        `Request     ${r.id}`,
+        `Status      ${r.status}`,
+        `Email       ${r.email}`,
+        `Asked       ${iso(r.createdAt)} from ${r.ip ?? "?"} (${r.userAgent ?? "?"})`,
+        `Confirmed   ${iso(r.confirmedAt)}${r.confirmedAt === null ? "  (not yet confirmed from the inbox: cannot be approved)" : ""}`,
+        `Decided     ${iso(r.decidedAt)}${r.decidedBy ? ` by ${r.decidedBy}` : ""}${r.decisionNote ? ` — ${r.decisionNote}` : ""}`,
+        `Resets at   ${iso(r.resetsAt)}`,
+        `Completed   ${iso(r.completedAt)}`,
+        `Message     ${r.message || "-"}`,
+      ];
+      if (r.user) {
+        lines.push(`Person      ${r.user.name}, 2FA ${r.user.method}, login since ${iso(r.user.createdAt)}`);
+        for (const a of r.user.accounts) lines.push(`  account   ${a.name} (${a.role}), last sign-in ${iso(a.lastSignInAt)}`);
+      }
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+  });
+for (const [name, describe] of [
+  ["approve", "Approve a confirmed request: the reset happens after the waiting period unless the owner cancels from their inbox."],
+  ["deny", "Deny a request; the person is told by email and nothing changes."],
+] as const) {
+  support
+    .command(name)
+    .argument("<id>", "request id from `support list`")
+    .description(describe)
+    .option("--operator <name>", "who decides (recorded; default: your system user)")
+    .option("--note <text>", "why (recorded)")
+    .action(async (id: string, options: { operator?: string; note?: string }) => {
+      await withRuntime(config(), async ({ ctx }) => {
+        const input = { id, ...(options.operator ? { operator: options.operator } : {}), ...(options.note ? { note: options.note } : {}) };
+        if (name === "approve") {
+          const result = await approveSupportRequest(ctx, input);
+          if (!result.ok) fatal(result.message);
+          process.stdout.write(`Approved. ${result.value.email} was emailed; the reset happens at ${iso(result.value.resetsAt)} unless they cancel.\n`);
+        } else {
+          const result = await denySupportRequest(ctx, input);
+          if (!result.ok) fatal(result.message);
+          process.stdout.write(`Denied. ${result.value.email} was emailed; nothing changed.\n`);
+        }
+      });
+    });
+}
+support
+  .command("apply-due")
+  .description("Apply approved resets whose waiting period is over (`serve` does this every minute; use this from cron when no server runs).")
+  .action(async () => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const n = await applyDueSupportResets(ctx);
+      process.stdout.write(n ? `Applied ${n} reset(s).\n` : "No reset is due.\n");
     });
   });
 

@@ -55,6 +55,12 @@ export interface Limits {
   totpSetupTtlSeconds: number;
   /** Wrong passwords when confirming a sensitive change before the confirmation pauses. */
   reauthFailuresPerUser: number;
+  /** An approved support reset waits this long, so the real owner can cancel it from their inbox. */
+  supportWaitingPeriodSeconds: number;
+  /** The "confirm your request" email link of a support request is valid this long. */
+  supportConfirmTtlSeconds: number;
+  /** Support requests per email address within a day (each sends an email, so this also limits mail). */
+  supportRequestsPerEmailPerDay: number;
   /** Shortest password, in Unicode code points (NIST 800-63B: at least 8). */
   passwordMinLength: number;
   /** Longest password, in Unicode code points (no truncation happens below this). */
@@ -94,6 +100,9 @@ export const defaultLimits: Limits = {
   recoveryCodesLowWarning: 3,
   totpSetupTtlSeconds: 30 * 60,
   reauthFailuresPerUser: 10,
+  supportWaitingPeriodSeconds: 72 * 60 * 60,
+  supportConfirmTtlSeconds: 24 * 60 * 60,
+  supportRequestsPerEmailPerDay: 3,
   passwordMinLength: 8,
   passwordMaxLength: 128,
   commonPasswordCount: 10_000,

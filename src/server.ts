@@ -16,6 +16,7 @@ import { secondFactorRoutes } from "./http/routes/second-factor.js";
 import { settingsRoutes } from "./http/routes/settings.js";
 import { assetRoutes } from "./http/routes/assets.js";
 import { teamRoutes } from "./http/routes/team.js";
+import { supportRoutes } from "./http/routes/support.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
 
 export interface BuildOptions {
@@ -76,6 +77,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   homeRoutes(app, ctx);
   settingsRoutes(app, ctx);
   teamRoutes(app, ctx);
+  supportRoutes(app, ctx);
   assetRoutes(app);
   invitationRoutes(app, ctx);
   apiRoutes(app, ctx);

@@ -19,6 +19,7 @@ export interface Database {
   totp_setups: TotpSetupTable;
   recovery_codes: RecoveryCodeTable;
   recovery_code_reveals: RecoveryCodeRevealTable;
+  support_requests: SupportRequestTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -178,4 +179,31 @@ export interface RecoveryCodeRevealTable {
   codes_sealed: string;
   created_at: number;
   expires_at: number;
+}
+
+/**
+ * unconfirmed → (owner confirms from their inbox) pending → (operator) approved | denied;
+ * approved → (owner cancels) cancelled | (waiting period over) completed.
+ */
+export type SupportStatus = "unconfirmed" | "pending" | "approved" | "denied" | "cancelled" | "completed";
+
+export interface SupportRequestTable {
+  id: string;
+  user_id: string;
+  email: string;
+  message: string;
+  status: SupportStatus;
+  confirm_token_hash: string;
+  cancel_token_hash: string | null;
+  created_at: number;
+  confirm_expires_at: number;
+  confirmed_at: number | null;
+  decided_at: number | null;
+  /** Who decided, as given to the CLI (defaults to the operating system user). */
+  decided_by: string | null;
+  decision_note: string | null;
+  resets_at: number | null;
+  completed_at: number | null;
+  ip: string | null;
+  user_agent: string | null;
 }

@@ -124,3 +124,55 @@ export function memberRemovedMessage(input: { to: string; productName: string; a
     footer: "If you did not expect this, contact your Account Admin.",
   });
 }
+
+export function supportConfirmMessage(input: { to: string; productName: string; url: string; expiresInHours: number }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `Confirm your ${input.productName} two-factor reset request`,
+    productName: input.productName,
+    paragraphs: [
+      `Someone asked ${input.productName} support to reset the two-factor authentication of the login with this address, because they cannot sign in.`,
+      `If that was you, confirm the request from this inbox. Support will then check your identity before anything changes. The link works once and expires in ${input.expiresInHours} hours.`,
+    ],
+    action: { label: "Confirm my request", url: input.url },
+    footer: "If this was not you, ignore this email: nothing happens unless the request is confirmed. Consider changing your password.",
+  });
+}
+
+export function supportApprovedMessage(input: { to: string; productName: string; resetsAt: Date; cancelUrl: string }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `Your ${input.productName} two-factor reset is scheduled`,
+    productName: input.productName,
+    paragraphs: [
+      `Support approved the request to reset the two-factor authentication of your login. On ${input.resetsAt.toUTCString()} your authenticator app and recovery codes will be removed; you will then sign in with your password and a link sent to this address, and can set up a new app.`,
+      "The wait is there to protect you: if you did not ask for this, someone is trying to take over your login. Cancel it with the link below.",
+    ],
+    action: { label: "Cancel this reset", url: input.cancelUrl },
+    footer: "If this was you, there is nothing to do: the reset happens by itself.",
+  });
+}
+
+export function supportDeniedMessage(input: { to: string; productName: string }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `Your ${input.productName} two-factor reset request was declined`,
+    productName: input.productName,
+    paragraphs: ["Support could not verify the request to reset the two-factor authentication of your login, so nothing was changed.", "If you still cannot sign in, reply to your support contact or ask an Account Admin to remove and re-add you."],
+    footer: "If you did not ask for a reset, your login is unchanged; consider changing your password.",
+  });
+}
+
+export function supportCompletedMessage(input: { to: string; productName: string; signInUrl: string }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `Your ${input.productName} two-factor authentication was reset`,
+    productName: input.productName,
+    paragraphs: [
+      "As approved by support, the authenticator app and recovery codes of your login were removed and every session was signed out.",
+      "Sign in with your password; you will get a link at this address. Then set up your authenticator app again under Edit your settings → Two-factor authentication → Manage.",
+    ],
+    action: { label: "Sign in", url: input.signInUrl },
+    footer: "If you did not ask for this, change your password now and tell your Account Admin.",
+  });
+}

@@ -34,7 +34,7 @@ ${field({ label: "Recovery code", name: "code", autocomplete: "off", autofocus: 
 <button type="submit">Verify</button>
 </form>
 <p style="margin-top:1.5rem"><a href="/login/code">Use your authenticator app instead</a></p>
-<p class="muted">No codes and no phone? Ask an Account Admin to remove and re-add you, or contact support from your registered email address.</p>
+<p class="muted">No codes and no phone? Ask an Account Admin to remove and re-add you, or <a href="/support">ask support for a reset</a>.</p>
 </div>`,
   });
 }
