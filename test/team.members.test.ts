@@ -272,6 +272,25 @@ for (const dialect of dialects) {
         expect((await adminBrowser.get("/settings/team")).body).not.toContain(email);
       });
 
+      it("after 7 days an invitation is listed as expired and its link is 410; a resend gives a fresh 7-day link", async () => {
+        const { admin, adminBrowser } = await team();
+        const email = freshEmail();
+        const id = (await adminBrowser.request("POST", "/api/v1/team/invitations", { json: { email, role: "member" } })).json().id as string;
+        const link = t.mail.lastLink(email);
+        t.clock.advanceSeconds(7 * 24 * 3600 + 1);
+        const browser = await signedInBrowser(t, admin);
+        const listed = (await browser.get("/api/v1/team/invitations")).json().invitations;
+        expect(listed).toEqual([expect.objectContaining({ id, email, expired: true })]);
+        expect((await browser.get("/settings/team")).body).toContain("Invitation expired");
+        const expired = await new Browser(t.app).get(new URL(link).pathname);
+        expect(expired.statusCode).toBe(410);
+        expect(expired.body).toContain("expired");
+        expect((await browser.request("POST", `/api/v1/team/invitations/${id}/resend`)).statusCode).toBe(200);
+        const fresh = (await browser.get("/api/v1/team/invitations")).json().invitations;
+        expect(fresh).toEqual([expect.objectContaining({ email, expired: false })]);
+        expect((await accept(t.mail.lastLink(email))).status).toBe(303);
+      });
+
       it("an invitation of another account cannot be resent or revoked from this one", async () => {
         const { adminBrowser } = await team();
         const { adminBrowser: otherAdmin } = await team();
