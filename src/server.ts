@@ -65,6 +65,18 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     reply.header("Pragma", "no-cache");
     return payload;
   });
+  // The default public URL says "localhost" while the server listens on 127.0.0.1: someone who opens the
+  // address by IP would get cookies for another host name and forms refused by the origin check. Send page
+  // requests over to the public URL instead (GET/HEAD only; nothing is lost).
+  if (ctx.config.publicUrl.hostname === "localhost") {
+    app.addHook("onRequest", async (request, reply) => {
+      const host = request.headers.host ?? "";
+      if ((request.method === "GET" || request.method === "HEAD") && /^(127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host)) {
+        return reply.redirect(new URL(request.url, ctx.config.publicUrl).href, 308);
+      }
+      return undefined;
+    });
+  }
   app.addHook("preHandler", async (request, reply) => {
     checkCsrf(request, ctx.config);
     await loadSession(ctx, request, reply);

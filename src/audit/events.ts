@@ -1,5 +1,5 @@
 import type { AppContext, RequestInfo } from "../context.js";
-import { newId } from "../auth/tokens.js";
+import { randomBytes } from "node:crypto";
 
 /** Every security event Latchkey records. Stable names: the audit API filters on them. */
 export type AuditEventType =
@@ -46,11 +46,22 @@ export interface AuditInput {
 
 type Db = Pick<AppContext, "db" | "clock">;
 
+let sequence = 0;
+
+/**
+ * Audit ids sort in the order events were recorded: 12 hex digits of milliseconds, 4 of a per-process sequence
+ * (events of one request often share a millisecond), 16 random. The log orders by (time, id), so ties keep their order.
+ */
+function auditId(nowMs: number): string {
+  sequence = (sequence + 1) % 0x10000;
+  return Math.max(0, Math.floor(nowMs)).toString(16).padStart(12, "0").slice(-12) + sequence.toString(16).padStart(4, "0") + randomBytes(8).toString("hex");
+}
+
 export async function recordEvent(ctx: Db, input: AuditInput): Promise<void> {
   await ctx.db
     .insertInto("audit_events")
     .values({
-      id: newId(),
+      id: auditId(ctx.clock.now()),
       account_id: input.accountId ?? null,
       user_id: input.userId ?? null,
       actor_user_id: input.actorUserId ?? input.userId ?? null,

@@ -182,7 +182,7 @@ export function helpPage(o: { productName: string; signedIn?: { email: string; a
 <h2 style="font-size:1.15rem">Locked out?</h2>
 <ol><li>Use one of your recovery codes instead of the app code ("Use a recovery code" on the sign-in page). Each works once.</li>
 <li>Ask another Account Admin to remove you and invite you again: you set a new password and two-factor authentication.</li>
-<li>No codes and no other admin? Contact support from the email address of your login; they verify your identity before resetting your two-factor authentication.</li></ol>
+<li>No codes and no other admin? <a href="/support">Ask support for a reset</a> with the email address of your login: support verifies your identity, and the reset happens after a waiting period you can cancel from your inbox.</li></ol>
 <p><a href="/">Back</a></p></div>`,
   });
 }
