@@ -7,12 +7,17 @@ import { consumeChallenge } from "./challenges.js";
 import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 
+async function secondFactorOf(ctx: Pick<AppContext, "db">, userId: string): Promise<string | null> {
+  const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirst();
+  return user?.two_factor_method ?? null;
+}
+
 /** Where sign-in links point. Built from the configured public URL only, never from the request's Host header. */
 export function emailLinkUrl(ctx: Pick<AppContext, "config">, token: string): string {
   return new URL(`/login/email/${token}`, ctx.config.publicUrl).href;
 }
 
-export type SendLinkFailure = "rate_limited" | "too_many_attempts";
+export type SendLinkFailure = "rate_limited" | "too_many_attempts" | "auth_app_required";
 
 /**
  * Emails a new sign-in link for a challenge and voids every older one. Refused while the cooldown runs and after
@@ -25,6 +30,11 @@ export async function sendEmailLink(
   info: RequestInfo,
 ): Promise<Result<{ sentTo: string; retryAfterSeconds: number }, SendLinkFailure>> {
   const { limits } = ctx.config;
+  // The email link is the second factor only for email-link users: for an auth-app user it would be a way
+  // around the app, so a challenge of theirs never gets one.
+  if ((await secondFactorOf(ctx, challenge.user_id)) !== "email_link") {
+    return fail("auth_app_required", "This login uses an authenticator app: enter the code from your app instead.");
+  }
   const now = ctx.clock.now();
   const cooldownMs = limits.emailLinkResendCooldownSeconds * 1000;
   const claim = await ctx.db
@@ -105,6 +115,8 @@ export async function redeemEmailLink(
     return fail("wrong_browser", "Open this link in the browser where you entered your password. Sign-in links only work in that browser, so nobody else can use yours.");
   }
   if (link.challengeConsumedAt !== null || link.challengeExpiresAt <= now) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
+  // The user may have switched to the auth app after this link was sent: then it no longer counts as a second factor.
+  if ((await secondFactorOf(ctx, link.userId)) !== "email_link") return fail("link_invalid", "This login now uses an authenticator app, so sign-in links no longer work. Sign in again and enter the code from your app.");
 
   const accountId = await pickAccountForSignIn(ctx, link.userId);
   if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
