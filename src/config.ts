@@ -61,6 +61,8 @@ export interface Limits {
   supportConfirmTtlSeconds: number;
   /** Support requests per email address within a day (each sends an email, so this also limits mail). */
   supportRequestsPerEmailPerDay: number;
+  /** Support requests from one IP address within an hour. */
+  supportRequestsPerIpPerHour: number;
   /** Shortest password, in Unicode code points (NIST 800-63B: at least 8). */
   passwordMinLength: number;
   /** Longest password, in Unicode code points (no truncation happens below this). */
@@ -103,6 +105,7 @@ export const defaultLimits: Limits = {
   supportWaitingPeriodSeconds: 72 * 60 * 60,
   supportConfirmTtlSeconds: 24 * 60 * 60,
   supportRequestsPerEmailPerDay: 3,
+  supportRequestsPerIpPerHour: 10,
   passwordMinLength: 8,
   passwordMaxLength: 128,
   commonPasswordCount: 10_000,

@@ -235,5 +235,17 @@ for (const dialect of dialects) {
       // Their password did not change.
       expect(await canSignIn(member.email, member.password)).toBe(303);
     });
+
+    it("joining with a current password shares the sign-in form's budget: 10 wrong tries, then 429 even for the right one", async () => {
+      const member = await seedMember(t);
+      const second = await invite(member.email);
+      const browser = new Browser(t.app);
+      for (let i = 0; i < 10; i++) expect((await browser.submit(second.path, second.path, { password: `wrong password ${i}` })).statusCode).toBe(401);
+      const paused = await browser.submit(second.path, second.path, { password: member.password });
+      expect(paused.statusCode).toBe(429);
+      expect(await t.ctx.db.selectFrom("memberships").select("id").where("user_id", "=", member.userId).execute()).toHaveLength(1);
+      t.clock.advanceSeconds(15 * 60);
+      expect((await browser.submit(second.path, second.path, { password: member.password })).statusCode).toBe(303);
+    });
   });
 }

@@ -128,6 +128,16 @@ for (const dialect of dialects) {
       const bad = await ask(t, "not an email");
       expect(bad.statusCode).toBe(422);
     });
+
+    it("accepts 10 requests from one IP address an hour and refuses the 11th, for any addresses", async () => {
+      t.clock.advanceSeconds(2 * 60 * 60);
+      for (let i = 0; i < 10; i++) expect((await ask(t, `someone-${i}@example.com`)).statusCode).toBe(200);
+      const eleventh = await ask(t, "someone-else@example.com");
+      expect(eleventh.statusCode).toBe(429);
+      expect(eleventh.body).toContain("Too many requests from your network");
+      t.clock.advanceSeconds(60 * 60);
+      expect((await ask(t, "someone-else@example.com")).statusCode).toBe(200);
+    });
   });
 }
 

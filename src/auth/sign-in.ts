@@ -20,7 +20,8 @@ export interface PasswordAccepted {
 
 const INVALID_CREDENTIALS = "The email or password is not correct.";
 
-function emailKey(email: string): string {
+/** The attempt counter of wrong passwords for one (normalised) email: shared by every place that checks a password by email. */
+export function emailKey(email: string): string {
   return `login:email:${email}`;
 }
 

@@ -6,6 +6,7 @@ import { checkEmail, checkName } from "../auth/emails.js";
 import { checkNewPassword, hashPassword, verifyPassword, type PasswordProblem } from "../auth/passwords.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { invitationMessage } from "../mail/messages.js";
+import { emailKey } from "../auth/sign-in.js";
 
 export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): string {
   return new URL(`/invite/${token}`, ctx.config.publicUrl).href;
@@ -75,7 +76,7 @@ export async function findOpenInvitation(ctx: Pick<AppContext, "db" | "clock">, 
   });
 }
 
-export type AcceptFailure = InvitationFailure | PasswordProblem | "name_invalid" | "invalid_credentials";
+export type AcceptFailure = InvitationFailure | PasswordProblem | "name_invalid" | "invalid_credentials" | "too_many_attempts";
 
 /**
  * Accepts an invitation: a new person sets name and password; a person who already has a login proves it with their
@@ -95,9 +96,15 @@ export async function acceptInvitation(
   let newUser: { name: string; passwordHash: string } | null = null;
   if (invitation.existingUser) {
     const user = await ctx.db.selectFrom("users").select(["id", "password_hash"]).where("id", "=", invitation.existingUser.id).executeTakeFirstOrThrow();
+    // The same per-email budget as the sign-in form, counted first: an invitation link is no way around it.
+    const attempt = await ctx.attempts.hit(emailKey(invitation.email), limits.passwordAttemptWindowSeconds);
+    if (attempt > limits.passwordFailuresPerEmail) {
+      return fail("too_many_attempts", "Too many wrong passwords. Try again in a few minutes.", { retryAfterSeconds: await ctx.attempts.retryAfterSeconds(emailKey(invitation.email)) });
+    }
     if (user.password_hash === null || !(await verifyPassword(user.password_hash, input.password))) {
       return fail("invalid_credentials", "That is not the password of this login. Enter the password you already use to sign in.");
     }
+    await ctx.attempts.reset(emailKey(invitation.email));
     userId = user.id;
   } else {
     const name = checkName(input.name, limits);

@@ -47,6 +47,11 @@ export async function requestSupportReset(
   const message = input.message.normalize("NFC").trim();
   if ([...message].length > MESSAGE_MAX_LENGTH) return fail("invalid_request", `Keep the message under ${MESSAGE_MAX_LENGTH} characters.`);
   const count = await ctx.attempts.hit(`support:email:${email.value}`, 24 * 60 * 60);
+  // Per address, and per IP so nobody can make Latchkey mail many inboxes.
+  const fromIp = input.info.ip ? await ctx.attempts.hit(`support:ip:${input.info.ip}`, 60 * 60) : 0;
+  if (fromIp > ctx.config.limits.supportRequestsPerIpPerHour) {
+    return fail("too_many_attempts", "Too many requests from your network. Try again in an hour.");
+  }
   if (count > ctx.config.limits.supportRequestsPerEmailPerDay) {
     return fail("too_many_attempts", "Too many requests for this address today. Check your inbox for the earlier emails, or try again tomorrow.");
   }
