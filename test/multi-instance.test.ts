@@ -79,6 +79,8 @@ async function startServeProcess(database: TestDatabase): Promise<{ origin: stri
       PATH: process.env["PATH"] ?? "",
       HOME: process.env["HOME"] ?? "",
       PORT: String(port),
+      // Reached by IP, so the public URL says so too (a localhost public URL would redirect 127.0.0.1 requests).
+      LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
       LATCHKEY_DATA_DIR: database.dataDir,
       LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
       LOG_LEVEL: "silent",

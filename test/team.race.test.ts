@@ -121,3 +121,36 @@ for (const dialect of dialects) {
     });
   });
 }
+
+for (const dialect of dialects) {
+  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`parallel resends (${dialect})`, () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startTestApp(dialect);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    it("10 parallel resends of one invitation leave exactly one open invitation", async () => {
+      const admin = await seedMember(t, { role: "admin" });
+      const browser = await signedInBrowser(t, admin);
+      const created = await browser.request("POST", "/api/v1/team/invitations", { json: { email: "parallel@example.com", role: "member" } });
+      expect(created.statusCode).toBe(201);
+      const id = created.json().id as string;
+      const cookie = browser.cookieHeader();
+      await Promise.all(
+        Array.from({ length: 10 }, () => t.app.inject({ method: "POST", url: `/api/v1/team/invitations/${id}/resend`, headers: { cookie } })),
+      );
+      const open = await t.ctx.db
+        .selectFrom("invitations")
+        .select("id")
+        .where("account_id", "=", admin.accountId)
+        .where("email", "=", "parallel@example.com")
+        .where("accepted_at", "is", null)
+        .where("revoked_at", "is", null)
+        .execute();
+      expect(open).toHaveLength(1);
+    });
+  });
+}

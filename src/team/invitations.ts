@@ -24,6 +24,9 @@ export async function createInvitation(
   const id = newId();
   const expiresAt = now + ctx.config.limits.invitationTtlSeconds * 1000;
   await ctx.db.transaction().execute(async (tx) => {
+    // Serialise invitations per account on PostgreSQL (SQLite has one writer anyway): two parallel resends must not
+    // both revoke the older link and then both insert, leaving two working links.
+    if (ctx.dialect === "postgres") await tx.selectFrom("accounts").select("id").where("id", "=", input.accountId).forUpdate().execute();
     await tx
       .updateTable("invitations")
       .set({ revoked_at: now })
