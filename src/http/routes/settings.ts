@@ -5,6 +5,7 @@ import type { AppContext } from "../../context.js";
 import type { SignedIn } from "../../auth/sessions.js";
 import { hasFreshProof, reauthenticate } from "../../auth/fresh-proof.js";
 import { changePassword } from "../../auth/password-change.js";
+import { mustSetUpAuthApp } from "../../team/policy.js";
 import {
   acknowledgeRecoveryCodes,
   confirmAuthAppSetup,
@@ -50,7 +51,12 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
 
   function chrome(request: FastifyRequest, reply: FastifyReply, me: SignedIn): SettingsChrome {
-    return { productName: config.productName, signedIn: { email: me.user.email, accountName: me.account.name, csrf: csrfToken(request, reply, config) }, isAdmin: me.role === "admin" };
+    return {
+      productName: config.productName,
+      signedIn: { email: me.user.email, accountName: me.account.name, csrf: csrfToken(request, reply, config) },
+      isAdmin: me.role === "admin",
+      setupOnly: mustSetUpAuthApp(me),
+    };
   }
 
   function html(reply: FastifyReply, body: { value: string }, status = 200): FastifyReply {

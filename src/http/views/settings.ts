@@ -6,6 +6,8 @@ export interface SettingsChrome {
   productName: string;
   signedIn: { email: string; accountName: string; csrf: string };
   isAdmin: boolean;
+  /** The account requires the auth app and this member has not set it up: no way out but setup, so no settings navigation. */
+  setupOnly?: boolean;
 }
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;

@@ -18,7 +18,8 @@ function settingsNav(c: SettingsChrome, current: string): SafeHtml {
 }
 
 export function settingsPage(c: SettingsChrome, title: string, current: string, body: SafeHtml, wide = true): SafeHtml {
-  return layout({ title, productName: c.productName, signedIn: c.signedIn, wide, body: html`<p class="muted"><a href="/settings">Account Settings</a></p>${settingsNav(c, current)}${body}` });
+  const nav = c.setupOnly ? "" : html`<p class="muted"><a href="/settings">Account Settings</a></p>${settingsNav(c, current)}`;
+  return layout({ title, productName: c.productName, signedIn: c.signedIn, wide, body: html`${nav}${body}` });
 }
 
 export function teamPage(
