@@ -23,6 +23,12 @@ export interface ConnectOptions {
   sqliteFile: string;
   /** Pool size for PostgreSQL. */
   poolSize?: number;
+  /** Told when an idle PostgreSQL connection fails (default: one line on stderr). */
+  onIdleConnectionError?: (error: Error) => void;
+}
+
+function defaultIdleConnectionError(error: Error): void {
+  process.stderr.write(`latchkey: an idle PostgreSQL connection failed and will be replaced: ${error.message}\n`);
 }
 
 export function sqliteFileIn(dataDir: string): string {
@@ -33,6 +39,10 @@ export function sqliteFileIn(dataDir: string): string {
 export function connect(options: ConnectOptions): Store {
   if (options.databaseUrl !== undefined) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
+    // An idle pooled connection can die under us (PostgreSQL restarted, failover, the admin ended it). pg then
+    // emits "error" on the pool; unhandled, that would crash the process. The pool replaces the connection on the
+    // next query, so report it and go on.
+    pool.on("error", (error) => (options.onIdleConnectionError ?? defaultIdleConnectionError)(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: "postgres", close: () => db.destroy() };
   }
