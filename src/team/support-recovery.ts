@@ -1,6 +1,7 @@
 import { userInfo } from "node:os";
 import type { AppContext, RequestInfo } from "../context.js";
-import type { SupportStatus } from "../db/schema.js";
+import type { Selectable } from "kysely";
+import type { SupportRequestTable, SupportStatus } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { checkEmail } from "../auth/emails.js";
@@ -120,22 +121,7 @@ export interface SupportRequestView {
   userAgent: string | null;
 }
 
-function view(r: {
-  id: string;
-  email: string;
-  user_id: string;
-  status: SupportStatus;
-  message: string;
-  created_at: number;
-  confirmed_at: number | null;
-  decided_at: number | null;
-  decided_by: string | null;
-  decision_note: string | null;
-  resets_at: number | null;
-  completed_at: number | null;
-  ip: string | null;
-  user_agent: string | null;
-}): SupportRequestView {
+function view(r: Selectable<SupportRequestTable>): SupportRequestView {
   return {
     id: r.id,
     email: r.email,
