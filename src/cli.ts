@@ -7,6 +7,7 @@ import { buildApp } from "./server.js";
 import { issueSetupLink } from "./team/setup.js";
 import { createAccountWithAdmin } from "./team/accounts.js";
 import { isLoopbackHost } from "./http/routes/dev-mail.js";
+import { connectSso, disconnectSso, showSso, type SsoConnectionView } from "./team/sso.js";
 import { applyDueSupportResets, approveSupportRequest, denySupportRequest, listSupportRequests, showSupportRequest, type SupportRequestView } from "./team/support-recovery.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
@@ -214,6 +215,64 @@ support
     await withRuntime(config(), async ({ ctx }) => {
       const n = await applyDueSupportResets(ctx);
       process.stdout.write(n ? `Applied ${n} reset(s).\n` : "No reset is due.\n");
+    });
+  });
+
+function ssoLines(view: SsoConnectionView): string {
+  return [
+    `Account       ${view.accountName} (${view.accountId})`,
+    `Issuer        ${view.issuer}`,
+    `Client id     ${view.clientId}`,
+    `Domains       ${view.domains.join(", ")}`,
+    `Redirect URI  ${view.redirectUri}`,
+    `SSO members   ${view.ssoMembers}`,
+    `Connected     ${iso(view.createdAt)}${view.updatedAt !== view.createdAt ? `, changed ${iso(view.updatedAt)}` : ""}`,
+  ].join("\n");
+}
+
+const sso = program
+  .command("sso")
+  .description("Single sign-on with OpenID Connect, per account: people of the named email domains sign in through the account's identity provider.");
+sso
+  .command("connect")
+  .description("Connect (or replace) an account's OpenID Connect provider. Register the printed redirect URI at the provider.")
+  .addOption(new Option("--account <id>", "the account's id").makeOptionMandatory())
+  .addOption(new Option("--issuer <url>", "the provider's issuer URL (https; its /.well-known/openid-configuration must answer)").makeOptionMandatory())
+  .addOption(new Option("--client-id <id>", "the client id Latchkey has at the provider").makeOptionMandatory())
+  .addOption(new Option("--client-secret <secret>", "the client secret (stored encrypted)").makeOptionMandatory())
+  .addOption(
+    new Option("--domain <domain>", "an email domain whose people sign in with this provider (repeat for several)")
+      .makeOptionMandatory()
+      .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+  )
+  .action(async (options: { account: string; issuer: string; clientId: string; clientSecret: string; domain: string[] }) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const result = await connectSso(ctx, { accountId: options.account, issuer: options.issuer, clientId: options.clientId, clientSecret: options.clientSecret, domains: options.domain });
+      if (!result.ok) fatal(result.message);
+      process.stdout.write(`Connected single sign-on for "${result.value.accountName}".\n${ssoLines(result.value)}\n`);
+      process.stdout.write(`Register this redirect URI at the provider (exactly): ${result.value.redirectUri}\n`);
+    });
+  });
+sso
+  .command("show")
+  .description("Show an account's single sign-on connection (never the client secret) and the redirect URI to register.")
+  .addOption(new Option("--account <id>", "the account's id").makeOptionMandatory())
+  .action(async (options: { account: string }) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const view = await showSso(ctx, options.account);
+      if (!view) fatal(`the account ${options.account} has no single sign-on connection (\`latchkey sso connect --help\`)`);
+      process.stdout.write(`${ssoLines(view)}\n`);
+    });
+  });
+sso
+  .command("disconnect")
+  .description("Disconnect an account's provider: its domains lead nowhere and its SSO members are signed out of the account.")
+  .addOption(new Option("--account <id>", "the account's id").makeOptionMandatory())
+  .action(async (options: { account: string }) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const result = await disconnectSso(ctx, { accountId: options.account });
+      if (!result.ok) fatal(result.message);
+      process.stdout.write(`Disconnected single sign-on from ${options.account}; ${result.value.sessionsEnded} SSO session(s) ended. SSO members stay listed until an admin removes them.\n`);
     });
   });
 

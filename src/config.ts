@@ -75,6 +75,12 @@ export interface Limits {
   emailMaxLength: number;
   /** Longest display name or account name, in code points. */
   nameMaxLength: number;
+  /** A single sign-on started at the identity provider must come back within this long (the state is then void). */
+  ssoLoginTtlSeconds: number;
+  /** Each request Latchkey makes to an identity provider (discovery, token, keys, userinfo) gives up after this long. */
+  ssoHttpTimeoutSeconds: number;
+  /** Most email domains one account's SSO connection may claim. */
+  ssoMaxDomains: number;
 }
 
 export const defaultLimits: Limits = {
@@ -112,6 +118,9 @@ export const defaultLimits: Limits = {
   bodyLimitBytes: 64 * 1024,
   emailMaxLength: 254,
   nameMaxLength: 100,
+  ssoLoginTtlSeconds: 10 * 60,
+  ssoHttpTimeoutSeconds: 10,
+  ssoMaxDomains: 50,
 };
 
 export interface Config {

@@ -49,6 +49,14 @@ export const errorCodes = [
   "recovery_codes_not_saved",
   "two_factor_setup_required",
   "mail_unavailable",
+  "sso_not_configured",
+  "sso_domain_taken",
+  "sso_state_invalid",
+  "sso_state_used",
+  "sso_state_expired",
+  "sso_failed",
+  "sso_password_member",
+  "sso_unavailable",
   "internal_error",
 ] as const;
 

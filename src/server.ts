@@ -11,6 +11,7 @@ import { devMailRoutes } from "./http/routes/dev-mail.js";
 import { homeRoutes } from "./http/routes/home.js";
 import { invitationRoutes } from "./http/routes/invitations.js";
 import { loginRoutes } from "./http/routes/login.js";
+import { ssoRoutes } from "./http/routes/sso.js";
 import { openApiRoutes } from "./http/routes/openapi.js";
 import { secondFactorRoutes } from "./http/routes/second-factor.js";
 import { settingsRoutes } from "./http/routes/settings.js";
@@ -85,6 +86,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   });
 
   loginRoutes(app, ctx);
+  ssoRoutes(app, ctx);
   secondFactorRoutes(app, ctx);
   homeRoutes(app, ctx);
   settingsRoutes(app, ctx);

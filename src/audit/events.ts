@@ -33,7 +33,11 @@ export type AuditEventType =
   | "two_factor.auth_app_disabled"
   | "two_factor.recovery_codes_regenerated"
   | "session.reauthenticated"
-  | "session.reauthentication_failed";
+  | "session.reauthentication_failed"
+  | "sso.connected"
+  | "sso.disconnected"
+  | "sso.member_provisioned"
+  | "sign_in.sso_failed";
 
 export interface AuditInput {
   type: AuditEventType;

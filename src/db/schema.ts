@@ -20,6 +20,9 @@ export interface Database {
   recovery_codes: RecoveryCodeTable;
   recovery_code_reveals: RecoveryCodeRevealTable;
   support_requests: SupportRequestTable;
+  sso_connections: SsoConnectionTable;
+  sso_domains: SsoDomainTable;
+  sso_logins: SsoLoginTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -204,6 +207,41 @@ export interface SupportRequestTable {
   decision_note: string | null;
   resets_at: number | null;
   completed_at: number | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+/** An account's OpenID Connect provider. */
+export interface SsoConnectionTable {
+  account_id: string;
+  /** The issuer identifier (https, or http on a loopback host), exactly as the provider's discovery document names it. */
+  issuer: string;
+  client_id: string;
+  /** Sealed (AES-256-GCM, bound to the account id). */
+  client_secret_sealed: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** An email domain (lower-case, ASCII) whose people sign in through the account's provider; each domain leads to one account. */
+export interface SsoDomainTable {
+  domain: string;
+  account_id: string;
+}
+
+/** An authorization request in flight: single use, bound to the browser that started it. */
+export interface SsoLoginTable {
+  /** SHA-256 of the `state` parameter. */
+  state_hash: string;
+  /** SHA-256 of the `latchkey_sso` cookie set in the browser that started it. */
+  browser_hash: string;
+  account_id: string;
+  /** The PKCE code verifier, sealed (bound to the state hash). */
+  code_verifier_sealed: string;
+  nonce: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
   ip: string | null;
   user_agent: string | null;
 }

@@ -2,7 +2,8 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { CookieSerializeOptions } from "@fastify/cookie";
 import type { Config } from "../config.js";
 
-export type CookieKind = "session" | "challenge" | "csrf";
+/** `sso`: binds a single sign-on in flight to the browser that started it (like the challenge cookie for the email link). */
+export type CookieKind = "session" | "challenge" | "csrf" | "sso";
 
 /**
  * Cookie names: with an https public URL every cookie gets `Secure` and the `__Host-` prefix, which the browser only

@@ -49,6 +49,14 @@ export const statusByCode: Record<ErrorCode, number> = {
   recovery_codes_not_saved: 400,
   two_factor_setup_required: 403,
   mail_unavailable: 503,
+  sso_not_configured: 404,
+  sso_domain_taken: 409,
+  sso_state_invalid: 400,
+  sso_state_used: 410,
+  sso_state_expired: 410,
+  sso_failed: 401,
+  sso_password_member: 409,
+  sso_unavailable: 503,
   internal_error: 500,
 };
 
@@ -61,6 +69,8 @@ const titles: Partial<Record<ErrorCode, string>> = {
   too_many_attempts: "Too many attempts",
   rate_limited: "Please wait a moment",
   mail_unavailable: "We could not send the email",
+  sso_not_configured: "No single sign-on for this domain",
+  sso_unavailable: "Your identity provider did not answer",
   internal_error: "Something went wrong",
 };
 

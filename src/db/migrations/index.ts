@@ -2,12 +2,14 @@ import type { Migration, MigrationProvider } from "kysely";
 import * as m0001 from "./0001_core.js";
 import * as m0002 from "./0002_auth_app.js";
 import * as m0003 from "./0003_support_recovery.js";
+import * as m0004 from "./0004_sso.js";
 
 /** Every migration, in order. Listed statically so they work the same from `src` (tsx) and `dist` (node). */
 const migrations: Record<string, Migration> = {
   "0001_core": m0001,
   "0002_auth_app": m0002,
   "0003_support_recovery": m0003,
+  "0004_sso": m0004,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -48,6 +48,18 @@ export function openApiDocument(ctx: AppContext): Record<string, unknown> {
           },
         },
       },
+      "/api/v1/login/sso": {
+        post: {
+          summary: "Start single sign-on for a work email or domain (only the domain is used). Sets the `latchkey_sso` cookie; open `authorizationUrl` in the same browser, which comes back to /sso/callback.",
+          requestBody: jsonBody({ domain: { type: "string", description: "example.com or you@example.com" } }, ["domain"]),
+          responses: {
+            "200": { description: "The provider's authorization URL (code flow, PKCE, state, nonce).", content: { "application/json": { schema: { type: "object", required: ["authorizationUrl"], properties: { authorizationUrl: { type: "string", format: "uri" } } } } } },
+            "400": errorResponse("invalid_request (not a domain)"),
+            "404": errorResponse("sso_not_configured (no single sign-on for that domain)"),
+            "503": errorResponse("sso_unavailable (the provider could not be reached)"),
+          },
+        },
+      },
       "/api/v1/login/email-link": {
         post: {
           summary: "Send a new sign-in link for the challenge in the cookie; older links stop working.",

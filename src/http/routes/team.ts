@@ -8,6 +8,7 @@ import { changeRole, listTeamMembers, memberForRemoval, removeMember } from "../
 import { inviteMember, listPendingInvitations, resendInvitation, revokeInvitation } from "../../team/invitations.js";
 import { policyOverview, setTwoFactorPolicy } from "../../team/policy.js";
 import { accountsOf, switchAccount } from "../../team/switch-account.js";
+import { showSso } from "../../team/sso.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
@@ -144,7 +145,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const notice = pick(securityNotices, request);
-    return send(reply, securityPage({ ...chrome(request, reply, me), overview: await policyOverview(ctx, me), ...(notice ? { notice } : {}) }));
+    return send(reply, securityPage({ ...chrome(request, reply, me), overview: await policyOverview(ctx, me), sso: await showSso(ctx, me.account.id), ...(notice ? { notice } : {}) }));
   });
 
   app.post("/settings/security/policy", async (request, reply) => {
@@ -152,7 +153,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     if (!me) return reply;
     const form = parseBody(formSchema({ policy: policySchema }), request.body);
     const result = await setTwoFactorPolicy(ctx, me, { policy: form.policy, info: requestInfo(request) });
-    if (!result.ok) return send(reply, securityPage({ ...chrome(request, reply, me), overview: await policyOverview(ctx, me), error: result.message }), statusByCode[result.reason]);
+    if (!result.ok) return send(reply, securityPage({ ...chrome(request, reply, me), overview: await policyOverview(ctx, me), sso: await showSso(ctx, me.account.id), error: result.message }), statusByCode[result.reason]);
     return reply.redirect(`/settings/security?notice=${form.policy === "auth_app_required" ? "on" : "off"}`, 303);
   });
 

@@ -29,6 +29,8 @@ export interface LayoutOptions {
   signedIn?: { email: string; accountName: string; csrf: string } | undefined;
   wide?: boolean;
   productName?: string;
+  /** Extra elements for <head> (e.g. the refresh of the SSO hand-over page). */
+  head?: SafeHtml;
 }
 
 export function layout(options: LayoutOptions): SafeHtml {
@@ -41,6 +43,7 @@ export function layout(options: LayoutOptions): SafeHtml {
 <meta name="referrer" content="same-origin">
 <title>${options.title} · ${product}</title>
 <style>${raw(STYLE)}</style>
+${options.head ?? ""}
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>

@@ -44,6 +44,42 @@ ${field({ label: "Email", name: "email", type: "email", value: o.email ?? "", au
 ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: Boolean(o.email) })}
 <button type="submit">Sign in</button>
 </form>
+<p class="muted" style="margin-top:1.5rem">Does your company sign in through its identity provider? <a href="/login/sso">Sign in with SSO</a></p>
+</div>`,
+  });
+}
+
+/** "Sign in with SSO": one field, the work email or its domain (only the domain is used). */
+export function ssoLoginPage(o: PageChrome & { csrf: string; value?: string; error?: string }): SafeHtml {
+  return layout({
+    title: "Sign in with SSO",
+    productName: o.productName,
+    body: html`<div class="card">
+<h1>Sign in with SSO</h1>
+${alert("error", o.error)}
+<form method="post" action="/login/sso" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Work email or domain", name: "domain", value: o.value ?? "", autocomplete: "username", autofocus: true, maxlength: 254, hint: "For example you@example.com or example.com. We use only the domain to find your company's identity provider." })}
+<button type="submit">Continue with SSO</button>
+</form>
+<p class="muted" style="margin-top:1.5rem"><a href="/login">Sign in with email and password</a></p>
+</div>`,
+  });
+}
+
+/**
+ * The hand-over to the identity provider. A page (refreshing at once, with a link), not a redirect of the form POST:
+ * the CSP's form-action 'self' would stop a form submission from being redirected to another origin.
+ */
+export function ssoContinuePage(o: PageChrome & { url: string; domain: string }): SafeHtml {
+  return layout({
+    title: "Continue to your identity provider",
+    productName: o.productName,
+    head: html`<meta http-equiv="refresh" content="0;url=${o.url}">`,
+    body: html`<div class="card">
+<h1>Continue to your identity provider</h1>
+<p>Single sign-on for <strong>${o.domain}</strong> continues at your company's identity provider.</p>
+<p><a class="button" href="${o.url}">Continue to sign in</a></p>
 </div>`,
   });
 }

@@ -6,6 +6,7 @@ import type { AuditEntry } from "../../audit/log.js";
 import type { AccountChoice } from "../../team/switch-account.js";
 import { alert, csrfField, field, layout } from "./layout.js";
 import type { SettingsChrome } from "./settings.js";
+import type { SsoConnectionView } from "../../team/sso.js";
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 const date = (ms: number | null): string => (ms === null ? "never" : new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC");
@@ -97,7 +98,23 @@ export function removeMemberPage(c: SettingsChrome & { member: TeamMember; other
   );
 }
 
-export function securityPage(c: SettingsChrome & { overview: PolicyOverview; notice?: string | undefined; error?: string | undefined }): SafeHtml {
+/** The account's single sign-on, read-only: an operator connects it (`latchkey sso connect`). */
+function ssoSection(sso: SsoConnectionView | null): SafeHtml {
+  return html`<h2 style="font-size:1.15rem;margin-top:2rem" id="sso">Single sign-on</h2>
+${
+  sso
+    ? html`<p><strong>Connected.</strong> People with a verified email at ${sso.domains.join(", ")} sign in through your identity provider and are added as SSO members (${sso.ssoMembers} now). Your provider handles their second factor; the auth-app requirement does not apply to them.</p>
+<table><tbody>
+<tr><th scope="row">Issuer</th><td>${sso.issuer}</td></tr>
+<tr><th scope="row">Client id</th><td>${sso.clientId}</td></tr>
+<tr><th scope="row">Domains</th><td>${sso.domains.join(", ")}</td></tr>
+<tr><th scope="row">Redirect URI</th><td><code>${sso.redirectUri}</code></td></tr>
+</tbody></table>`
+    : html`<p>Not connected. Your operator can connect an OpenID Connect provider with <code>latchkey sso connect</code>; register <code>/sso/callback</code> on this server's address as its redirect URI.</p>`
+}`;
+}
+
+export function securityPage(c: SettingsChrome & { overview: PolicyOverview; sso?: SsoConnectionView | null; notice?: string | undefined; error?: string | undefined }): SafeHtml {
   const o = c.overview;
   const csrf = csrfField(c.signedIn.csrf);
   const on = o.policy === "auth_app_required";
@@ -119,6 +136,7 @@ ${
       : html`<p id="policy-unavailable"><strong>Unavailable:</strong> set up the auth app on your own login first, so you cannot lock yourself out. <a href="/settings/two-factor">Set up your auth app</a></p>
 <button type="button" disabled aria-disabled="true" aria-describedby="policy-unavailable">Enable Auth App</button>`
 }
+${ssoSection(c.sso ?? null)}
 </div>`,
     false,
   );

@@ -1,0 +1,339 @@
+import { domainToASCII } from "node:url";
+import type { AppContext, RequestInfo } from "../context.js";
+import { fail, ok, type Result } from "../errors.js";
+import { recordEvent } from "../audit/events.js";
+import { checkName, normalizeEmail } from "../auth/emails.js";
+import { buildAuthorizationRequest, checkIssuerUrl, completeAuthorization, describeOidcError, discoverProvider, type OidcIdentity } from "../auth/oidc.js";
+import { createSecretBox, type SecretBox } from "../auth/secret-box.js";
+import { createSession } from "../auth/sessions.js";
+import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
+
+/**
+ * Single sign-on with OpenID Connect, per account. An account connects one provider and names the email domains
+ * whose people sign in through it. "Sign in with SSO" is found by the email DOMAIN only (never by looking up a
+ * person), and the person who comes back is provisioned just in time as an SSO member: no Latchkey password, no
+ * Latchkey second factor, untouched by the two-factor policy.
+ */
+
+const clientSecretBox = (ctx: Pick<AppContext, "config">): SecretBox => createSecretBox(ctx.config.secretKey, ctx.config.previousSecretKeys, "sso-client-secret");
+const verifierBox = (ctx: Pick<AppContext, "config">): SecretBox => createSecretBox(ctx.config.secretKey, ctx.config.previousSecretKeys, "sso-code-verifier");
+
+/** The one redirect URI Latchkey uses: register it at the provider. Built from the public URL, never from a request. */
+export function ssoRedirectUri(ctx: Pick<AppContext, "config">): string {
+  return new URL("/sso/callback", ctx.config.publicUrl).href;
+}
+
+/**
+ * A domain as stored and compared: what follows the last "@" (so a whole email address may be given), trimmed,
+ * lower-cased, without a trailing dot, internationalised names in their ASCII (punycode) form. Null when it is no
+ * domain name.
+ */
+export function normalizeDomain(input: string): string | null {
+  const afterAt = input.slice(input.lastIndexOf("@") + 1).trim().toLowerCase().replace(/\.$/, "");
+  if (afterAt.length === 0 || afterAt.length > 253 || /[\s/\\?#:\p{Cc}]/u.test(afterAt)) return null;
+  const ascii = domainToASCII(afterAt);
+  if (!/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/.test(ascii)) return null;
+  return ascii;
+}
+
+export interface SsoConnectionView {
+  accountId: string;
+  accountName: string;
+  issuer: string;
+  clientId: string;
+  domains: string[];
+  redirectUri: string;
+  createdAt: number;
+  updatedAt: number;
+  ssoMembers: number;
+}
+
+export type ConnectFailure = "invalid_request" | "not_found" | "sso_domain_taken" | "sso_unavailable";
+
+/**
+ * Connects (or reconnects) an account's OpenID provider. The issuer is discovered first, so a typo or an unreachable
+ * provider is reported now rather than at someone's first sign-in. Domains are claimed for this account only: a
+ * domain another account uses is refused.
+ */
+export async function connectSso(
+  ctx: AppContext,
+  input: { accountId: string; issuer: string; clientId: string; clientSecret: string; domains: string[] },
+): Promise<Result<SsoConnectionView, ConnectFailure>> {
+  const { limits } = ctx.config;
+  const account = await ctx.db.selectFrom("accounts").select(["id", "name"]).where("id", "=", input.accountId).executeTakeFirst();
+  if (!account) return fail("not_found", `There is no account with the id ${input.accountId}.`);
+  const issuer = checkIssuerUrl(input.issuer);
+  if (!issuer.ok) return issuer;
+  const clientId = input.clientId.trim();
+  if (clientId.length === 0 || clientId.length > 512 || /\p{Cc}/u.test(clientId)) return fail("invalid_request", "The client id must be 1 to 512 characters without control characters.");
+  if (input.clientSecret.length === 0 || input.clientSecret.length > 4096) return fail("invalid_request", "The client secret must be 1 to 4096 characters.");
+  const domains: string[] = [];
+  for (const raw of input.domains) {
+    const domain = normalizeDomain(raw);
+    if (domain === null) return fail("invalid_request", `"${raw.slice(0, 100)}" is not a domain name like example.com.`);
+    if (!domains.includes(domain)) domains.push(domain);
+  }
+  if (domains.length === 0) return fail("invalid_request", "Name at least one email domain (e.g. --domain example.com) whose people sign in with this provider.");
+  if (domains.length > limits.ssoMaxDomains) return fail("invalid_request", `At most ${limits.ssoMaxDomains} domains per account.`);
+
+  try {
+    await discoverProvider({ issuer: issuer.value, clientId, clientSecret: input.clientSecret, timeoutSeconds: limits.ssoHttpTimeoutSeconds });
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    return fail("sso_unavailable", `Could not read the OpenID configuration of ${issuer.value} (${text.slice(0, 200)}). Check the issuer URL: ${new URL(".well-known/openid-configuration", issuer.value.endsWith("/") ? issuer.value : `${issuer.value}/`).href} must answer.`);
+  }
+
+  const now = ctx.clock.now();
+  const sealed = clientSecretBox(ctx).seal(input.clientSecret, account.id);
+  const result = await ctx.db.transaction().execute(async (tx) => {
+    const taken = await tx.selectFrom("sso_domains").select(["domain"]).where("domain", "in", domains).where("account_id", "!=", account.id).executeTakeFirst();
+    if (taken) return fail("sso_domain_taken", `The domain ${taken.domain} already leads to another account's single sign-on. A domain can belong to one account only.`);
+    const existing = await tx.selectFrom("sso_connections").select("account_id").where("account_id", "=", account.id).executeTakeFirst();
+    if (existing) {
+      await tx.updateTable("sso_connections").set({ issuer: issuer.value, client_id: clientId, client_secret_sealed: sealed, updated_at: now }).where("account_id", "=", account.id).execute();
+      await tx.deleteFrom("sso_domains").where("account_id", "=", account.id).execute();
+    } else {
+      await tx.insertInto("sso_connections").values({ account_id: account.id, issuer: issuer.value, client_id: clientId, client_secret_sealed: sealed, created_at: now, updated_at: now }).execute();
+    }
+    await tx.insertInto("sso_domains").values(domains.map((domain) => ({ domain, account_id: account.id }))).execute();
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sso.connected", accountId: account.id, detail: { issuer: issuer.value, clientId, domains, replaced: existing !== undefined } });
+    return ok(null);
+  });
+  if (!result.ok) return result;
+  const view = await showSso(ctx, account.id);
+  return view ? ok(view) : fail("not_found", `There is no account with the id ${input.accountId}.`);
+}
+
+/** The account's connection as an operator or admin sees it (never the client secret), or null when there is none. */
+export async function showSso(ctx: Pick<AppContext, "db" | "config">, accountId: string): Promise<SsoConnectionView | null> {
+  const row = await ctx.db
+    .selectFrom("sso_connections")
+    .innerJoin("accounts", "accounts.id", "sso_connections.account_id")
+    .select(["sso_connections.account_id", "accounts.name", "sso_connections.issuer", "sso_connections.client_id", "sso_connections.created_at", "sso_connections.updated_at"])
+    .where("sso_connections.account_id", "=", accountId)
+    .executeTakeFirst();
+  if (!row) return null;
+  const domains = await ctx.db.selectFrom("sso_domains").select("domain").where("account_id", "=", accountId).orderBy("domain").execute();
+  const members = await ctx.db
+    .selectFrom("memberships")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("account_id", "=", accountId)
+    .where("sign_in_method", "=", "sso")
+    .executeTakeFirstOrThrow();
+  return {
+    accountId: row.account_id,
+    accountName: row.name,
+    issuer: row.issuer,
+    clientId: row.client_id,
+    domains: domains.map((d) => d.domain),
+    redirectUri: ssoRedirectUri(ctx),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    ssoMembers: Number(members.n),
+  };
+}
+
+/**
+ * Disconnects the account's provider: its domains lead nowhere, sign-ins in flight die, and the SSO members' open
+ * sessions in this account end at once. Their memberships stay (listed as SSO), so reconnecting lets them back in;
+ * an admin removes them to let them go.
+ */
+export async function disconnectSso(ctx: AppContext, input: { accountId: string }): Promise<Result<{ sessionsEnded: number }, "sso_not_configured">> {
+  return ctx.db.transaction().execute(async (tx) => {
+    const deleted = await tx.deleteFrom("sso_connections").where("account_id", "=", input.accountId).executeTakeFirst();
+    if (Number(deleted.numDeletedRows) === 0) return fail("sso_not_configured", `The account ${input.accountId} has no single sign-on connection.`);
+    // Domains go with the connection (foreign key); deleted explicitly too, so SQLite without enforced keys agrees.
+    await tx.deleteFrom("sso_domains").where("account_id", "=", input.accountId).execute();
+    await tx.deleteFrom("sso_logins").where("account_id", "=", input.accountId).execute();
+    const ended = await tx
+      .deleteFrom("sessions")
+      .where("account_id", "=", input.accountId)
+      .where("user_id", "in", (eb) => eb.selectFrom("memberships").select("user_id").where("account_id", "=", input.accountId).where("sign_in_method", "=", "sso"))
+      .executeTakeFirst();
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sso.disconnected", accountId: input.accountId, detail: { sessionsEnded: Number(ended.numDeletedRows) } });
+    return ok({ sessionsEnded: Number(ended.numDeletedRows) });
+  });
+}
+
+interface ProviderSettings {
+  accountId: string;
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  domains: string[];
+}
+
+async function providerOf(ctx: Pick<AppContext, "db" | "config">, accountId: string): Promise<ProviderSettings | null> {
+  const row = await ctx.db.selectFrom("sso_connections").selectAll().where("account_id", "=", accountId).executeTakeFirst();
+  if (!row) return null;
+  const domains = await ctx.db.selectFrom("sso_domains").select("domain").where("account_id", "=", accountId).execute();
+  return { accountId, issuer: row.issuer, clientId: row.client_id, clientSecret: clientSecretBox(ctx).open(row.client_secret_sealed, accountId), domains: domains.map((d) => d.domain) };
+}
+
+export type StartFailure = "invalid_request" | "sso_not_configured" | "sso_unavailable";
+
+/**
+ * Starts "Sign in with SSO" for a work email or a domain. Only the domain is used (anything up to the "@" is dropped
+ * unread), so this never tells whether a person has a login. Returns the provider's authorization URL and a random
+ * browser token for the `latchkey_sso` cookie: the callback is accepted only together with that cookie.
+ */
+export async function startSsoSignIn(
+  ctx: AppContext,
+  input: { domainOrEmail: string; info: RequestInfo },
+): Promise<Result<{ authorizationUrl: string; browserToken: string; accountId: string; domain: string }, StartFailure>> {
+  const domain = normalizeDomain(input.domainOrEmail);
+  if (domain === null) return fail("invalid_request", "Enter your work email address or its domain, like example.com.");
+  const found = await ctx.db.selectFrom("sso_domains").select("account_id").where("domain", "=", domain).executeTakeFirst();
+  const provider = found ? await providerOf(ctx, found.account_id) : null;
+  if (!provider) return fail("sso_not_configured", `No single sign-on is set up for ${domain}. Sign in with your email and password, or ask your administrator.`);
+
+  const { limits } = ctx.config;
+  let request;
+  try {
+    const configuration = await discoverProvider({ ...provider, timeoutSeconds: limits.ssoHttpTimeoutSeconds });
+    request = await buildAuthorizationRequest(configuration, { redirectUri: ssoRedirectUri(ctx), state: newToken() });
+  } catch (error) {
+    return fail("sso_unavailable", describeOidcError(error, "discovery").message);
+  }
+  const now = ctx.clock.now();
+  const browserToken = newToken();
+  const stateHash = hashToken(request.state);
+  // Old rows are only clutter once long expired; a day's grace keeps "expired" answers precise.
+  await ctx.db.deleteFrom("sso_logins").where("expires_at", "<", now - 24 * 60 * 60 * 1000).execute();
+  await ctx.db
+    .insertInto("sso_logins")
+    .values({
+      state_hash: stateHash,
+      browser_hash: hashToken(browserToken),
+      account_id: provider.accountId,
+      code_verifier_sealed: verifierBox(ctx).seal(request.codeVerifier, stateHash),
+      nonce: request.nonce,
+      created_at: now,
+      expires_at: now + limits.ssoLoginTtlSeconds * 1000,
+      used_at: null,
+      ip: input.info.ip,
+      user_agent: input.info.userAgent?.slice(0, 512) ?? null,
+    })
+    .execute();
+  return ok({ authorizationUrl: request.url, browserToken, accountId: provider.accountId, domain });
+}
+
+export type FinishFailure = "wrong_browser" | "sso_state_invalid" | "sso_state_used" | "sso_state_expired" | "sso_not_configured" | "sso_failed" | "sso_password_member" | "sso_unavailable";
+
+export interface SsoSignedIn {
+  sessionToken: string;
+  userId: string;
+  accountId: string;
+  /** The member was created just now (just-in-time provisioning). */
+  provisioned: boolean;
+  /** The person signs in with SSO to several accounts and picks one. */
+  chooseAccount: boolean;
+}
+
+/**
+ * The provider's redirect back (`/sso/callback?code=…&state=…`). In order: the state must be known, unused and
+ * unexpired, and come back to the browser that started it (the cookie; otherwise nothing is spent). Then the state
+ * is claimed by a guarded UPDATE (exactly one of parallel callbacks goes on), the code exchanged and the ID token
+ * verified, the email required verified and inside the connection's domains, the member found or provisioned, and
+ * the session created — with no Latchkey second factor.
+ */
+export async function finishSsoSignIn(
+  ctx: AppContext,
+  input: { callbackPath: string; browserToken: string | undefined; info: RequestInfo },
+): Promise<Result<SsoSignedIn, FinishFailure>> {
+  const callbackUrl = new URL(input.callbackPath, ctx.config.publicUrl);
+  const state = callbackUrl.searchParams.get("state");
+  const restart = "Start again from “Sign in with SSO”.";
+  if (!looksLikeToken(state)) return fail("sso_state_invalid", `This single sign-on answer is not valid. ${restart}`);
+  const stateHash = hashToken(state);
+  const now = ctx.clock.now();
+  const login = await ctx.db.selectFrom("sso_logins").selectAll().where("state_hash", "=", stateHash).executeTakeFirst();
+  if (!login) return fail("sso_state_invalid", `This single sign-on answer is not valid or has been cleared. ${restart}`);
+  if (login.used_at !== null) return fail("sso_state_used", `This single sign-on answer was already used. ${restart}`);
+  if (login.expires_at <= now) return fail("sso_state_expired", `This single sign-on took too long and has expired. ${restart}`);
+  if (input.browserToken === undefined || !constantTimeEqual(hashToken(input.browserToken), login.browser_hash)) {
+    await recordEvent(ctx, { type: "sign_in.sso_failed", accountId: login.account_id, info: input.info, detail: { reason: "wrong_browser" } });
+    return fail("wrong_browser", "Finish single sign-on in the browser where you started it. Start again from “Sign in with SSO” in this browser.");
+  }
+  const claimed = await ctx.db
+    .updateTable("sso_logins")
+    .set({ used_at: now })
+    .where("state_hash", "=", stateHash)
+    .where("used_at", "is", null)
+    .where("expires_at", ">", now)
+    .executeTakeFirst();
+  if (Number(claimed.numUpdatedRows) !== 1) return fail("sso_state_used", `This single sign-on answer was already used. ${restart}`);
+
+  const refuse = async (reason: FinishFailure, message: string, detail: Record<string, unknown> = {}): Promise<Result<SsoSignedIn, FinishFailure>> => {
+    await recordEvent(ctx, { type: "sign_in.sso_failed", accountId: login.account_id, info: input.info, detail: { reason, ...detail } });
+    return fail(reason, message);
+  };
+
+  const provider = await providerOf(ctx, login.account_id);
+  if (!provider) return refuse("sso_not_configured", "Single sign-on is no longer set up for this account. Ask your administrator.");
+  const timeoutSeconds = ctx.config.limits.ssoHttpTimeoutSeconds;
+  let configuration;
+  try {
+    configuration = await discoverProvider({ ...provider, timeoutSeconds });
+  } catch (error) {
+    const problem = describeOidcError(error, "discovery");
+    return refuse("sso_unavailable", problem.message);
+  }
+  let identity: OidcIdentity;
+  try {
+    identity = await completeAuthorization(configuration, { callbackUrl, state, nonce: login.nonce, codeVerifier: verifierBox(ctx).open(login.code_verifier_sealed, stateHash) });
+  } catch (error) {
+    const problem = describeOidcError(error, "exchange");
+    return refuse(problem.kind === "unavailable" ? "sso_unavailable" : "sso_failed", problem.message);
+  }
+
+  if (identity.email === undefined) return refuse("sso_failed", "Your identity provider did not tell us your email address, so we cannot sign you in. Ask your administrator to release the email claim.");
+  const email = normalizeEmail(identity.email);
+  if (identity.emailVerified !== true) return refuse("sso_failed", `Your identity provider has not verified the address ${email}, so we cannot sign you in with it.`, { email });
+  const domain = normalizeDomain(email);
+  if (domain === null || !provider.domains.includes(domain) || email.length > ctx.config.limits.emailMaxLength) {
+    return refuse("sso_failed", `The address ${email} is not in a domain this account's single sign-on covers (${provider.domains.join(", ")}).`, { email });
+  }
+  const name = checkName(identity.name ?? "", ctx.config.limits);
+  const displayName = name.ok ? name.value : (email.split("@")[0] ?? email);
+
+  const outcome = await ctx.db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto("users")
+      .values({ id: newId(), email, name: displayName, password_hash: null, two_factor_method: "email_link", created_at: now, updated_at: now })
+      .onConflict((oc) => oc.column("email").doNothing())
+      .execute();
+    const user = await tx.selectFrom("users").select(["id"]).where("email", "=", email).executeTakeFirstOrThrow();
+    const membership = await tx.selectFrom("memberships").select(["id", "sign_in_method"]).where("account_id", "=", provider.accountId).where("user_id", "=", user.id).executeTakeFirst();
+    if (membership?.sign_in_method === "password") return { refused: true as const, userId: user.id };
+    let provisioned = false;
+    if (!membership) {
+      const inserted = await tx
+        .insertInto("memberships")
+        .values({ id: newId(), account_id: provider.accountId, user_id: user.id, role: "member", sign_in_method: "sso", created_at: now, last_sign_in_at: null })
+        .onConflict((oc) => oc.columns(["account_id", "user_id"]).doNothing())
+        .executeTakeFirst();
+      provisioned = Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1;
+      if (provisioned) {
+        await recordEvent({ db: tx, clock: ctx.clock }, { type: "sso.member_provisioned", accountId: provider.accountId, userId: user.id, info: input.info, detail: { email, subject: identity.subject } });
+      }
+    }
+    const session = await createSession(ctx, tx, { userId: user.id, accountId: provider.accountId, info: input.info });
+    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: user.id, accountId: provider.accountId, info: input.info, detail: { secondFactor: "sso" } });
+    const ssoAccounts = await tx
+      .selectFrom("memberships")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("user_id", "=", user.id)
+      .where("sign_in_method", "=", "sso")
+      .executeTakeFirstOrThrow();
+    return { refused: false as const, userId: user.id, sessionToken: session.token, provisioned, chooseAccount: Number(ssoAccounts.n) > 1 };
+  });
+  if (outcome.refused) {
+    return refuse(
+      "sso_password_member",
+      `${email} is already a member of this account who signs in with a password. To sign in with single sign-on instead, an Account Admin must first remove this member; the next SSO sign-in then adds them back.`,
+      { email },
+    );
+  }
+  return ok({ sessionToken: outcome.sessionToken, userId: outcome.userId, accountId: provider.accountId, provisioned: outcome.provisioned, chooseAccount: outcome.chooseAccount });
+}
