@@ -289,6 +289,8 @@ export async function finishSsoSignIn(
 
   if (identity.email === undefined) return refuse("sso_failed", "Your identity provider did not tell us your email address, so we cannot sign you in. Ask your administrator to release the email claim.");
   const email = normalizeEmail(identity.email);
+  // A control character (NUL above all: PostgreSQL refuses it, a 500) is in no real address.
+  if (/\p{Cc}/u.test(email)) return refuse("sso_failed", "Your identity provider sent an email address that is not valid, so we cannot sign you in. Ask your administrator.");
   if (identity.emailVerified !== true) return refuse("sso_failed", `Your identity provider has not verified the address ${email}, so we cannot sign you in with it.`, { email });
   const domain = normalizeDomain(email);
   if (domain === null || !provider.domains.includes(domain) || email.length > ctx.config.limits.emailMaxLength) {

@@ -47,6 +47,9 @@ export async function requestSupportReset(
   if (!email.ok) return email;
   const message = input.message.normalize("NFC").trim();
   if ([...message].length > MESSAGE_MAX_LENGTH) return fail("invalid_request", `Keep the message under ${MESSAGE_MAX_LENGTH} characters.`);
+  // Checked before the address is looked up: PostgreSQL refuses NUL bytes in text, which would make a registered
+  // address answer 500 and an unknown one 200.
+  if (/(?![\t\n\r])\p{Cc}/u.test(message)) return fail("invalid_request", "The message cannot contain control characters.");
   const count = await ctx.attempts.hit(`support:email:${email.value}`, 24 * 60 * 60);
   // Per address, and per IP so nobody can make Latchkey mail many inboxes.
   const fromIp = input.info.ip ? await ctx.attempts.hit(`support:ip:${input.info.ip}`, 60 * 60) : 0;
@@ -84,7 +87,8 @@ export async function requestSupportReset(
     })
     .execute();
   await auditEverywhere(ctx, user.id, "support.requested", input.info, { requestId: id });
-  await sendQuietly(
+  // Not awaited: an SMTP round trip only for registered addresses would tell them apart by the answer's timing.
+  void sendQuietly(
     ctx,
     supportConfirmMessage({ to: email.value, productName: ctx.config.productName, url: new URL(`/support/confirm/${token}`, ctx.config.publicUrl).href, expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600) }),
   );
