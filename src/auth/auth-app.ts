@@ -2,7 +2,7 @@ import type { AppContext, RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { notifyUser } from "../audit/notices.js";
-import { hasFreshProof } from "./fresh-proof.js";
+import { hasFreshProof, passwordLoginSession } from "./fresh-proof.js";
 import { activateRecoveryCodes, generateRecoveryCodes, newBatchId, remainingRecoveryCodes } from "./recovery-codes.js";
 import { createSecretBox } from "./secret-box.js";
 import { totpBox } from "./second-factor.js";
@@ -68,13 +68,15 @@ export async function dismissRecoveryCodes(ctx: AppContext, userId: string): Pro
   await ctx.db.deleteFrom("recovery_code_reveals").where("user_id", "=", userId).execute();
 }
 
-export type SetupFailure = "fresh_proof_required" | "auth_app_already_enabled";
+export type SetupFailure = "forbidden" | "fresh_proof_required" | "auth_app_already_enabled";
 
 /**
  * Step 0 → 1: a new key and ten recovery codes, nothing active yet. Starting again replaces an unfinished setup, so
  * only the newest QR code can ever be confirmed.
  */
 export async function startAuthAppSetup(ctx: AppContext, signedIn: SignedIn): Promise<Result<{ codes: string[] }, SetupFailure>> {
+  const allowed = passwordLoginSession(signedIn);
+  if (!allowed.ok) return allowed;
   if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
   const userId = signedIn.user.id;
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirstOrThrow();
@@ -114,7 +116,7 @@ export async function setupKey(ctx: AppContext, signedIn: SignedIn): Promise<Res
   return ok({ uri, manualKey: formatSecretForManualEntry(setup.secret) });
 }
 
-export type ConfirmFailure = "setup_not_started" | "recovery_codes_not_saved" | "invalid_code_format" | "invalid_code" | "fresh_proof_required";
+export type ConfirmFailure = "forbidden" | "setup_not_started" | "recovery_codes_not_saved" | "invalid_code_format" | "invalid_code" | "fresh_proof_required";
 
 /**
  * Step 3: a correct code switches the user to the auth app and activates the recovery codes, in one transaction
@@ -122,6 +124,8 @@ export type ConfirmFailure = "setup_not_started" | "recovery_codes_not_saved" | 
  * user end: a credential changed.
  */
 export async function confirmAuthAppSetup(ctx: AppContext, signedIn: SignedIn, code: string, info: RequestInfo): Promise<Result<null, ConfirmFailure>> {
+  const allowed = passwordLoginSession(signedIn);
+  if (!allowed.ok) return allowed;
   // The switch happens here, so the proof must still be fresh here (a setup lives longer than a proof).
   if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
   const userId = signedIn.user.id;
@@ -157,7 +161,9 @@ export async function confirmAuthAppSetup(ctx: AppContext, signedIn: SignedIn, c
 }
 
 /** Ten new codes in force at once; every older code is void in the same transaction. */
-export async function regenerateRecoveryCodes(ctx: AppContext, signedIn: SignedIn, info: RequestInfo): Promise<Result<{ codes: string[] }, "fresh_proof_required" | "auth_app_not_enabled">> {
+export async function regenerateRecoveryCodes(ctx: AppContext, signedIn: SignedIn, info: RequestInfo): Promise<Result<{ codes: string[] }, "forbidden" | "fresh_proof_required" | "auth_app_not_enabled">> {
+  const allowed = passwordLoginSession(signedIn);
+  if (!allowed.ok) return allowed;
   if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
   const userId = signedIn.user.id;
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirstOrThrow();
@@ -170,12 +176,17 @@ export async function regenerateRecoveryCodes(ctx: AppContext, signedIn: SignedI
     await recordEvent({ db: tx, clock: ctx.clock }, { type: "two_factor.recovery_codes_regenerated", userId, accountId: signedIn.account.id, info });
   });
   await storeReveal(ctx, userId, batchId, codes);
+  // A credential changed, like the password or the app: a session opened elsewhere (perhaps with an old code, the
+  // reason someone regenerates) ends now.
+  await revokeUserSessions(ctx, userId, signedIn.sessionId);
   await notifyUser(ctx, { userId, kind: "recovery_codes_regenerated", info });
   return ok({ codes });
 }
 
 /** Back to the email link. Refused while any account the user signs in to with a password requires the app. */
-export async function disableAuthApp(ctx: AppContext, signedIn: SignedIn, info: RequestInfo): Promise<Result<null, "fresh_proof_required" | "auth_app_not_enabled" | "auth_app_required">> {
+export async function disableAuthApp(ctx: AppContext, signedIn: SignedIn, info: RequestInfo): Promise<Result<null, "forbidden" | "fresh_proof_required" | "auth_app_not_enabled" | "auth_app_required">> {
+  const allowed = passwordLoginSession(signedIn);
+  if (!allowed.ok) return allowed;
   if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
   const userId = signedIn.user.id;
   const status = await twoFactorStatus(ctx, userId);

@@ -9,6 +9,17 @@ export function hasFreshProof(ctx: Pick<AppContext, "clock" | "config">, signedI
   return ctx.clock.now() - signedIn.freshProofAt <= ctx.config.limits.freshProofSeconds * 1000;
 }
 
+/**
+ * Password, auth app and recovery codes belong to the person's password login. A session opened by single sign-on
+ * proved none of them (its fresh proof is the identity provider's word), so it may not change them: otherwise whoever
+ * controls one account's provider could take over, or lock out, the second factor of the same person's password
+ * accounts elsewhere.
+ */
+export function passwordLoginSession(signedIn: SignedIn): Result<null, "forbidden"> {
+  if (signedIn.signInMethod === "password") return ok(null);
+  return fail("forbidden", "You signed in with single sign-on: your password and two-factor authentication can only be changed after signing in with your password.");
+}
+
 /** Confirms the password again inside a session: the next `freshProofSeconds` allow sensitive changes. */
 export async function reauthenticate(ctx: AppContext, signedIn: SignedIn, password: string, info: RequestInfo): Promise<Result<null, "invalid_credentials" | "too_many_attempts">> {
   const key = `reauth:user:${signedIn.user.id}`;

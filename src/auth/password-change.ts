@@ -2,11 +2,11 @@ import type { AppContext, RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { notifyUser } from "../audit/notices.js";
-import { reauthenticate } from "./fresh-proof.js";
+import { passwordLoginSession, reauthenticate } from "./fresh-proof.js";
 import { checkNewPassword, hashPassword, type PasswordProblem } from "./passwords.js";
 import { revokeUserSessions, type SignedIn } from "./sessions.js";
 
-export type ChangePasswordFailure = "invalid_credentials" | "too_many_attempts" | PasswordProblem;
+export type ChangePasswordFailure = "forbidden" | "invalid_credentials" | "too_many_attempts" | PasswordProblem;
 
 /**
  * Changes the password of a signed-in person. The current password is the fresh proof (checked with the same
@@ -17,6 +17,8 @@ export async function changePassword(
   signedIn: SignedIn,
   input: { currentPassword: string; newPassword: string; info: RequestInfo },
 ): Promise<Result<{ otherSessionsEnded: number }, ChangePasswordFailure>> {
+  const allowed = passwordLoginSession(signedIn);
+  if (!allowed.ok) return allowed;
   const checked = checkNewPassword(input.newPassword, ctx.config.limits);
   if (!checked.ok) return checked;
   const proof = await reauthenticate(ctx, signedIn, input.currentPassword, input.info);
