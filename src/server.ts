@@ -73,7 +73,13 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     app.addHook("onRequest", async (request, reply) => {
       const host = request.headers.host ?? "";
       if ((request.method === "GET" || request.method === "HEAD") && /^(127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host)) {
-        return reply.redirect(new URL(request.url, ctx.config.publicUrl).href, 308);
+        // Only the path and query are taken from the request: resolved as a URL, a path like "//evil.example/" would
+        // name another host (an open redirect).
+        const target = new URL(ctx.config.publicUrl.origin);
+        const query = request.url.indexOf("?");
+        target.pathname = query === -1 ? request.url : request.url.slice(0, query);
+        target.search = query === -1 ? "" : request.url.slice(query);
+        return reply.redirect(target.href, 308);
       }
       return undefined;
     });

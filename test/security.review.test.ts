@@ -151,6 +151,16 @@ for (const dialect of dialects) {
       }
     });
 
+    it("the 127.0.0.1 → localhost redirect keeps the request on the public host (no open redirect)", async () => {
+      for (const url of ["//evil.example/login", "/\\evil.example/login", "///evil.example/?next=x"]) {
+        const response = await t.app.inject({ method: "GET", url, headers: { host: "127.0.0.1:3000" } });
+        expect(response.statusCode, url).toBe(308);
+        expect(new URL(response.headers.location as string).origin, url).toBe(t.config.publicUrl.origin);
+      }
+      const kept = await t.app.inject({ method: "GET", url: "/login?notice=signed_out", headers: { host: "127.0.0.1:3000" } });
+      expect(kept.headers.location).toBe(`${t.config.publicUrl.origin}/login?notice=signed_out`);
+    });
+
     it("an identity provider's email with a control character is refused, never a 500", async () => {
       const browser = new Browser(t.app);
       const started = await browser.request("POST", "/api/v1/login/sso", { json: { domain } });
