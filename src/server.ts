@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import helmet from "@fastify/helmet";
@@ -6,6 +6,7 @@ import type { AppContext } from "./context.js";
 import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
 import { loadSession } from "./http/session-guard.js";
+import { redactUrl } from "./http/request-info.js";
 import { apiRoutes } from "./http/routes/api.js";
 import { devMailRoutes } from "./http/routes/dev-mail.js";
 import { homeRoutes } from "./http/routes/home.js";
@@ -29,7 +30,15 @@ export interface BuildOptions {
 /** The composition root: a Fastify app over an AppContext. No I/O happens here beyond registering routes. */
 export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger === false ? false : { level: ctx.config.logLevel, redact: ["req.headers.cookie", 'res.headers["set-cookie"]'] },
+    logger:
+      options.logger === false
+        ? false
+        : {
+            level: ctx.config.logLevel,
+            redact: ["req.headers.cookie", 'res.headers["set-cookie"]'],
+            // Fastify's own request fields, with the URL's tokens taken out (links stay live after they are logged).
+            serializers: { req: (request: FastifyRequest) => ({ method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort }) },
+          },
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Fastify accepts a hop count too (documented), though its type omits it.
     trustProxy: ctx.config.trustProxy as boolean | string[],
