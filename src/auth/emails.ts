@@ -16,6 +16,9 @@ export function checkEmail(email: string, limits: Limits): Result<string, "email
   if (normalized.length === 0) return fail("email_invalid", "Enter an email address.");
   if (normalized.length > limits.emailMaxLength) return fail("email_invalid", `An email address has at most ${limits.emailMaxLength} characters.`);
   if (!/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(normalized)) return fail("email_invalid", "Enter an email address like name@example.com.");
+  // Characters that address headers treat as structure (lists, display names, comments, routes): an address
+  // containing them could deliver somewhere other than the address we store and show.
+  if (/[<>(),;:"[\]\\]/.test(normalized)) return fail("email_invalid", "An email address cannot contain < > ( ) , ; : \" [ ] or \\.");
   return ok(normalized);
 }
 

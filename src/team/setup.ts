@@ -27,6 +27,8 @@ export type SetupFailure = "setup_unavailable" | "name_invalid" | "email_invalid
 /** True when the link can still create the first account. */
 export async function isSetupLinkOpen(ctx: Pick<AppContext, "db" | "clock">, token: string): Promise<boolean> {
   if (!looksLikeToken(token)) return false;
+  // The link is for an empty installation only: once an account exists (e.g. made with the CLI) it is void.
+  if ((await countAccounts(ctx)) > 0) return false;
   const row = await ctx.db.selectFrom("setup_tokens").select(["used_at", "expires_at"]).where("token_hash", "=", hashToken(token)).executeTakeFirst();
   return row !== undefined && row.used_at === null && row.expires_at > ctx.clock.now();
 }

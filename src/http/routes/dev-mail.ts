@@ -19,6 +19,14 @@ const EML = /^[A-Za-z0-9@._-]+\.eml$/;
  * goes to the outbox and the server listens on loopback.
  */
 export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: string): void {
+  // Only for requests addressed to a loopback name: a DNS-rebinding page (evil.example → 127.0.0.1) must not read
+  // the outbox, which holds live sign-in links.
+  app.addHook("onRequest", async (request, reply) => {
+    if (!request.url.startsWith("/dev/mail")) return undefined;
+    const host = (request.headers.host ?? "").replace(/:\d+$/, "");
+    if (!isLoopbackHost(host)) return reply.status(404).type("text/plain; charset=utf-8").send("Not found");
+    return undefined;
+  });
   const page = (title: string, body: ReturnType<typeof html>): string => layout({ title, body, wide: true, productName: ctx.config.productName }).value;
 
   app.get("/dev/mail", async (_request, reply) => {
