@@ -18,6 +18,9 @@ const ALLOWED = [
   /^\/api\/v1\/openapi\.json$/,
   /^\/assets\//,
   /^\/help$/,
+  // Pages that do not use the session: accepting an invitation to another account, asking support for help.
+  /^\/invite\/[^/]+$/,
+  /^\/support(\/.*)?$/,
   // Switching to another of the person's accounts is allowed: the policy is the account's, not the person's.
   /^\/accounts(\/switch)?$/,
   /^\/api\/v1\/accounts$/,
