@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { freePort } from "./helpers/ports.js";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -59,17 +59,6 @@ async function startCluster(dialect: Dialect): Promise<{ a: Instance; b: Instanc
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A real `latchkey serve` in its own process over the same database: an instance as a deployment runs it. */
 async function startServeProcess(database: TestDatabase): Promise<{ origin: string; stop(): Promise<void> }> {
