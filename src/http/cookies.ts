@@ -36,3 +36,18 @@ export function setCookie(reply: FastifyReply, config: Config, kind: CookieKind,
 export function clearCookie(reply: FastifyReply, config: Config, kind: CookieKind): void {
   reply.clearCookie(cookieName(config, kind), cookieOptions(config));
 }
+
+/**
+ * The end of every sign-in path: the half-finished sign-in's cookie goes, the new session's cookie comes (for its
+ * absolute lifetime).
+ */
+export function setSessionCookie(reply: FastifyReply, config: Config, from: CookieKind, sessionToken: string): void {
+  clearCookie(reply, config, from);
+  setCookie(reply, config, "session", sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
+}
+
+/** A completed sign-in in a browser: session cookie, then a redirect, so spent tokens leave the address bar and history. */
+export function redirectSignedIn(reply: FastifyReply, config: Config, from: CookieKind, signIn: { sessionToken: string; chooseAccount: boolean }): FastifyReply {
+  setSessionCookie(reply, config, from, signIn.sessionToken);
+  return reply.redirect(signIn.chooseAccount ? "/accounts" : "/", 303);
+}

@@ -6,7 +6,7 @@ import { challengeEmail, findLiveChallenge } from "../../auth/challenges.js";
 import type { Challenge } from "../../db/schema.js";
 import { redeemEmailLink, sendEmailLink } from "../../auth/email-links.js";
 import { signOut } from "../../auth/sessions.js";
-import { clearCookie, readCookie, setCookie } from "../cookies.js";
+import { clearCookie, readCookie, redirectSignedIn, setCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
@@ -95,10 +95,7 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
         .type("text/html")
         .send(messagePage({ productName: config.productName, title: titles[result.reason], message: result.message, action: { href: "/login", label: "Go to sign in" } }).value);
     }
-    clearCookie(reply, config, "challenge");
-    setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
-    // Redirect so the spent token leaves the address bar and history.
-    return reply.redirect(result.value.chooseAccount ? "/accounts" : "/", 303);
+    return redirectSignedIn(reply, config, "challenge", result.value);
   });
 
   app.post("/logout", async (request, reply) => {

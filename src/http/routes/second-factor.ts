@@ -4,7 +4,7 @@ import type { AppContext } from "../../context.js";
 import { LatchkeyError } from "../../errors.js";
 import { findLiveChallenge } from "../../auth/challenges.js";
 import { signInWithCode, type CodeKind } from "../../auth/second-factor.js";
-import { clearCookie, readCookie, setCookie } from "../cookies.js";
+import { clearCookie, readCookie, redirectSignedIn, setSessionCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
@@ -46,9 +46,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
       }
       return reply.status(statusByCode[result.reason]).type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }).value);
     }
-    clearCookie(reply, config, "challenge");
-    setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
-    return reply.redirect(result.value.chooseAccount ? "/accounts" : "/", 303);
+    return redirectSignedIn(reply, config, "challenge", result.value);
   }
 
   app.get("/login/code", (request, reply) => showPage("auth_app", request, reply));
@@ -63,8 +61,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
       if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
       throw new LatchkeyError(result.reason, result.message, result.details);
     }
-    clearCookie(reply, config, "challenge");
-    setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
+    setSessionCookie(reply, config, "challenge", result.value.sessionToken);
     return reply.send({ ok: true, ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}) });
   }
 

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import { LatchkeyError } from "../../errors.js";
 import { finishSsoSignIn, startSsoSignIn } from "../../team/sso.js";
-import { clearCookie, readCookie, setCookie } from "../cookies.js";
+import { clearCookie, readCookie, redirectSignedIn, setCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { statusByCode } from "../errors.js";
 import { formSchema, parseBody } from "../input.js";
@@ -67,9 +67,6 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
         .type("text/html")
         .send(messagePage({ productName: config.productName, title: failureTitles[result.reason], message: result.message, action: { href: "/login/sso", label: "Sign in with SSO" } }).value);
     }
-    clearCookie(reply, config, "sso");
-    setCookie(reply, config, "session", result.value.sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
-    // Redirect so the code and state leave the address bar and history.
-    return reply.redirect(result.value.chooseAccount ? "/accounts" : "/", 303);
+    return redirectSignedIn(reply, config, "sso", result.value);
   });
 }
