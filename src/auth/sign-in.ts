@@ -5,7 +5,7 @@ import { createChallenge } from "./challenges.js";
 import { normalizeEmail } from "./emails.js";
 import { verifyAgainstDummy, verifyPassword } from "./passwords.js";
 import { hashToken } from "./tokens.js";
-import type { TwoFactorMethod } from "../db/schema.js";
+import type { Challenge, TwoFactorMethod } from "../db/schema.js";
 import { LatchkeyError } from "../errors.js";
 import { sendEmailLink } from "./email-links.js";
 
@@ -13,7 +13,8 @@ export type SecondFactor = TwoFactorMethod;
 
 export interface PasswordAccepted {
   challengeToken: string;
-  challengeId: string;
+  /** The new challenge row, so the caller can send its first link without reading it back. */
+  challenge: Challenge;
   userId: string;
   next: SecondFactor;
 }
@@ -81,7 +82,7 @@ export async function checkPassword(
   await ctx.attempts.reset(byEmail);
   const { token, challenge } = await createChallenge(ctx, { userId: user.id, info: input.info });
   await recordEvent(ctx, { type: "sign_in.password_accepted", userId: user.id, info: input.info });
-  return ok({ challengeToken: token, challengeId: challenge.id, userId: user.id, next: user.two_factor_method });
+  return ok({ challengeToken: token, challenge, userId: user.id, next: user.two_factor_method });
 }
 
 /**
@@ -95,7 +96,7 @@ export async function startSignIn(
   const accepted = await checkPassword(ctx, input);
   if (!accepted.ok) return accepted;
   if (accepted.value.next !== "email_link") return ok({ ...accepted.value, sentTo: null });
-  const challenge = await ctx.db.selectFrom("challenges").selectAll().where("id", "=", accepted.value.challengeId).executeTakeFirstOrThrow();
+  const { challenge } = accepted.value;
   let sent;
   try {
     sent = await sendEmailLink(ctx, challenge, input.info);
