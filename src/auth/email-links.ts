@@ -32,7 +32,8 @@ export async function sendEmailLink(
   const { limits } = ctx.config;
   // The email link is the second factor only for email-link users: for an auth-app user it would be a way
   // around the app, so a challenge of theirs never gets one.
-  if ((await secondFactorOf(ctx, challenge.user_id)) !== "email_link") {
+  const user = await ctx.db.selectFrom("users").select(["id", "email", "two_factor_method"]).where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
+  if (user.two_factor_method !== "email_link") {
     return fail("auth_app_required", "This login uses an authenticator app: enter the code from your app instead.");
   }
   const now = ctx.clock.now();
@@ -53,7 +54,6 @@ export async function sendEmailLink(
     const retryAfterSeconds = Math.max(1, Math.ceil(((current.last_link_sent_at ?? now) + cooldownMs - now) / 1000));
     return fail("rate_limited", `A link was sent moments ago. You can ask for a new one in ${retryAfterSeconds} seconds.`, { retryAfterSeconds });
   }
-  const user = await ctx.db.selectFrom("users").select(["id", "email"]).where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
   const token = newToken();
   await ctx.db.transaction().execute(async (tx) => {
     // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
