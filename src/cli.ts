@@ -9,6 +9,7 @@ import { createAccountWithAdmin } from "./team/accounts.js";
 import { isLoopbackHost } from "./http/routes/dev-mail.js";
 import { connectSso, disconnectSso, showSso, type SsoConnectionView } from "./team/sso.js";
 import { applyDueSupportResets, approveSupportRequest, denySupportRequest, listSupportRequests, showSupportRequest, type SupportRequestView } from "./team/support-recovery.js";
+import { urlTo } from "./paths.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -74,7 +75,7 @@ program
       fatal(`cannot listen on ${cfg.host}:${cfg.port}: ${error instanceof Error ? error.message : String(error)} (set PORT or HOST)`);
     }
     log(`Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`);
-    if (cfg.smtpUrl === undefined) log(`Mail goes to ${runtime.outboxDir}${devMail ? ` — read it at ${new URL("/dev/mail", cfg.publicUrl).href}` : ""}.`);
+    if (cfg.smtpUrl === undefined) log(`Mail goes to ${runtime.outboxDir}${devMail ? ` — read it at ${urlTo(cfg.publicUrl, "devMail")}` : ""}.`);
     const setup = await issueSetupLink(runtime.ctx);
     if (setup) {
       log("");

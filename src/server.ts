@@ -20,6 +20,7 @@ import { assetRoutes } from "./http/routes/assets.js";
 import { teamRoutes } from "./http/routes/team.js";
 import { supportRoutes } from "./http/routes/support.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
+import { routes } from "./paths.js";
 
 export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
@@ -59,10 +60,10 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   });
 
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
-  const routes: string[] = [];
-  app.decorate("latchkeyRoutes", routes);
+  const registered: string[] = [];
+  app.decorate("latchkeyRoutes", registered);
   app.addHook("onRoute", (route) => {
-    for (const method of [route.method].flat()) if (method !== "HEAD") routes.push(`${method} ${route.url}`);
+    for (const method of [route.method].flat()) if (method !== "HEAD") registered.push(`${method} ${route.url}`);
   });
   app.decorateRequest("signedIn", null);
   app.decorateRequest("csrfCookieIssued", undefined);
@@ -112,7 +113,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   apiRoutes(app, ctx);
   openApiRoutes(app, ctx);
   if (options.outboxDir !== undefined) devMailRoutes(app, ctx, options.outboxDir);
-  app.get("/healthz", async (_request, reply) => reply.send({ ok: true }));
+  app.get(routes.healthz, async (_request, reply) => reply.send({ ok: true }));
   return app;
 }
 

@@ -1,5 +1,6 @@
 import type { AppContext, RequestInfo } from "../context.js";
 import { securityNoticeMessage, type SecurityNoticeKind } from "../mail/messages.js";
+import { urlTo } from "../paths.js";
 
 /**
  * Emails a person about a change to their sign-in. A notice that cannot be sent must not undo or block the change
@@ -18,7 +19,7 @@ export async function notifyUser(ctx: AppContext, input: { userId: string; kind:
         when: new Date(ctx.clock.now()),
         ip: input.info.ip,
         userAgent: input.info.userAgent,
-        settingsUrl: new URL("/settings/two-factor", ctx.config.publicUrl).href,
+        settingsUrl: urlTo(ctx.config.publicUrl, "twoFactor"),
       }),
     );
   } catch {

@@ -6,6 +6,7 @@ import { signInLinkMessage } from "../mail/messages.js";
 import { consumeChallenge } from "./challenges.js";
 import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
+import { urlTo } from "../paths.js";
 
 async function secondFactorOf(ctx: Pick<AppContext, "db">, userId: string): Promise<string | null> {
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirst();
@@ -14,7 +15,7 @@ async function secondFactorOf(ctx: Pick<AppContext, "db">, userId: string): Prom
 
 /** Where sign-in links point. Built from the configured public URL only, never from the request's Host header. */
 export function emailLinkUrl(ctx: Pick<AppContext, "config">, token: string): string {
-  return new URL(`/login/email/${token}`, ctx.config.publicUrl).href;
+  return urlTo(ctx.config.publicUrl, "loginEmailLink", { token });
 }
 
 export type SendLinkFailure = "rate_limited" | "too_many_attempts" | "auth_app_required";

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { CookieSerializeOptions } from "@fastify/cookie";
 import type { Config } from "../config.js";
+import { pathTo } from "../paths.js";
 
 /** `sso`: binds a single sign-on in flight to the browser that started it (like the challenge cookie for the email link). */
 export type CookieKind = "session" | "challenge" | "csrf" | "sso";
@@ -49,5 +50,5 @@ export function setSessionCookie(reply: FastifyReply, config: Config, from: Cook
 /** A completed sign-in in a browser: session cookie, then a redirect, so spent tokens leave the address bar and history. */
 export function redirectSignedIn(reply: FastifyReply, config: Config, from: CookieKind, signIn: { sessionToken: string; chooseAccount: boolean }): FastifyReply {
   setSessionCookie(reply, config, from, signIn.sessionToken);
-  return reply.redirect(signIn.chooseAccount ? "/accounts" : "/", 303);
+  return reply.redirect(pathTo(signIn.chooseAccount ? "accounts" : "home"), 303);
 }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError, type ErrorCode } from "../errors.js";
 import { messagePage } from "./views/pages.js";
+import { pathTo } from "../paths.js";
 
 /** The one map from error code to HTTP status. */
 export const statusByCode: Record<ErrorCode, number> = {
@@ -89,7 +90,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, code: Er
   return reply
     .status(status)
     .type("text/html; charset=utf-8")
-    .send(messagePage({ title: titles[code] ?? "That did not work", message, action: { href: "/", label: "Go to the start page" } }).value);
+    .send(messagePage({ title: titles[code] ?? "That did not work", message, action: { href: pathTo("home"), label: "Go to the start page" } }).value);
 }
 
 /** Maps Fastify's own errors (bad JSON, big bodies, wrong media types) to our codes; anything unknown is a 500 and logged. */

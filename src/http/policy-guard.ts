@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError } from "../errors.js";
 import { mustSetUpAuthApp } from "../team/policy.js";
 import { isApiRequest } from "./errors.js";
+import { pathTo } from "../paths.js";
 
 /**
  * While the account requires the auth app and this member has not set it up, only these stay reachable: the setup
@@ -34,6 +35,6 @@ export function enforceTwoFactorPolicy(request: FastifyRequest, reply: FastifyRe
   const path = request.url.split("?")[0] ?? "";
   if (ALLOWED.some((pattern) => pattern.test(path))) return undefined;
   const message = `${me.account.name} requires an authenticator app for every team member. Set it up to continue.`;
-  if (isApiRequest(request)) throw new LatchkeyError("two_factor_setup_required", message, { setupUrl: "/settings/two-factor" });
-  return reply.redirect("/settings/two-factor", 303);
+  if (isApiRequest(request)) throw new LatchkeyError("two_factor_setup_required", message, { setupUrl: pathTo("twoFactor") });
+  return reply.redirect(pathTo("twoFactor"), 303);
 }

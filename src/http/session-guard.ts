@@ -4,6 +4,7 @@ import { validateSession, type SignedIn } from "../auth/sessions.js";
 import { LatchkeyError } from "../errors.js";
 import { isApiRequest } from "./errors.js";
 import { clearCookie, readCookie } from "./cookies.js";
+import { pathTo } from "../paths.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -22,6 +23,6 @@ export async function loadSession(ctx: AppContext, request: FastifyRequest, repl
 export function requireSignedIn(request: FastifyRequest, reply: FastifyReply): SignedIn | null {
   if (request.signedIn) return request.signedIn;
   if (isApiRequest(request)) throw new LatchkeyError("unauthenticated", "Sign in first: this needs a session cookie.");
-  void reply.redirect("/login", 303);
+  void reply.redirect(pathTo("login"), 303);
   return null;
 }

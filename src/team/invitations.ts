@@ -7,9 +7,10 @@ import { checkNewPassword, hashPassword, verifyPassword, type PasswordProblem } 
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { invitationMessage } from "../mail/messages.js";
 import { emailKey } from "../auth/sign-in.js";
+import { urlTo } from "../paths.js";
 
 export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): string {
-  return new URL(`/invite/${token}`, ctx.config.publicUrl).href;
+  return urlTo(ctx.config.publicUrl, "invitation", { token });
 }
 
 /** Invites an email to an account. Older open invitations of the same email to the same account are revoked. */

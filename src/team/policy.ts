@@ -4,6 +4,7 @@ import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import type { SignedIn } from "../auth/sessions.js";
 import { policyEnabledMessage } from "../mail/messages.js";
+import { urlTo } from "../paths.js";
 
 /** True when this session must set up the auth app before anything else: the account requires it, the member signs in with a password, and has not. SSO members are exempt. */
 export function mustSetUpAuthApp(signedIn: SignedIn): boolean {
@@ -64,7 +65,7 @@ export async function setTwoFactorPolicy(
     .where("memberships.sign_in_method", "=", "password")
     .where("users.two_factor_method", "!=", "auth_app")
     .execute();
-  const setupUrl = new URL("/settings/two-factor", ctx.config.publicUrl).href;
+  const setupUrl = urlTo(ctx.config.publicUrl, "twoFactor");
   let notified = 0;
   for (const { email } of affected) {
     try {

@@ -5,6 +5,7 @@ import { checkEmail, checkName } from "../auth/emails.js";
 import { checkNewPassword, hashPassword, type PasswordProblem } from "../auth/passwords.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { countAccounts } from "./accounts.js";
+import { urlTo } from "../paths.js";
 
 /**
  * On an empty database, a one-time link to create the first account and its admin. Each start issues a fresh link
@@ -19,7 +20,7 @@ export async function issueSetupLink(ctx: AppContext): Promise<{ url: string; ex
     await tx.deleteFrom("setup_tokens").where("used_at", "is", null).execute();
     await tx.insertInto("setup_tokens").values({ id: newId(), token_hash: hashToken(token), created_at: now, expires_at: expiresAt, used_at: null }).execute();
   });
-  return { url: new URL(`/setup/${token}`, ctx.config.publicUrl).href, expiresAt };
+  return { url: urlTo(ctx.config.publicUrl, "setup", { token }), expiresAt };
 }
 
 export type SetupFailure = "setup_unavailable" | "name_invalid" | "email_invalid" | PasswordProblem;

@@ -7,6 +7,7 @@ import { buildAuthorizationRequest, checkIssuerUrl, completeAuthorization, descr
 import { createSecretBox, type SecretBox } from "../auth/secret-box.js";
 import { createSession } from "../auth/sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
+import { urlTo } from "../paths.js";
 
 /**
  * Single sign-on with OpenID Connect, per account. An account connects one provider and names the email domains
@@ -20,7 +21,7 @@ const verifierBox = (ctx: Pick<AppContext, "config">): SecretBox => createSecret
 
 /** The one redirect URI Latchkey uses: register it at the provider. Built from the public URL, never from a request. */
 export function ssoRedirectUri(ctx: Pick<AppContext, "config">): string {
-  return new URL("/sso/callback", ctx.config.publicUrl).href;
+  return urlTo(ctx.config.publicUrl, "ssoCallback");
 }
 
 /**

@@ -7,6 +7,7 @@ import { recordEvent } from "../audit/events.js";
 import { checkEmail } from "../auth/emails.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { supportApprovedMessage, supportCompletedMessage, supportConfirmMessage, supportDeniedMessage } from "../mail/messages.js";
+import { urlTo } from "../paths.js";
 
 /**
  * Support recovery, the seed's third way back in: the person asks from their registered address (proved by a link
@@ -90,19 +91,35 @@ export async function requestSupportReset(
   // Not awaited: an SMTP round trip only for registered addresses would tell them apart by the answer's timing.
   void sendQuietly(
     ctx,
-    supportConfirmMessage({ to: email.value, productName: ctx.config.productName, url: new URL(`/support/confirm/${token}`, ctx.config.publicUrl).href, expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600) }),
+    supportConfirmMessage({ to: email.value, productName: ctx.config.productName, url: urlTo(ctx.config.publicUrl, "supportConfirm", { token }), expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600) }),
   );
   return ok(null);
 }
 
-/** The owner confirms from their inbox; the request joins the operators' queue. Single use (guarded UPDATE). */
-export async function confirmSupportRequest(ctx: AppContext, token: string, info: RequestInfo): Promise<Result<{ requestId: string }, "link_invalid" | "link_expired">> {
+type ConfirmationFailure = "link_invalid" | "link_expired";
+
+/** The request a confirmation link names, if the link can still be used (an already confirmed one stays valid: confirming twice is harmless). */
+async function findConfirmation(ctx: AppContext, token: string): Promise<Result<{ id: string; user_id: string; status: SupportStatus }, ConfirmationFailure>> {
   if (!looksLikeToken(token)) return fail("link_invalid", "This confirmation link is not valid.");
-  const now = ctx.clock.now();
   const row = await ctx.db.selectFrom("support_requests").select(["id", "user_id", "status", "confirm_expires_at"]).where("confirm_token_hash", "=", hashToken(token)).executeTakeFirst();
   if (!row) return fail("link_invalid", "This confirmation link is not valid.");
+  if (row.status === "unconfirmed" && row.confirm_expires_at <= ctx.clock.now()) return fail("link_expired", "This confirmation link has expired. Send a new request.");
+  return ok(row);
+}
+
+/** Checks a confirmation link before its page is drawn: a page is never shown for a token that names nothing. */
+export async function checkSupportConfirmation(ctx: AppContext, token: string): Promise<Result<null, ConfirmationFailure>> {
+  const found = await findConfirmation(ctx, token);
+  return found.ok ? ok(null) : found;
+}
+
+/** The owner confirms from their inbox; the request joins the operators' queue. Single use (guarded UPDATE). */
+export async function confirmSupportRequest(ctx: AppContext, token: string, info: RequestInfo): Promise<Result<{ requestId: string }, ConfirmationFailure>> {
+  const found = await findConfirmation(ctx, token);
+  if (!found.ok) return found;
+  const row = found.value;
+  const now = ctx.clock.now();
   if (row.status !== "unconfirmed") return ok({ requestId: row.id });
-  if (row.confirm_expires_at <= now) return fail("link_expired", "This confirmation link has expired. Send a new request.");
   const claimed = await ctx.db.updateTable("support_requests").set({ status: "pending", confirmed_at: now }).where("id", "=", row.id).where("status", "=", "unconfirmed").executeTakeFirst();
   if (Number(claimed.numUpdatedRows) === 1) await auditEverywhere(ctx, row.user_id, "support.confirmed", info, { requestId: row.id });
   return ok({ requestId: row.id });
@@ -200,7 +217,7 @@ export async function approveSupportRequest(ctx: AppContext, input: { id: string
     return fail("invalid_request", row.status === "unconfirmed" ? "The person has not confirmed this request from their inbox yet: it cannot be approved." : `This request is ${row.status}; only a pending request can be approved.`);
   }
   await auditEverywhere(ctx, row.user_id, "support.approved", undefined, { requestId: row.id, resetsAt, operator: operatorName(input.operator) });
-  await sendQuietly(ctx, supportApprovedMessage({ to: row.email, productName: ctx.config.productName, resetsAt: new Date(resetsAt), cancelUrl: new URL(`/support/cancel/${cancelToken}`, ctx.config.publicUrl).href }));
+  await sendQuietly(ctx, supportApprovedMessage({ to: row.email, productName: ctx.config.productName, resetsAt: new Date(resetsAt), cancelUrl: urlTo(ctx.config.publicUrl, "supportCancel", { token: cancelToken }) }));
   return ok({ resetsAt, email: row.email });
 }
 
@@ -267,7 +284,7 @@ export async function applyDueSupportResets(ctx: AppContext): Promise<number> {
     await ctx.attempts.reset(`code:locked:${request.user_id}`);
     await ctx.attempts.reset(`code:fail:${request.user_id}`);
     await auditEverywhere(ctx, request.user_id, "support.reset_completed", undefined, { requestId: request.id });
-    await sendQuietly(ctx, supportCompletedMessage({ to: request.email, productName: ctx.config.productName, signInUrl: new URL("/login", ctx.config.publicUrl).href }));
+    await sendQuietly(ctx, supportCompletedMessage({ to: request.email, productName: ctx.config.productName, signInUrl: urlTo(ctx.config.publicUrl, "login") }));
   }
   return applied;
 }

@@ -11,6 +11,7 @@ import { parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { requireSignedIn } from "../session-guard.js";
 import { mustSetUpAuthApp } from "../../team/policy.js";
+import { routes } from "../../paths.js";
 
 const loginBody = z.object({ email: z.string().max(1024), password: z.string().max(4096) }).strict();
 
@@ -18,7 +19,7 @@ const loginBody = z.object({ email: z.string().max(1024), password: z.string().m
 export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
 
-  app.post("/api/v1/login", async (request, reply) => {
+  app.post(routes.apiLogin, async (request, reply) => {
     const body = parseBody(loginBody, request.body);
     const result = await startSignIn(ctx, { email: body.email, password: body.password, info: requestInfo(request) });
     if (!result.ok) throw new LatchkeyError(result.reason, result.message, result.details);
@@ -26,7 +27,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.send({ next: result.value.next });
   });
 
-  app.post("/api/v1/login/email-link", async (request, reply) => {
+  app.post(routes.apiLoginEmailLink, async (request, reply) => {
     parseBody(z.object({}).strict(), request.body);
     const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
     if (!challenge) throw new LatchkeyError("challenge_missing", "There is no sign-in in progress in this client. Send your email and password to /api/v1/login first.");
@@ -35,7 +36,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.send({ next: "email_link", retryAfterSeconds: sent.value.retryAfterSeconds });
   });
 
-  app.get("/api/v1/session", async (request, reply) => {
+  app.get(routes.apiSession, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     return reply.send({
@@ -47,14 +48,14 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
     });
   });
 
-  app.post("/api/v1/logout", async (request, reply) => {
+  app.post(routes.apiLogout, async (request, reply) => {
     if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
     clearCookie(reply, config, "session");
     return reply.status(204).send();
   });
 
   // Forward auth for nginx auth_request, Caddy forward_auth and Traefik ForwardAuth: 200 + identity headers, or 401.
-  app.get("/api/v1/verify", async (request, reply) => {
+  app.get(routes.apiVerify, async (request, reply) => {
     const me = request.signedIn;
     if (!me) throw new LatchkeyError("unauthenticated", "No valid Latchkey session.");
     return reply

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { routes } from "../../paths.js";
 
 // Tiny progressive enhancements; every page works without them. Served from our origin so the CSP can stay
 // `script-src 'self'` with no inline script.
@@ -20,6 +21,6 @@ const COPY_CODES = `(() => {
 const PRINT = `window.addEventListener("load", () => window.print());\n`;
 
 export function assetRoutes(app: FastifyInstance): void {
-  app.get("/assets/copy-codes.js", async (_request, reply) => reply.type("text/javascript; charset=utf-8").send(COPY_CODES));
-  app.get("/assets/print.js", async (_request, reply) => reply.type("text/javascript; charset=utf-8").send(PRINT));
+  app.get(routes.assetCopyCodes, async (_request, reply) => reply.type("text/javascript; charset=utf-8").send(COPY_CODES));
+  app.get(routes.assetPrint, async (_request, reply) => reply.type("text/javascript; charset=utf-8").send(PRINT));
 }

@@ -6,6 +6,7 @@ import type { AppContext } from "../../context.js";
 import { html } from "../../html.js";
 import { layout } from "../views/layout.js";
 import { LatchkeyError } from "../../errors.js";
+import { routes, pathTo } from "../../paths.js";
 
 /** True for addresses only this machine can reach: the outbox may hold live sign-in links. */
 export function isLoopbackHost(host: string): boolean {
@@ -22,19 +23,19 @@ export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: 
   // Only for requests addressed to a loopback name: a DNS-rebinding page (evil.example → 127.0.0.1) must not read
   // the outbox, which holds live sign-in links.
   app.addHook("onRequest", async (request, reply) => {
-    if (!request.url.startsWith("/dev/mail")) return undefined;
+    if (!request.url.startsWith(routes.devMail)) return undefined;
     const host = (request.headers.host ?? "").replace(/:\d+$/, "");
     if (!isLoopbackHost(host)) return reply.status(404).type("text/plain; charset=utf-8").send("Not found");
     return undefined;
   });
   const page = (title: string, body: ReturnType<typeof html>): string => layout({ title, body, wide: true, productName: ctx.config.productName }).value;
 
-  app.get("/dev/mail", async (_request, reply) => {
+  app.get(routes.devMail, async (_request, reply) => {
     const files = (await readdir(outboxDir).catch(() => [] as string[])).filter((f) => EML.test(f)).sort().reverse().slice(0, 100);
     const rows = await Promise.all(
       files.map(async (file) => {
         const mail = await simpleParser(await readFile(join(outboxDir, file)));
-        return html`<tr><td>${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td><td>${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td><td><a href="/dev/mail/${file}">${mail.subject ?? "(no subject)"}</a></td></tr>`;
+        return html`<tr><td>${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td><td>${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td><td><a href="${pathTo("devMailMessage", { file })}">${mail.subject ?? "(no subject)"}</a></td></tr>`;
       }),
     );
     return reply.type("text/html").send(
@@ -46,7 +47,7 @@ ${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a 
     );
   });
 
-  app.get<{ Params: { file: string } }>("/dev/mail/:file", async (request, reply) => {
+  app.get<{ Params: { file: string } }>(routes.devMailMessage, async (request, reply) => {
     const { file } = request.params;
     if (!EML.test(file)) throw new LatchkeyError("not_found", "No such message.");
     const content = await readFile(join(outboxDir, file)).catch(() => null);
@@ -56,7 +57,7 @@ ${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a 
     return reply.type("text/html").send(
       page(
         mail.subject ?? "Message",
-        html`<p><a href="/dev/mail">← Outbox</a></p><h1>${mail.subject ?? "(no subject)"}</h1>
+        html`<p><a href="${pathTo("devMail")}">← Outbox</a></p><h1>${mail.subject ?? "(no subject)"}</h1>
 <p class="muted">To ${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""} · ${mail.date?.toISOString() ?? ""}</p>
 ${links.map((l) => html`<p><a href="${l}">${l}</a></p>`)}
 <pre style="white-space:pre-wrap">${mail.text ?? ""}</pre>`,

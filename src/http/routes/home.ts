@@ -4,11 +4,12 @@ import { csrfToken } from "../csrf.js";
 import { requireSignedIn } from "../session-guard.js";
 import { homePage } from "../views/pages.js";
 import { remainingRecoveryCodes } from "../../auth/recovery-codes.js";
+import { routes } from "../../paths.js";
 
 const methodLabels = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 
 export function homeRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get("/", async (request, reply) => {
+  app.get(routes.home, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const csrf = csrfToken(request, reply, ctx.config);

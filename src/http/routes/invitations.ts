@@ -8,6 +8,7 @@ import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { statusByCode } from "../errors.js";
 import { invitationPage, messagePage, setupPage, type PasswordFormErrors } from "../views/pages.js";
+import { routes, pathTo } from "../../paths.js";
 
 const acceptForm = formSchema({ name: z.string().max(4096).optional().default(""), password: z.string().max(4096) });
 const setupForm = formSchema({ accountName: z.string().max(4096), name: z.string().max(4096), email: z.string().max(4096), password: z.string().max(4096) });
@@ -25,10 +26,10 @@ export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
   const base = { productName: config.productName, minLength: config.limits.passwordMinLength, maxLength: config.limits.passwordMaxLength };
 
-  app.get<{ Params: { token: string } }>("/invite/:token", async (request, reply) => {
+  app.get<{ Params: { token: string } }>(routes.invitation, async (request, reply) => {
     const found = await findOpenInvitation(ctx, request.params.token);
     if (!found.ok) {
-      return reply.status(statusByCode[found.reason]).type("text/html").send(messagePage({ productName: config.productName, title: "This invitation does not work", message: found.message, action: { href: "/login", label: "Go to sign in" } }).value);
+      return reply.status(statusByCode[found.reason]).type("text/html").send(messagePage({ productName: config.productName, title: "This invitation does not work", message: found.message, action: { href: pathTo("login"), label: "Go to sign in" } }).value);
     }
     const inv = found.value;
     return reply
@@ -36,13 +37,13 @@ export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
       .send(invitationPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token, accountName: inv.accountName, email: inv.email, existingUserName: inv.existingUser?.name ?? null }).value);
   });
 
-  app.post<{ Params: { token: string } }>("/invite/:token", async (request, reply) => {
+  app.post<{ Params: { token: string } }>(routes.invitation, async (request, reply) => {
     const form = parseBody(acceptForm, request.body);
     const result = await acceptInvitation(ctx, { token: request.params.token, name: form.name, password: form.password, info: requestInfo(request) });
     if (result.ok) return reply.redirect(`/login?notice=${result.value.joinedWithExistingLogin ? "joined" : "password_set"}`, 303);
     const found = await findOpenInvitation(ctx, request.params.token);
     if (!found.ok) {
-      return reply.status(statusByCode[result.reason]).type("text/html").send(messagePage({ productName: config.productName, title: "This invitation does not work", message: result.message, action: { href: "/login", label: "Go to sign in" } }).value);
+      return reply.status(statusByCode[result.reason]).type("text/html").send(messagePage({ productName: config.productName, title: "This invitation does not work", message: result.message, action: { href: pathTo("login"), label: "Go to sign in" } }).value);
     }
     return reply
       .status(statusByCode[result.reason])
@@ -61,22 +62,22 @@ export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
       );
   });
 
-  app.get<{ Params: { token: string } }>("/setup/:token", async (request, reply) => {
+  app.get<{ Params: { token: string } }>(routes.setup, async (request, reply) => {
     if (!(await isSetupLinkOpen(ctx, request.params.token))) {
       return reply
         .status(410)
         .type("text/html")
-        .send(messagePage({ productName: config.productName, title: "This setup link does not work", message: "It was already used or has expired. Restart Latchkey on an empty database to print a new one, or create an account with `latchkey account create`.", action: { href: "/login", label: "Go to sign in" } }).value);
+        .send(messagePage({ productName: config.productName, title: "This setup link does not work", message: "It was already used or has expired. Restart Latchkey on an empty database to print a new one, or create an account with `latchkey account create`.", action: { href: pathTo("login"), label: "Go to sign in" } }).value);
     }
     return reply.type("text/html").send(setupPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token }).value);
   });
 
-  app.post<{ Params: { token: string } }>("/setup/:token", async (request, reply) => {
+  app.post<{ Params: { token: string } }>(routes.setup, async (request, reply) => {
     const form = parseBody(setupForm, request.body);
     const result = await completeSetup(ctx, { token: request.params.token, ...form, info: requestInfo(request) });
-    if (result.ok) return reply.redirect("/login?notice=setup_done", 303);
+    if (result.ok) return reply.redirect(pathTo("login", {}, { notice: "setup_done" }), 303);
     if (result.reason === "setup_unavailable") {
-      return reply.status(410).type("text/html").send(messagePage({ productName: config.productName, title: "This setup link does not work", message: result.message, action: { href: "/login", label: "Go to sign in" } }).value);
+      return reply.status(410).type("text/html").send(messagePage({ productName: config.productName, title: "This setup link does not work", message: result.message, action: { href: pathTo("login"), label: "Go to sign in" } }).value);
     }
     return reply
       .status(statusByCode[result.reason])

@@ -12,6 +12,7 @@ import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { checkEmailPage, loginPage, messagePage, notices, type NoticeCode } from "../views/pages.js";
 import { statusByCode } from "../errors.js";
+import { routes, pathTo } from "../../paths.js";
 
 const loginForm = formSchema({ email: z.string().max(1024), password: z.string().max(4096) });
 
@@ -25,13 +26,13 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
   const chrome = { productName: config.productName };
 
-  app.get("/login", async (request, reply) => {
-    if (request.signedIn) return reply.redirect("/", 303);
+  app.get(routes.login, async (request, reply) => {
+    if (request.signedIn) return reply.redirect(pathTo("home"), 303);
     const notice = noticeFrom(request);
     return reply.type("text/html").send(loginPage({ ...chrome, csrf: csrfToken(request, reply, config), ...(notice ? { notice } : {}) }).value);
   });
 
-  app.post("/login", async (request, reply) => {
+  app.post(routes.login, async (request, reply) => {
     const form = parseBody(loginForm, request.body);
     const result = await startSignIn(ctx, { email: form.email, password: form.password, info: requestInfo(request) });
     if (!result.ok) {
@@ -42,14 +43,14 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
         .send(loginPage({ ...chrome, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), error: result.message }).value);
     }
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
-    return reply.redirect(result.value.next === "email_link" ? "/login/email" : "/login/code", 303);
+    return reply.redirect(pathTo(result.value.next === "email_link" ? "loginEmail" : "loginCode"), 303);
   });
 
   async function challengeOrRestart(request: FastifyRequest, reply: FastifyReply): Promise<Awaited<ReturnType<typeof findLiveChallenge>>> {
     const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
     if (!challenge) {
       clearCookie(reply, config, "challenge");
-      void reply.redirect("/login?notice=challenge_expired", 303);
+      void reply.redirect(pathTo("login", {}, { notice: "challenge_expired" }), 303);
     }
     return challenge;
   }
@@ -62,13 +63,13 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
       .send(checkEmailPage({ ...chrome, csrf: csrfToken(request, reply, config), email, minutes: Math.round(config.limits.emailLinkTtlSeconds / 60), ...extra }).value);
   }
 
-  app.get("/login/email", async (request, reply) => {
+  app.get(routes.loginEmail, async (request, reply) => {
     const challenge = await challengeOrRestart(request, reply);
     if (!challenge) return reply;
     return renderCheckEmail(request, reply, challenge, {});
   });
 
-  app.post("/login/email/resend", async (request, reply) => {
+  app.post(routes.loginEmailResend, async (request, reply) => {
     parseBody(formSchema({}), request.body);
     const challenge = await challengeOrRestart(request, reply);
     if (!challenge) return reply;
@@ -80,7 +81,7 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     return renderCheckEmail(request, reply, challenge, { notice: "We sent a new link. Earlier links no longer work." });
   });
 
-  app.get<{ Params: { token: string } }>("/login/email/:token", async (request, reply) => {
+  app.get<{ Params: { token: string } }>(routes.loginEmailLink, async (request, reply) => {
     const result = await redeemEmailLink(ctx, { linkToken: request.params.token, challengeToken: readCookie(request, config, "challenge"), info: requestInfo(request) });
     if (!result.ok) {
       const titles = {
@@ -93,15 +94,15 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
       return reply
         .status(statusByCode[result.reason])
         .type("text/html")
-        .send(messagePage({ productName: config.productName, title: titles[result.reason], message: result.message, action: { href: "/login", label: "Go to sign in" } }).value);
+        .send(messagePage({ productName: config.productName, title: titles[result.reason], message: result.message, action: { href: pathTo("login"), label: "Go to sign in" } }).value);
     }
     return redirectSignedIn(reply, config, "challenge", result.value);
   });
 
-  app.post("/logout", async (request, reply) => {
+  app.post(routes.logout, async (request, reply) => {
     parseBody(formSchema({}), request.body);
     if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
     clearCookie(reply, config, "session");
-    return reply.redirect("/login?notice=signed_out", 303);
+    return reply.redirect(pathTo("login", {}, { notice: "signed_out" }), 303);
   });
 }

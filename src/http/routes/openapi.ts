@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../../context.js";
 import { errorCodes } from "../../errors.js";
+import { routes } from "../../paths.js";
 
 const error = { $ref: "#/components/schemas/Error" };
 const errorResponse = (description: string): object => ({ description, content: { "application/json": { schema: error } } });
@@ -139,5 +140,5 @@ export function openApiDocument(ctx: AppContext): Record<string, unknown> {
 
 export function openApiRoutes(app: FastifyInstance, ctx: AppContext): void {
   const document = openApiDocument(ctx);
-  app.get("/api/v1/openapi.json", async (_request, reply) => reply.send(document));
+  app.get(routes.apiOpenApi, async (_request, reply) => reply.send(document));
 }

@@ -11,6 +11,7 @@ import { requestInfo } from "../request-info.js";
 import { statusByCode } from "../errors.js";
 import { codePage, recoveryCodePage } from "../views/second-factor.js";
 import { messagePage } from "../views/pages.js";
+import { routes, pathTo } from "../../paths.js";
 
 // Generous bound: the precise shape check (and its message) is the domain's; this only stops absurd input early.
 const codeField = z.string().max(256, "is too long: a code has at most a few dozen characters");
@@ -26,7 +27,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
     const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
     if (!challenge) {
       clearCookie(reply, config, "challenge");
-      return reply.redirect("/login?notice=challenge_expired", 303);
+      return reply.redirect(pathTo("login", {}, { notice: "challenge_expired" }), 303);
     }
     return reply.type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config) }).value);
   }
@@ -42,17 +43,17 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
         return reply
           .status(statusByCode[result.reason])
           .type("text/html")
-          .send(messagePage({ productName: config.productName, title: "Sign in again", message: result.message, action: { href: "/login", label: "Sign in again" } }).value);
+          .send(messagePage({ productName: config.productName, title: "Sign in again", message: result.message, action: { href: pathTo("login"), label: "Sign in again" } }).value);
       }
       return reply.status(statusByCode[result.reason]).type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }).value);
     }
     return redirectSignedIn(reply, config, "challenge", result.value);
   }
 
-  app.get("/login/code", (request, reply) => showPage("auth_app", request, reply));
-  app.post("/login/code", (request, reply) => submit("auth_app", request, reply));
-  app.get("/login/recovery", (request, reply) => showPage("recovery_code", request, reply));
-  app.post("/login/recovery", (request, reply) => submit("recovery_code", request, reply));
+  app.get(routes.loginCode, (request, reply) => showPage("auth_app", request, reply));
+  app.post(routes.loginCode, (request, reply) => submit("auth_app", request, reply));
+  app.get(routes.loginRecovery, (request, reply) => showPage("recovery_code", request, reply));
+  app.post(routes.loginRecovery, (request, reply) => submit("recovery_code", request, reply));
 
   async function api(kind: CodeKind, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const body = parseBody(codeBody, request.body);
@@ -65,6 +66,6 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
     return reply.send({ ok: true, ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}) });
   }
 
-  app.post("/api/v1/login/code", (request, reply) => api("auth_app", request, reply));
-  app.post("/api/v1/login/recovery-code", (request, reply) => api("recovery_code", request, reply));
+  app.post(routes.apiLoginCode, (request, reply) => api("auth_app", request, reply));
+  app.post(routes.apiLoginRecoveryCode, (request, reply) => api("recovery_code", request, reply));
 }

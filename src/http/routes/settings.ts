@@ -22,6 +22,7 @@ import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { requireSignedIn } from "../session-guard.js";
 import { statusByCode } from "../errors.js";
+import { routes, pathTo } from "../../paths.js";
 import {
   accountSettingsPage,
   changePasswordPage,
@@ -35,8 +36,8 @@ import {
   type SettingsChrome,
 } from "../views/settings.js";
 
-const MANAGE = "/settings/two-factor";
-const SETUP = "/settings/two-factor/setup";
+const MANAGE = routes.twoFactor;
+const SETUP = routes.twoFactorSetup;
 /** Where "Confirm your password" may send the person back to: our own settings pages only (no open redirect). */
 const SAFE_NEXT = /^\/settings(\/[a-z0-9-]+)*$/;
 
@@ -68,13 +69,13 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     return html(reply, confirmPasswordPage({ ...chrome(request, reply, me), next, reason: "For your security, confirm your password before changing two-factor authentication." }), 403);
   }
 
-  app.get("/settings", async (request, reply) => {
+  app.get(routes.settings, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     return html(reply, accountSettingsPage({ ...chrome(request, reply, me), accountName: me.account.name }));
   });
 
-  app.get("/settings/profile", async (request, reply) => {
+  app.get(routes.profile, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const status = await twoFactorStatus(ctx, me.user.id);
@@ -86,14 +87,14 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   const passwordChrome = { minLength: config.limits.passwordMinLength, maxLength: config.limits.passwordMaxLength };
 
-  app.get("/settings/password", async (request, reply) => {
+  app.get(routes.password, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const done = (request.query as Record<string, unknown>)["notice"] === "changed";
     return html(reply, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, done }));
   });
 
-  app.post("/settings/password", async (request, reply) => {
+  app.post(routes.password, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const form = parseBody(formSchema({ currentPassword: z.string().max(4096), newPassword: z.string().max(4096) }), request.body);
@@ -103,10 +104,10 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
       const errors = result.reason.startsWith("password_") ? { next: result.message } : { current: result.message };
       return html(reply, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, errors }), statusByCode[result.reason]);
     }
-    return reply.redirect("/settings/password?notice=changed", 303);
+    return reply.redirect(pathTo("password", {}, { notice: "changed" }), 303);
   });
 
-  app.post("/settings/confirm-password", async (request, reply) => {
+  app.post(routes.confirmPassword, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const form = parseBody(formSchema({ password: z.string().max(4096), next: z.string().max(200).optional() }), request.body);
@@ -269,7 +270,7 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.redirect(`${MANAGE}?notice=disabled`, 303);
   });
 
-  app.get("/api/v1/two-factor", async (request, reply) => {
+  app.get(routes.apiTwoFactor, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const s = await twoFactorStatus(ctx, me.user.id);

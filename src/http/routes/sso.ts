@@ -9,6 +9,7 @@ import { statusByCode } from "../errors.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { messagePage, ssoContinuePage, ssoLoginPage } from "../views/pages.js";
+import { routes, pathTo } from "../../paths.js";
 
 const ssoForm = formSchema({ domain: z.string().max(1024) });
 const ssoBody = z.object({ domain: z.string().max(1024) }).strict();
@@ -30,12 +31,12 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
   const chrome = { productName: config.productName };
   const cookieSeconds = config.limits.ssoLoginTtlSeconds;
 
-  app.get("/login/sso", async (request, reply) => {
-    if (request.signedIn) return reply.redirect("/", 303);
+  app.get(routes.loginSso, async (request, reply) => {
+    if (request.signedIn) return reply.redirect(pathTo("home"), 303);
     return reply.type("text/html").send(ssoLoginPage({ ...chrome, csrf: csrfToken(request, reply, config) }).value);
   });
 
-  app.post("/login/sso", async (request, reply) => {
+  app.post(routes.loginSso, async (request, reply) => {
     const form = parseBody(ssoForm, request.body);
     const result = await startSsoSignIn(ctx, { domainOrEmail: form.domain, info: requestInfo(request) });
     if (!result.ok) {
@@ -48,7 +49,7 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.type("text/html").send(ssoContinuePage({ ...chrome, url: result.value.authorizationUrl, domain: result.value.domain }).value);
   });
 
-  app.post("/api/v1/login/sso", async (request, reply) => {
+  app.post(routes.apiLoginSso, async (request, reply) => {
     const body = parseBody(ssoBody, request.body);
     const result = await startSsoSignIn(ctx, { domainOrEmail: body.domain, info: requestInfo(request) });
     if (!result.ok) throw new LatchkeyError(result.reason, result.message, result.details);
@@ -57,7 +58,7 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
   });
 
   // The provider redirects the browser here (a top-level GET: the SameSite=Lax `latchkey_sso` cookie rides along).
-  app.get("/sso/callback", async (request, reply) => {
+  app.get(routes.ssoCallback, async (request, reply) => {
     const result = await finishSsoSignIn(ctx, { callbackPath: request.url, browserToken: readCookie(request, config, "sso"), info: requestInfo(request) });
     if (!result.ok) {
       // A refused answer is spent or useless: the cookie goes, except when it belongs to another sign-in of this browser.
@@ -65,7 +66,7 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
       return reply
         .status(statusByCode[result.reason])
         .type("text/html")
-        .send(messagePage({ productName: config.productName, title: failureTitles[result.reason], message: result.message, action: { href: "/login/sso", label: "Sign in with SSO" } }).value);
+        .send(messagePage({ productName: config.productName, title: failureTitles[result.reason], message: result.message, action: { href: pathTo("loginSso"), label: "Sign in with SSO" } }).value);
     }
     return redirectSignedIn(reply, config, "sso", result.value);
   });

@@ -1,13 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
-import { cancelSupportReset, confirmSupportRequest, isCancellable, requestSupportReset } from "../../team/support-recovery.js";
+import { cancelSupportReset, checkSupportConfirmation, confirmSupportRequest, isCancellable, requestSupportReset } from "../../team/support-recovery.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { statusByCode } from "../errors.js";
 import { messagePage } from "../views/pages.js";
 import { supportRequestPage, supportTokenPage } from "../views/support.js";
+import { routes, pathTo } from "../../paths.js";
 
 /**
  * Support recovery pages. The emailed links open a page with a button: the change happens on POST, so a mail
@@ -18,9 +19,9 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
   const product = config.productName;
   const page = (reply: import("fastify").FastifyReply, body: { value: string }, status = 200): import("fastify").FastifyReply => reply.status(status).type("text/html; charset=utf-8").send(body.value);
 
-  app.get("/support", async (request, reply) => page(reply, supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config) })));
+  app.get(routes.support, async (request, reply) => page(reply, supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config) })));
 
-  app.post("/support", async (request, reply) => {
+  app.post(routes.support, async (request, reply) => {
     const form = parseBody(formSchema({ email: z.string().max(4096), message: z.string().max(8192).optional().default("") }), request.body);
     const result = await requestSupportReset(ctx, { email: form.email, message: form.message, info: requestInfo(request) });
     if (!result.ok) {
@@ -34,35 +35,40 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
         productName: product,
         title: "Check your email",
         message: "If this address belongs to a login, we sent it an email. Open it and confirm the request; support will then contact you to verify your identity.",
-        action: { href: "/login", label: "Back to sign in" },
+        action: { href: pathTo("login"), label: "Back to sign in" },
       }),
     );
   });
 
-  app.get<{ Params: { token: string } }>("/support/confirm/:token", async (request, reply) =>
-    page(
+  // Token pages check their token before drawing anything, and build the form's target from the route table: the
+  // page must never become a signed form aimed at another route (a token like "..%2F..%2Fsettings%2F…").
+  app.get<{ Params: { token: string } }>(routes.supportConfirm, async (request, reply) => {
+    const { token } = request.params;
+    const found = await checkSupportConfirmation(ctx, token);
+    if (!found.ok) return page(reply, messagePage({ productName: product, title: "This link does not work", message: found.message, action: { href: pathTo("support"), label: "Send a new request" } }), statusByCode[found.reason]);
+    return page(
       reply,
       supportTokenPage({
         productName: product,
         csrf: csrfToken(request, reply, config),
         title: "Confirm your reset request",
         text: "Confirm that you asked for your two-factor authentication to be reset. Support will verify your identity before anything changes.",
-        action: `/support/confirm/${request.params.token}`,
+        action: pathTo("supportConfirm", { token }),
         button: "Confirm my request",
       }),
-    ),
-  );
-
-  app.post<{ Params: { token: string } }>("/support/confirm/:token", async (request, reply) => {
-    parseBody(formSchema({}), request.body);
-    const result = await confirmSupportRequest(ctx, request.params.token, requestInfo(request));
-    if (!result.ok) return page(reply, messagePage({ productName: product, title: "This link does not work", message: result.message, action: { href: "/support", label: "Send a new request" } }), statusByCode[result.reason]);
-    return page(reply, messagePage({ productName: product, title: "Request confirmed", message: `Support will contact you to verify your identity. Your reference: ${result.value.requestId}.`, action: { href: "/login", label: "Back to sign in" } }));
+    );
   });
 
-  app.get<{ Params: { token: string } }>("/support/cancel/:token", async (request, reply) => {
+  app.post<{ Params: { token: string } }>(routes.supportConfirm, async (request, reply) => {
+    parseBody(formSchema({}), request.body);
+    const result = await confirmSupportRequest(ctx, request.params.token, requestInfo(request));
+    if (!result.ok) return page(reply, messagePage({ productName: product, title: "This link does not work", message: result.message, action: { href: pathTo("support"), label: "Send a new request" } }), statusByCode[result.reason]);
+    return page(reply, messagePage({ productName: product, title: "Request confirmed", message: `Support will contact you to verify your identity. Your reference: ${result.value.requestId}.`, action: { href: pathTo("login"), label: "Back to sign in" } }));
+  });
+
+  app.get<{ Params: { token: string } }>(routes.supportCancel, async (request, reply) => {
     if (!(await isCancellable(ctx, request.params.token))) {
-      return page(reply, messagePage({ productName: product, title: "Nothing to cancel", message: "This reset is not scheduled any more (it was cancelled, or already happened).", action: { href: "/login", label: "Go to sign in" } }), 410);
+      return page(reply, messagePage({ productName: product, title: "Nothing to cancel", message: "This reset is not scheduled any more (it was cancelled, or already happened).", action: { href: pathTo("login"), label: "Go to sign in" } }), 410);
     }
     return page(
       reply,
@@ -71,16 +77,16 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
         csrf: csrfToken(request, reply, config),
         title: "Cancel the two-factor reset?",
         text: "If you did not ask for your two-factor authentication to be reset, cancel it now. Then change your password: someone may know it.",
-        action: `/support/cancel/${request.params.token}`,
+        action: pathTo("supportCancel", { token: request.params.token }),
         button: "Cancel the reset",
       }),
     );
   });
 
-  app.post<{ Params: { token: string } }>("/support/cancel/:token", async (request, reply) => {
+  app.post<{ Params: { token: string } }>(routes.supportCancel, async (request, reply) => {
     parseBody(formSchema({}), request.body);
     const result = await cancelSupportReset(ctx, request.params.token, requestInfo(request));
-    if (!result.ok) return page(reply, messagePage({ productName: product, title: "Nothing to cancel", message: result.message, action: { href: "/login", label: "Go to sign in" } }), 410);
-    return page(reply, messagePage({ productName: product, title: "Reset cancelled", message: "Nothing about your login changed. If you did not ask for the reset, change your password.", action: { href: "/login", label: "Go to sign in" } }));
+    if (!result.ok) return page(reply, messagePage({ productName: product, title: "Nothing to cancel", message: result.message, action: { href: pathTo("login"), label: "Go to sign in" } }), 410);
+    return page(reply, messagePage({ productName: product, title: "Reset cancelled", message: "Nothing about your login changed. If you did not ask for the reset, change your password.", action: { href: pathTo("login"), label: "Go to sign in" } }));
   });
 }

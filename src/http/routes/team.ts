@@ -16,6 +16,7 @@ import { requireSignedIn } from "../session-guard.js";
 import { statusByCode } from "../errors.js";
 import type { SettingsChrome } from "../views/settings.js";
 import { accountPickerPage, auditPage, helpPage, removeMemberPage, securityPage, teamPage } from "../views/team.js";
+import { routes, pathTo } from "../../paths.js";
 
 const roleSchema = z.enum(["admin", "member"], { message: 'must be "admin" or "member"' });
 const idSchema = z.string().regex(/^[0-9a-f]{32}$/, "is not an id");
@@ -81,49 +82,49 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
   }
 
   // Members who are not admins see the list read-only (names, roles, 2FA methods), as in the seed's product.
-  app.get("/settings/team", async (request, reply) => {
+  app.get(routes.team, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     return renderTeam(request, reply, me, { ...(pick(teamNotices, request) ? { notice: pick(teamNotices, request)! } : {}) });
   });
 
-  app.post("/settings/team/invitations", async (request, reply) => {
+  app.post(routes.teamInvitations, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const form = parseBody(formSchema({ email: z.string().max(4096), role: roleSchema }), request.body);
     const result = await inviteMember(ctx, actorOf(me), { email: form.email, role: form.role, info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { inviteEmail: form.email.slice(0, 254), inviteError: result.message }, statusByCode[result.reason]);
-    return reply.redirect("/settings/team?notice=invited", 303);
+    return reply.redirect(pathTo("team", {}, { notice: "invited" }), 303);
   });
 
-  app.post<{ Params: { id: string } }>("/settings/team/invitations/:id/resend", async (request, reply) => {
+  app.post<{ Params: { id: string } }>(routes.teamInvitationResend, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     parseBody(formSchema({}), request.body);
     const result = await resendInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
-    return reply.redirect("/settings/team?notice=resent", 303);
+    return reply.redirect(pathTo("team", {}, { notice: "resent" }), 303);
   });
 
-  app.post<{ Params: { id: string } }>("/settings/team/invitations/:id/revoke", async (request, reply) => {
+  app.post<{ Params: { id: string } }>(routes.teamInvitationRevoke, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     parseBody(formSchema({}), request.body);
     const result = await revokeInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
-    return reply.redirect("/settings/team?notice=revoked", 303);
+    return reply.redirect(pathTo("team", {}, { notice: "revoked" }), 303);
   });
 
-  app.post<{ Params: { userId: string } }>("/settings/team/members/:userId/role", async (request, reply) => {
+  app.post<{ Params: { userId: string } }>(routes.teamMemberRole, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const form = parseBody(formSchema({ role: roleSchema }), request.body);
     const result = await changeRole(ctx, me, { userId: memberIdOf(request.params), role: form.role, info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
-    return reply.redirect("/settings/team?notice=role", 303);
+    return reply.redirect(pathTo("team", {}, { notice: "role" }), 303);
   });
 
-  app.get<{ Params: { userId: string } }>("/settings/team/members/:userId/remove", async (request, reply) => {
+  app.get<{ Params: { userId: string } }>(routes.teamMemberRemove, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const found = await memberForRemoval(ctx, me.account.id, memberIdOf(request.params));
@@ -131,24 +132,24 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     return send(reply, removeMemberPage({ ...chrome(request, reply, me), ...found }));
   });
 
-  app.post<{ Params: { userId: string } }>("/settings/team/members/:userId/remove", async (request, reply) => {
+  app.post<{ Params: { userId: string } }>(routes.teamMemberRemove, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     parseBody(formSchema({}), request.body);
     const result = await removeMember(ctx, me, { userId: memberIdOf(request.params), info: requestInfo(request) });
     if (!result.ok) return renderTeam(request, reply, me, { error: result.message }, statusByCode[result.reason]);
-    if (result.value.email === me.user.email) return reply.redirect("/login", 303);
-    return reply.redirect("/settings/team?notice=removed", 303);
+    if (result.value.email === me.user.email) return reply.redirect(pathTo("login"), 303);
+    return reply.redirect(pathTo("team", {}, { notice: "removed" }), 303);
   });
 
-  app.get("/settings/security", async (request, reply) => {
+  app.get(routes.security, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const notice = pick(securityNotices, request);
     return send(reply, securityPage({ ...chrome(request, reply, me), overview: await policyOverview(ctx, me), sso: await showSso(ctx, me.account.id), ...(notice ? { notice } : {}) }));
   });
 
-  app.post("/settings/security/policy", async (request, reply) => {
+  app.post(routes.securityPolicy, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const form = parseBody(formSchema({ policy: policySchema }), request.body);
@@ -184,7 +185,7 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     return { result, q, limit };
   }
 
-  app.get("/settings/audit", async (request, reply) => {
+  app.get(routes.audit, async (request, reply) => {
     const me = requireAdminPage(request, reply);
     if (!me) return reply;
     const { result, q } = await auditFor(me, request.query);
@@ -193,22 +194,22 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     return send(reply, auditPage({ ...chrome(request, reply, me), entries: result.entries, nextHref, filters, members: await listTeamMembers(ctx, me.account.id) }));
   });
 
-  app.get("/accounts", async (request, reply) => {
+  app.get(routes.accounts, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     return send(reply, accountPickerPage({ productName: config.productName, signedIn: chrome(request, reply, me).signedIn, accounts: await accountsOf(ctx, me) }));
   });
 
-  app.post("/accounts/switch", async (request, reply) => {
+  app.post(routes.accountsSwitch, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const form = parseBody(formSchema({ accountId: idSchema }), request.body);
     const result = await switchAccount(ctx, me, { accountId: form.accountId, info: requestInfo(request) });
     if (!result.ok) throw new LatchkeyError(result.reason, result.message);
-    return reply.redirect("/", 303);
+    return reply.redirect(pathTo("home"), 303);
   });
 
-  app.get("/help", async (request, reply) => {
+  app.get(routes.help, async (request, reply) => {
     const me = request.signedIn;
     return send(reply, helpPage({ productName: config.productName, signedIn: me ? chrome(request, reply, me).signedIn : undefined }));
   });
@@ -234,63 +235,63 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     lastSignInAt: m.lastSignInAt === null ? null : new Date(m.lastSignInAt).toISOString(),
   });
 
-  app.get("/api/v1/team/members", async (request, reply) => {
+  app.get(routes.apiTeamMembers, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     return reply.send({ members: (await listTeamMembers(ctx, me.account.id)).map(memberJson) });
   });
 
-  app.patch<{ Params: { userId: string } }>("/api/v1/team/members/:userId", async (request, reply) => {
+  app.patch<{ Params: { userId: string } }>(routes.apiTeamMember, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const body = parseBody(z.object({ role: roleSchema }).strict(), request.body);
     orThrow(await changeRole(ctx, me, { userId: memberIdOf(request.params), role: body.role, info: requestInfo(request) }));
     return reply.send({ ok: true });
   });
 
-  app.delete<{ Params: { userId: string } }>("/api/v1/team/members/:userId", async (request, reply) => {
+  app.delete<{ Params: { userId: string } }>(routes.apiTeamMember, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const result = orThrow(await removeMember(ctx, me, { userId: memberIdOf(request.params), info: requestInfo(request) }));
     return reply.send({ ok: true, loginDeleted: result.loginDeleted });
   });
 
-  app.get("/api/v1/team/invitations", async (request, reply) => {
+  app.get(routes.apiTeamInvitations, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const list = await listPendingInvitations(ctx, me.account.id);
     return reply.send({ invitations: list.map((i) => ({ id: i.id, email: i.email, role: i.role, expiresAt: new Date(i.expiresAt).toISOString(), expired: i.expired })) });
   });
 
-  app.post("/api/v1/team/invitations", async (request, reply) => {
+  app.post(routes.apiTeamInvitations, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const body = parseBody(z.object({ email: z.string().max(4096), role: roleSchema }).strict(), request.body);
     const result = orThrow(await inviteMember(ctx, actorOf(me), { email: body.email, role: body.role, info: requestInfo(request) }));
     return reply.status(201).send({ id: result.invitationId, email: result.email, emailed: result.emailed });
   });
 
-  app.post<{ Params: { id: string } }>("/api/v1/team/invitations/:id/resend", async (request, reply) => {
+  app.post<{ Params: { id: string } }>(routes.apiTeamInvitationResend, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const result = orThrow(await resendInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
     return reply.send({ ok: true, emailed: result.emailed });
   });
 
-  app.delete<{ Params: { id: string } }>("/api/v1/team/invitations/:id", async (request, reply) => {
+  app.delete<{ Params: { id: string } }>(routes.apiTeamInvitation, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     orThrow(await revokeInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
     return reply.send({ ok: true });
   });
 
-  app.get("/api/v1/policy", async (request, reply) => {
+  app.get(routes.apiPolicy, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     return reply.send(await policyOverview(ctx, me));
   });
 
-  app.put("/api/v1/policy", async (request, reply) => {
+  app.put(routes.apiPolicy, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const body = parseBody(z.object({ policy: policySchema }).strict(), request.body);
     const result = orThrow(await setTwoFactorPolicy(ctx, me, { policy: body.policy, info: requestInfo(request) }));
     return reply.send({ policy: body.policy, notified: result.notified });
   });
 
-  app.get("/api/v1/audit", async (request, reply) => {
+  app.get(routes.apiAudit, async (request, reply) => {
     const me = requireAdminApi(request, reply);
     const { result } = await auditFor(me, request.query);
     return reply.send({
@@ -308,13 +309,13 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     });
   });
 
-  app.get("/api/v1/accounts", async (request, reply) => {
+  app.get(routes.apiAccounts, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     return reply.send({ accounts: await accountsOf(ctx, me) });
   });
 
-  app.post("/api/v1/session/account", async (request, reply) => {
+  app.post(routes.apiSessionAccount, async (request, reply) => {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const body = parseBody(z.object({ accountId: idSchema }).strict(), request.body);

@@ -1,4 +1,5 @@
 import { html, raw, type SafeHtml } from "../../html.js";
+import { pathTo } from "../../paths.js";
 
 const STYLE = `
 :root{color-scheme:light dark;--fg:#16181d;--muted:#5b6270;--bg:#f6f7f9;--card:#fff;--line:#d9dce2;--accent:#1f4fd1;--accent-fg:#fff;--err:#b3261e;--err-bg:#fdecea;--ok:#1e6b35;--ok-bg:#e7f5eb}
@@ -48,14 +49,14 @@ ${options.head ?? ""}
 <body>
 <a class="skip" href="#main">Skip to content</a>
 <header>
-  <a class="brand" href="/">${product}</a>
+  <a class="brand" href="${pathTo("home")}">${product}</a>
   ${
     options.signedIn
       ? html`<nav aria-label="Account">
   <span class="muted">${options.signedIn.email} · ${options.signedIn.accountName}</span>
-  <a href="/accounts">Switch account</a>
-  <a href="/settings">Settings</a>
-  <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${options.signedIn.csrf}"><button class="link" type="submit">Sign out</button></form>
+  <a href="${pathTo("accounts")}">Switch account</a>
+  <a href="${pathTo("settings")}">Settings</a>
+  <form method="post" action="${pathTo("logout")}"><input type="hidden" name="_csrf" value="${options.signedIn.csrf}"><button class="link" type="submit">Sign out</button></form>
 </nav>`
       : ""
   }

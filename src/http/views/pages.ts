@@ -1,5 +1,6 @@
 import { html, type SafeHtml } from "../../html.js";
 import { alert, csrfField, field, layout } from "./layout.js";
+import { pathTo } from "../../paths.js";
 
 export interface PageChrome {
   productName: string;
@@ -38,13 +39,13 @@ export function loginPage(o: PageChrome & { csrf: string; email?: string; error?
 <h1>Sign in to ${o.productName}</h1>
 ${alert("ok", o.notice)}
 ${alert("error", o.error)}
-<form method="post" action="/login" novalidate>
+<form method="post" action="${pathTo("login")}" novalidate>
 ${csrfField(o.csrf)}
 ${field({ label: "Email", name: "email", type: "email", value: o.email ?? "", autocomplete: "username", autofocus: !o.email, maxlength: 254 })}
 ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: Boolean(o.email) })}
 <button type="submit">Sign in</button>
 </form>
-<p class="muted" style="margin-top:1.5rem">Does your company sign in through its identity provider? <a href="/login/sso">Sign in with SSO</a></p>
+<p class="muted" style="margin-top:1.5rem">Does your company sign in through its identity provider? <a href="${pathTo("loginSso")}">Sign in with SSO</a></p>
 </div>`,
   });
 }
@@ -57,12 +58,12 @@ export function ssoLoginPage(o: PageChrome & { csrf: string; value?: string; err
     body: html`<div class="card">
 <h1>Sign in with SSO</h1>
 ${alert("error", o.error)}
-<form method="post" action="/login/sso" novalidate>
+<form method="post" action="${pathTo("loginSso")}" novalidate>
 ${csrfField(o.csrf)}
 ${field({ label: "Work email or domain", name: "domain", value: o.value ?? "", autocomplete: "username", autofocus: true, maxlength: 254, hint: "For example you@example.com or example.com. We use only the domain to find your company's identity provider." })}
 <button type="submit">Continue with SSO</button>
 </form>
-<p class="muted" style="margin-top:1.5rem"><a href="/login">Sign in with email and password</a></p>
+<p class="muted" style="margin-top:1.5rem"><a href="${pathTo("login")}">Sign in with email and password</a></p>
 </div>`,
   });
 }
@@ -94,11 +95,11 @@ ${alert("ok", o.notice)}
 ${alert("error", o.error)}
 <p>We sent a sign-in link to <strong>${o.email}</strong>. Open it <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.</p>
 <p class="muted">The link works once and expires in ${o.minutes} minutes. Keep this page open.</p>
-<form method="post" action="/login/email/resend">
+<form method="post" action="${pathTo("loginEmailResend")}">
 ${csrfField(o.csrf)}
 <button type="submit">Send a new link</button>
 </form>
-<p class="muted" style="margin-top:1.5rem">Not you, or wrong address? <a href="/login">Start over</a></p>
+<p class="muted" style="margin-top:1.5rem">Not you, or wrong address? <a href="${pathTo("login")}">Start over</a></p>
 </div>`,
   });
 }
@@ -110,9 +111,9 @@ export function homePage(o: PageChrome & { name: string; email: string; accountN
     signedIn: o.signedIn,
     body: html`<div class="card">
 <h1>Welcome, ${o.name}</h1>
-${o.lowRecoveryCodes !== null ? html`<div class="alert error" role="alert">You have only ${o.lowRecoveryCodes} recovery code${o.lowRecoveryCodes === 1 ? "" : "s"} left. <a href="/settings/two-factor">Generate new recovery codes</a> so you cannot be locked out.</div>` : ""}
+${o.lowRecoveryCodes !== null ? html`<div class="alert error" role="alert">You have only ${o.lowRecoveryCodes} recovery code${o.lowRecoveryCodes === 1 ? "" : "s"} left. <a href="${pathTo("twoFactor")}">Generate new recovery codes</a> so you cannot be locked out.</div>` : ""}
 <p>You are signed in as <strong>${o.email}</strong> to the account <strong>${o.accountName}</strong> (${o.role === "admin" ? "Account Admin" : "Member"}).</p>
-<p class="muted">Two-factor authentication: ${o.method}. <a href="/settings/profile">Edit your settings</a></p>
+<p class="muted">Two-factor authentication: ${o.method}. <a href="${pathTo("profile")}">Edit your settings</a></p>
 </div>`,
   });
 }
@@ -134,7 +135,7 @@ export function invitationPage(
 <h1>Join ${o.accountName}</h1>
 ${alert("error", errors.form)}
 <p>You already have a login as <strong>${o.email}</strong>. Enter your password to join <strong>${o.accountName}</strong>.</p>
-<form method="post" action="/invite/${o.token}" novalidate>
+<form method="post" action="${pathTo("invitation", { token: o.token })}" novalidate>
 ${csrfField(o.csrf)}
 ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: true, error: errors.password })}
 <button type="submit">Join account</button>
@@ -144,7 +145,7 @@ ${field({ label: "Password", name: "password", type: "password", autocomplete: "
 <h1>Join ${o.accountName}</h1>
 ${alert("error", errors.form)}
 <p>You were invited as <strong>${o.email}</strong>. Choose your name and a password.</p>
-<form method="post" action="/invite/${o.token}" novalidate>
+<form method="post" action="${pathTo("invitation", { token: o.token })}" novalidate>
 ${csrfField(o.csrf)}
 ${field({ label: "Name", name: "name", autocomplete: "name", value: o.name ?? "", autofocus: !errors.password, error: errors.name, maxlength: 100 })}
 ${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", autofocus: Boolean(errors.password), error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
@@ -166,7 +167,7 @@ export function setupPage(
 <h1>Set up ${o.productName}</h1>
 <p>Create the first team account and its Account Admin. This link works once.</p>
 ${alert("error", errors.form)}
-<form method="post" action="/setup/${o.token}" novalidate>
+<form method="post" action="${pathTo("setup", { token: o.token })}" novalidate>
 ${csrfField(o.csrf)}
 ${field({ label: "Account name", name: "accountName", value: v.accountName ?? "", autofocus: true, error: errors.accountName, hint: "Your team or company, e.g. Acme Inc.", maxlength: 100 })}
 ${field({ label: "Your name", name: "name", autocomplete: "name", value: v.name ?? "", error: errors.name, maxlength: 100 })}

@@ -7,6 +7,7 @@ import type { AccountChoice } from "../../team/switch-account.js";
 import { alert, csrfField, field, layout } from "./layout.js";
 import type { SettingsChrome } from "./settings.js";
 import type { SsoConnectionView } from "../../team/sso.js";
+import { pathTo } from "../../paths.js";
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 const date = (ms: number | null): string => (ms === null ? "never" : new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC");
@@ -15,11 +16,11 @@ const stackedDate = (ms: number | null): SafeHtml | string => (ms === null ? "ne
 
 function settingsNav(c: SettingsChrome, current: string): SafeHtml {
   const link = (href: string, label: string): SafeHtml => html`<a href="${href}" ${current === href ? html`aria-current="page"` : ""}>${label}</a>`;
-  return html`<nav aria-label="Account settings" style="display:flex;gap:1rem;margin-bottom:1rem">${link("/settings/team", "Team Members")}${c.isAdmin ? [link("/settings/security", "Security"), link("/settings/audit", "Audit log")] : ""}</nav>`;
+  return html`<nav aria-label="Account settings" style="display:flex;gap:1rem;margin-bottom:1rem">${link(pathTo("team"), "Team Members")}${c.isAdmin ? [link(pathTo("security"), "Security"), link(pathTo("audit"), "Audit log")] : ""}</nav>`;
 }
 
 export function settingsPage(c: SettingsChrome, title: string, current: string, body: SafeHtml, wide = true): SafeHtml {
-  const nav = c.setupOnly ? "" : html`<p class="muted"><a href="/settings">Account Settings</a></p>${settingsNav(c, current)}`;
+  const nav = c.setupOnly ? "" : html`<p class="muted"><a href="${pathTo("settings")}">Account Settings</a></p>${settingsNav(c, current)}`;
   return layout({ title, productName: c.productName, signedIn: c.signedIn, wide, body: html`${nav}${body}` });
 }
 
@@ -35,7 +36,7 @@ export function teamPage(
 <td>${m.name}${you ? " (you)" : ""}</td><td>${m.email}</td>
 <td>${
       c.isAdmin && !lastAdmin
-        ? html`<form method="post" action="/settings/team/members/${m.userId}/role" style="display:flex;flex-wrap:wrap;gap:.5rem;align-items:center">${csrf}
+        ? html`<form method="post" action="${pathTo("teamMemberRole", { userId: m.userId })}" style="display:flex;flex-wrap:wrap;gap:.5rem;align-items:center">${csrf}
 <label class="skip" for="role-${m.userId}">Role of ${m.email}</label>
 <select id="role-${m.userId}" name="role"><option value="member" ${m.role === "member" ? "selected" : ""}>Member</option><option value="admin" ${m.role === "admin" ? "selected" : ""}>Account Admin</option></select>
 <button type="submit" style="margin:0;padding:.3rem .6rem;white-space:nowrap">Change role</button></form>`
@@ -44,22 +45,22 @@ export function teamPage(
           : "Member"
     }</td>
 <td>${methodLabel[m.method]}</td><td>Active</td><td>${stackedDate(m.lastSignInAt)}</td>
-<td>${you ? html`<a href="/settings/profile">Edit your settings</a>` : ""}${c.isAdmin && !you && !lastAdmin ? html`<a href="/settings/team/members/${m.userId}/remove">Remove</a>` : ""}</td>
+<td>${you ? html`<a href="${pathTo("profile")}">Edit your settings</a>` : ""}${c.isAdmin && !you && !lastAdmin ? html`<a href="${pathTo("teamMemberRemove", { userId: m.userId })}">Remove</a>` : ""}</td>
 </tr>`;
   });
   const invitationRows = c.invitations.map(
     (i) => html`<tr><td>—</td><td>${i.email}</td><td>${i.role === "admin" ? "Account Admin" : "Member"}</td><td>—</td><td>${i.expired ? "Invitation expired" : "Invited"}</td><td>expires ${date(i.expiresAt)}</td>
 <td>${
       c.isAdmin
-        ? html`<form method="post" action="/settings/team/invitations/${i.id}/resend" style="display:inline">${csrf}<button class="link" type="submit">Resend</button></form>
-<form method="post" action="/settings/team/invitations/${i.id}/revoke" style="display:inline;margin-left:.5rem">${csrf}<button class="link" type="submit">Revoke</button></form>`
+        ? html`<form method="post" action="${pathTo("teamInvitationResend", { id: i.id })}" style="display:inline">${csrf}<button class="link" type="submit">Resend</button></form>
+<form method="post" action="${pathTo("teamInvitationRevoke", { id: i.id })}" style="display:inline;margin-left:.5rem">${csrf}<button class="link" type="submit">Revoke</button></form>`
         : ""
     }</td></tr>`,
   );
   return settingsPage(
     c,
     "Team Members",
-    "/settings/team",
+    pathTo("team"),
     html`<div class="card"><h1>Team Members</h1>
 ${alert("ok", c.notice)}${alert("error", c.error)}
 <div style="overflow-x:auto"><table style="font-size:.95rem"><caption class="skip">Members of this account</caption><thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Two-factor authentication</th><th scope="col">Status</th><th scope="col">Last sign-in</th><th scope="col">Actions</th></tr></thead>
@@ -69,7 +70,7 @@ ${alert("ok", c.notice)}${alert("error", c.error)}
 ${
   c.isAdmin
     ? html`<div class="card" style="margin-top:1.5rem"><h2 style="font-size:1.15rem;margin-top:0">Invite a team member</h2>
-<form method="post" action="/settings/team/invitations" novalidate>${csrf}
+<form method="post" action="${pathTo("teamInvitations")}" novalidate>${csrf}
 ${field({ label: "Email", name: "email", type: "email", value: c.inviteEmail ?? "", autocomplete: "off", error: c.inviteError, maxlength: 254 })}
 <label for="f-role">Role</label>
 <select id="f-role" name="role"><option value="member">Member</option><option value="admin">Account Admin</option></select>
@@ -84,7 +85,7 @@ export function removeMemberPage(c: SettingsChrome & { member: TeamMember; other
   return settingsPage(
     c,
     `Remove ${c.member.name}`,
-    "/settings/team",
+    pathTo("team"),
     html`<div class="card"><h1>Remove ${c.member.name}?</h1>
 <p><strong>${c.member.email}</strong> will be signed out of this account at once and lose access to it.</p>
 <p>${
@@ -92,8 +93,8 @@ export function removeMemberPage(c: SettingsChrome & { member: TeamMember; other
         ? "They belong to other team accounts too, so their login (password and two-factor authentication) stays for those."
         : "This is their only team account, so their login — password, auth app and recovery codes — is deleted. If you invite them again, they set a new password and two-factor authentication."
     }</p>
-<form method="post" action="/settings/team/members/${c.member.userId}/remove">${csrfField(c.signedIn.csrf)}<button type="submit">Remove ${c.member.name}</button></form>
-<p><a href="/settings/team">Cancel</a></p></div>`,
+<form method="post" action="${pathTo("teamMemberRemove", { userId: c.member.userId })}">${csrfField(c.signedIn.csrf)}<button type="submit">Remove ${c.member.name}</button></form>
+<p><a href="${pathTo("team")}">Cancel</a></p></div>`,
     false,
   );
 }
@@ -121,7 +122,7 @@ export function securityPage(c: SettingsChrome & { overview: PolicyOverview; sso
   return settingsPage(
     c,
     "Security",
-    "/settings/security",
+    pathTo("security"),
     html`<div class="card"><h1>Security</h1>
 ${alert("ok", c.notice)}${alert("error", c.error)}
 <h2 style="font-size:1.15rem">Require auth app for all team members</h2>
@@ -129,11 +130,11 @@ ${alert("ok", c.notice)}${alert("error", c.error)}
 ${
   on
     ? html`<p><strong>On.</strong> Every member who signs in with a password must use an auth app. ${o.membersWithoutAuthApp > 0 ? `${o.membersWithoutAuthApp} of them still have to set it up and are sent to do so on their next request.` : "All of them have."} SSO members are exempt (${o.ssoMembers}).</p>
-<form method="post" action="/settings/security/policy">${csrf}<input type="hidden" name="policy" value="email_link"><button type="submit">Stop requiring the auth app</button></form>`
+<form method="post" action="${pathTo("securityPolicy")}">${csrf}<input type="hidden" name="policy" value="email_link"><button type="submit">Stop requiring the auth app</button></form>`
     : o.canRequire
       ? html`<p>Turning this on sends <strong>${o.membersWithoutAuthApp}</strong> member${o.membersWithoutAuthApp === 1 ? "" : "s"} without an auth app to set one up on their next request (they are emailed now); they can do nothing else until they finish. ${o.ssoMembers} SSO member${o.ssoMembers === 1 ? " is" : "s are"} exempt.</p>
-<form method="post" action="/settings/security/policy">${csrf}<input type="hidden" name="policy" value="auth_app_required"><button type="submit">Enable Auth App</button></form>`
-      : html`<p id="policy-unavailable"><strong>Unavailable:</strong> set up the auth app on your own login first, so you cannot lock yourself out. <a href="/settings/two-factor">Set up your auth app</a></p>
+<form method="post" action="${pathTo("securityPolicy")}">${csrf}<input type="hidden" name="policy" value="auth_app_required"><button type="submit">Enable Auth App</button></form>`
+      : html`<p id="policy-unavailable"><strong>Unavailable:</strong> set up the auth app on your own login first, so you cannot lock yourself out. <a href="${pathTo("twoFactor")}">Set up your auth app</a></p>
 <button type="button" disabled aria-disabled="true" aria-describedby="policy-unavailable">Enable Auth App</button>`
 }
 ${ssoSection(c.sso ?? null)}
@@ -149,9 +150,9 @@ export function auditPage(
   return settingsPage(
     c,
     "Audit log",
-    "/settings/audit",
+    pathTo("audit"),
     html`<div class="card"><h1>Audit log</h1>
-<form method="get" action="/settings/audit" style="display:flex;gap:1rem;flex-wrap:wrap;align-items:end">
+<form method="get" action="${pathTo("audit")}" style="display:flex;gap:1rem;flex-wrap:wrap;align-items:end">
 <div><label for="a-member">Member</label><select id="a-member" name="member"><option value="">Everyone</option>${c.members.map((m) => html`<option value="${m.userId}" ${f.member === m.userId ? "selected" : ""}>${m.email}</option>`)}</select></div>
 <div><label for="a-event">Event</label><input id="a-event" name="event" type="text" value="${f.event}" placeholder="e.g. sign_in." style="width:12rem"></div>
 <div><label for="a-from">From (UTC date)</label><input id="a-from" name="from" type="text" value="${f.from}" placeholder="2026-01-31" style="width:9rem"></div>
@@ -183,7 +184,7 @@ export function accountPickerPage(o: { productName: string; signedIn: { email: s
     signedIn: o.signedIn,
     body: html`<div class="card"><h1>Choose an account</h1><p>You are a member of several team accounts. Which one do you want to use?</p>
 <ul style="list-style:none;padding:0">${o.accounts.map(
-      (a) => html`<li style="margin:.5rem 0"><form method="post" action="/accounts/switch">${csrfField(o.signedIn.csrf)}<input type="hidden" name="accountId" value="${a.id}">
+      (a) => html`<li style="margin:.5rem 0"><form method="post" action="${pathTo("accountsSwitch")}">${csrfField(o.signedIn.csrf)}<input type="hidden" name="accountId" value="${a.id}">
 <button type="submit" style="margin:0">${a.name}</button> <span class="muted">${a.role === "admin" ? "Account Admin" : "Member"}${a.current ? " · current" : ""}</span></form></li>`,
     )}</ul></div>`,
   });
@@ -201,7 +202,7 @@ export function helpPage(o: { productName: string; signedIn?: { email: string; a
 <h2 style="font-size:1.15rem">Locked out?</h2>
 <ol><li>Use one of your recovery codes instead of the app code ("Use a recovery code" on the sign-in page). Each works once.</li>
 <li>Ask another Account Admin to remove you and invite you again: you set a new password and two-factor authentication.</li>
-<li>No codes and no other admin? <a href="/support">Ask support for a reset</a> with the email address of your login: support verifies your identity, and the reset happens after a waiting period you can cancel from your inbox.</li></ol>
-<p><a href="/">Back</a></p></div>`,
+<li>No codes and no other admin? <a href="${pathTo("support")}">Ask support for a reset</a> with the email address of your login: support verifies your identity, and the reset happens after a waiting period you can cancel from your inbox.</li></ol>
+<p><a href="${pathTo("home")}">Back</a></p></div>`,
   });
 }

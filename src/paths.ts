@@ -1,0 +1,135 @@
+/**
+ * Every path Latchkey serves, named once. Routes register these patterns; views, redirects and emails build their
+ * links with `pathTo` / `urlTo`, never by pasting text into a string.
+ *
+ * Why: a link built from request text (`/support/confirm/${token}`) let a crafted token such as
+ * `..%2F..%2Fsettings%2Fteam%2Fmembers%2FID%2Fremove` turn a harmless page's form into a signed form aimed at another
+ * route. Here every parameter becomes exactly one path segment: percent-encoded, and refused outright when it is
+ * empty or a dot segment (browsers resolve `..`, `.%2e` and `%2E%2E` alike, so encoding alone is not enough).
+ * Pages must still check their parameter before drawing anything; this is the second line.
+ */
+export const routes = {
+  home: "/",
+  healthz: "/healthz",
+
+  login: "/login",
+  loginEmail: "/login/email",
+  loginEmailResend: "/login/email/resend",
+  loginEmailLink: "/login/email/:token",
+  loginCode: "/login/code",
+  loginRecovery: "/login/recovery",
+  loginSso: "/login/sso",
+  ssoCallback: "/sso/callback",
+  logout: "/logout",
+
+  invitation: "/invite/:token",
+  setup: "/setup/:token",
+
+  support: "/support",
+  supportConfirm: "/support/confirm/:token",
+  supportCancel: "/support/cancel/:token",
+
+  accounts: "/accounts",
+  accountsSwitch: "/accounts/switch",
+  help: "/help",
+
+  settings: "/settings",
+  profile: "/settings/profile",
+  password: "/settings/password",
+  confirmPassword: "/settings/confirm-password",
+  twoFactor: "/settings/two-factor",
+  twoFactorSetup: "/settings/two-factor/setup",
+  twoFactorSetupCodesSaved: "/settings/two-factor/setup/codes-saved",
+  twoFactorSetupConfirm: "/settings/two-factor/setup/confirm",
+  twoFactorDisable: "/settings/two-factor/disable",
+  recoveryCodes: "/settings/two-factor/recovery-codes",
+  recoveryCodesDone: "/settings/two-factor/recovery-codes/done",
+  recoveryCodesText: "/settings/two-factor/recovery-codes.txt",
+  recoveryCodesPrint: "/settings/two-factor/recovery-codes/print",
+  team: "/settings/team",
+  teamInvitations: "/settings/team/invitations",
+  teamInvitationResend: "/settings/team/invitations/:id/resend",
+  teamInvitationRevoke: "/settings/team/invitations/:id/revoke",
+  teamMemberRole: "/settings/team/members/:userId/role",
+  teamMemberRemove: "/settings/team/members/:userId/remove",
+  security: "/settings/security",
+  securityPolicy: "/settings/security/policy",
+  audit: "/settings/audit",
+
+  devMail: "/dev/mail",
+  devMailMessage: "/dev/mail/:file",
+  assetCopyCodes: "/assets/copy-codes.js",
+  assetPrint: "/assets/print.js",
+
+  apiLogin: "/api/v1/login",
+  apiLoginEmailLink: "/api/v1/login/email-link",
+  apiLoginCode: "/api/v1/login/code",
+  apiLoginRecoveryCode: "/api/v1/login/recovery-code",
+  apiLoginSso: "/api/v1/login/sso",
+  apiSession: "/api/v1/session",
+  apiSessionAccount: "/api/v1/session/account",
+  apiLogout: "/api/v1/logout",
+  apiVerify: "/api/v1/verify",
+  apiTwoFactor: "/api/v1/two-factor",
+  apiAccounts: "/api/v1/accounts",
+  apiTeamMembers: "/api/v1/team/members",
+  apiTeamMember: "/api/v1/team/members/:userId",
+  apiTeamInvitations: "/api/v1/team/invitations",
+  apiTeamInvitation: "/api/v1/team/invitations/:id",
+  apiTeamInvitationResend: "/api/v1/team/invitations/:id/resend",
+  apiPolicy: "/api/v1/policy",
+  apiAudit: "/api/v1/audit",
+  apiOpenApi: "/api/v1/openapi.json",
+} as const;
+
+export type RouteName = keyof typeof routes;
+
+/** The `:name` parameters of a path pattern, as a union of names. */
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}` ? Name | ParamNames<`/${Rest}`> : P extends `${string}:${infer Name}` ? Name : never;
+
+/** Query values; `undefined` leaves the key out. */
+export type Query = Readonly<Record<string, string | undefined>>;
+
+/** A route with parameters needs all of them; one without takes none. Either may add a query. */
+export type PathArgs<N extends RouteName> = [ParamNames<(typeof routes)[N]>] extends [never]
+  ? [params?: Readonly<Record<string, never>>, query?: Query]
+  : [params: Readonly<Record<ParamNames<(typeof routes)[N]>, string>>, query?: Query];
+
+/** Thrown for a parameter no page may put in a path: a programming error, since pages check their input first. */
+export class UnsafePathSegmentError extends Error {
+  constructor(name: string) {
+    super(`Refusing to build a path: parameter "${name}" is empty or a dot segment.`);
+  }
+}
+
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/** One path segment: percent-encoded (so `/`, `?`, `#`, `%`, `\` and non-ASCII stay inside it), never `.` or `..`. */
+export function pathSegment(name: string, value: string): string {
+  if (value === "" || DOT_SEGMENT.test(value)) throw new UnsafePathSegmentError(name);
+  return encodeURIComponent(value);
+}
+
+function withQuery(path: string, query: Query | undefined): string {
+  if (!query) return path;
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) search.append(key, value);
+  const text = search.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+/** The path of a named route, e.g. `pathTo("supportConfirm", { token })` → `/support/confirm/<encoded token>`. */
+export function pathTo<N extends RouteName>(name: N, ...[params, query]: PathArgs<N>): string {
+  const values = (params ?? {}) as Readonly<Record<string, string>>;
+  const path = routes[name].replace(/:([A-Za-z]+)/g, (_match, key: string) => {
+    const value = values[key];
+    if (value === undefined) throw new UnsafePathSegmentError(key);
+    return pathSegment(key, value);
+  });
+  return withQuery(path, query);
+}
+
+/** The absolute URL of a named route under the public origin: the only way a link is put in an email. */
+export function urlTo<N extends RouteName>(publicUrl: URL, name: N, ...args: PathArgs<N>): string {
+  return new URL(pathTo(name, ...args), publicUrl.origin).href;
+}
