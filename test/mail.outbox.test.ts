@@ -76,7 +76,8 @@ describe("mail outbox (no SMTP_URL)", () => {
     expect(list.headers["content-type"]).toContain("text/html");
     expect(list.body).toContain("Outbox");
     expect(list.body).toContain("dev-mail@example.com");
-    const href = /href="(\/dev\/mail\/[^"]*dev-mail@example\.com\.eml)"/.exec(list.body)?.[1];
+    // The file name is one path segment, percent-encoded ("@" → %40) like every path parameter.
+    const href = /href="(\/dev\/mail\/[^"]*dev-mail%40example\.com\.eml)"/.exec(list.body)?.[1];
     expect(href).toBeDefined();
 
     const message = await new Browser(app).get(href as string);
