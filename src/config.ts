@@ -144,7 +144,7 @@ export interface Config {
   redisUrl: string | undefined;
   smtpUrl: string | undefined;
   mailFrom: string;
-  /** 32 bytes: encrypts TOTP keys and signs CSRF tokens. */
+  /** 32 bytes: encrypts TOTP keys and signs CSRF tokens and device cookies. */
   secretKey: Buffer;
   /** Earlier secret keys, still accepted for decryption after a rotation (`LATCHKEY_PREVIOUS_SECRET_KEYS`). */
   previousSecretKeys: Buffer[];
