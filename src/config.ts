@@ -29,8 +29,16 @@ export interface Limits {
   passwordFailuresPerEmail: number;
   /** Sign-in attempts from one IP address within the window before it is paused. */
   passwordAttemptsPerIp: number;
-  /** The window of the two password counters above. */
+  /** The window of the password counters (per email, per IP, per trusted device). */
   passwordAttemptWindowSeconds: number;
+  /**
+   * Wrong passwords within the window from one trusted device (a browser with a valid device cookie of that user)
+   * before sign-in from it is paused. Such attempts count here instead of against the email, so an attacker's lock
+   * of the email does not lock the owner out, and a stolen device cookie cannot guess freely either.
+   */
+  passwordFailuresPerDevice: number;
+  /** A device cookie, set after a complete sign-in, marks the browser as trusted for its user this long. */
+  deviceCookieMaxAgeSeconds: number;
   /** A "fresh proof" (password or second factor) is accepted for sensitive changes this long. */
   freshProofSeconds: number;
   /** TOTP time step (RFC 6238 X). Authenticator apps assume 30. */
@@ -96,6 +104,8 @@ export const defaultLimits: Limits = {
   passwordFailuresPerEmail: 10,
   passwordAttemptsPerIp: 100,
   passwordAttemptWindowSeconds: 15 * 60,
+  passwordFailuresPerDevice: 10,
+  deviceCookieMaxAgeSeconds: 180 * 24 * 60 * 60,
   freshProofSeconds: 10 * 60,
   totpStepSeconds: 30,
   totpDriftSteps: 1,
@@ -134,7 +144,7 @@ export interface Config {
   redisUrl: string | undefined;
   smtpUrl: string | undefined;
   mailFrom: string;
-  /** 32 bytes: encrypts TOTP keys and signs CSRF tokens. */
+  /** 32 bytes: encrypts TOTP keys and signs CSRF tokens and device cookies. */
   secretKey: Buffer;
   /** Earlier secret keys, still accepted for decryption after a rotation (`LATCHKEY_PREVIOUS_SECRET_KEYS`). */
   previousSecretKeys: Buffer[];

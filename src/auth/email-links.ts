@@ -7,6 +7,7 @@ import { consumeChallenge } from "./challenges.js";
 import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 import { urlTo } from "../paths.js";
+import { deviceTokenFor } from "./devices.js";
 
 async function secondFactorOf(ctx: Pick<AppContext, "db">, userId: string): Promise<string | null> {
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirst();
@@ -87,7 +88,7 @@ export type RedeemLinkFailure = "link_invalid" | "link_used" | "link_expired" | 
 export async function redeemEmailLink(
   ctx: AppContext,
   input: { linkToken: string; challengeToken: string | undefined; info: RequestInfo },
-): Promise<Result<{ sessionToken: string; userId: string; accountId: string; chooseAccount: boolean }, RedeemLinkFailure>> {
+): Promise<Result<{ sessionToken: string; userId: string; accountId: string; chooseAccount: boolean; deviceToken: string | null }, RedeemLinkFailure>> {
   if (!looksLikeToken(input.linkToken)) return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
   const now = ctx.clock.now();
   const link = await ctx.db
@@ -123,7 +124,7 @@ export async function redeemEmailLink(
   if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
 
   const chooseAccount = (await passwordAccountCount(ctx, link.userId)) > 1;
-  return ctx.db.transaction().execute(async (tx) => {
+  const signedIn = await ctx.db.transaction().execute(async (tx) => {
     // The guarded UPDATE is the race barrier: of parallel redemptions exactly one changes the row.
     const claimed = await tx
       .updateTable("email_links")
@@ -139,4 +140,7 @@ export async function redeemEmailLink(
     await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: link.userId, accountId, info: input.info, detail: { secondFactor: "email_link" } });
     return ok({ sessionToken: session.token, userId: link.userId, accountId, chooseAccount });
   });
+  if (!signedIn.ok) return signedIn;
+  // Password and second factor passed in this browser: it becomes a trusted device of this user.
+  return ok({ ...signedIn.value, deviceToken: await deviceTokenFor(ctx, link.userId) });
 }

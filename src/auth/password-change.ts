@@ -5,18 +5,20 @@ import { notifyUser } from "../audit/notices.js";
 import { passwordLoginSession, reauthenticate } from "./fresh-proof.js";
 import { checkNewPassword, hashPassword, type PasswordProblem } from "./passwords.js";
 import { revokeUserSessions, type SignedIn } from "./sessions.js";
+import { issueDeviceToken } from "./devices.js";
 
 export type ChangePasswordFailure = "forbidden" | "invalid_credentials" | "too_many_attempts" | PasswordProblem;
 
 /**
  * Changes the password of a signed-in person. The current password is the fresh proof (checked with the same
- * throttle as any re-confirmation); every other session of the user ends, and the person is told by email.
+ * throttle as any re-confirmation); every other session of the user ends, and the person is told by email. Every
+ * device cookie of the user stops working with the old password hash; the browser making the change gets a new one.
  */
 export async function changePassword(
   ctx: AppContext,
   signedIn: SignedIn,
   input: { currentPassword: string; newPassword: string; info: RequestInfo },
-): Promise<Result<{ otherSessionsEnded: number }, ChangePasswordFailure>> {
+): Promise<Result<{ otherSessionsEnded: number; deviceToken: string }, ChangePasswordFailure>> {
   const allowed = passwordLoginSession(signedIn);
   if (!allowed.ok) return allowed;
   const checked = checkNewPassword(input.newPassword, ctx.config.limits);
@@ -24,11 +26,12 @@ export async function changePassword(
   const proof = await reauthenticate(ctx, signedIn, input.currentPassword, input.info);
   if (!proof.ok) return proof.reason === "invalid_credentials" ? fail("invalid_credentials", "Your current password is not right.") : proof;
   const now = ctx.clock.now();
-  await ctx.db.updateTable("users").set({ password_hash: await hashPassword(checked.value), updated_at: now }).where("id", "=", signedIn.user.id).execute();
+  const passwordHash = await hashPassword(checked.value);
+  await ctx.db.updateTable("users").set({ password_hash: passwordHash, updated_at: now }).where("id", "=", signedIn.user.id).execute();
   const ended = await revokeUserSessions(ctx, signedIn.user.id, signedIn.sessionId);
   // Half-finished sign-ins that already passed the old password must not finish either.
   await ctx.db.updateTable("challenges").set({ consumed_at: now }).where("user_id", "=", signedIn.user.id).where("consumed_at", "is", null).execute();
   await recordEvent(ctx, { type: "password.changed", userId: signedIn.user.id, accountId: signedIn.account.id, info: input.info, detail: { otherSessionsEnded: ended } });
   await notifyUser(ctx, { userId: signedIn.user.id, kind: "password_changed", info: input.info });
-  return ok({ otherSessionsEnded: ended });
+  return ok({ otherSessionsEnded: ended, deviceToken: issueDeviceToken(ctx, { id: signedIn.user.id, passwordHash }) });
 }

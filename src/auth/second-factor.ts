@@ -8,6 +8,7 @@ import { normalizeRecoveryCode, remainingRecoveryCodes, spendRecoveryCode } from
 import { createSecretBox } from "./secret-box.js";
 import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
 import { matchTotp, parseTotpCode } from "./totp.js";
+import { deviceTokenFor } from "./devices.js";
 
 export type CodeKind = "auth_app" | "recovery_code";
 
@@ -21,6 +22,8 @@ export interface CodeSignIn {
   recoveryCodesRemaining: number | null;
   /** The person belongs to several accounts: offer the choice. */
   chooseAccount: boolean;
+  /** The device cookie for this browser, now that password and second factor passed in it (null without a password). */
+  deviceToken: string | null;
 }
 
 export function totpBox(ctx: Pick<AppContext, "config">): ReturnType<typeof createSecretBox> {
@@ -145,5 +148,12 @@ export async function signInWithCode(
     await recordEvent(ctx, { type: "sign_in.recovery_code_used", userId: challenge.user_id, accountId, info: input.info, detail: { remaining } });
     await notifyUser(ctx, { userId: challenge.user_id, kind: "recovery_code_used", info: input.info, facts: { remaining } });
   }
-  return ok({ sessionToken: signedIn.token, userId: challenge.user_id, accountId, recoveryCodesRemaining: remaining, chooseAccount: (await passwordAccountCount(ctx, challenge.user_id)) > 1 });
+  return ok({
+    sessionToken: signedIn.token,
+    userId: challenge.user_id,
+    accountId,
+    recoveryCodesRemaining: remaining,
+    chooseAccount: (await passwordAccountCount(ctx, challenge.user_id)) > 1,
+    deviceToken: await deviceTokenFor(ctx, challenge.user_id),
+  });
 }

@@ -8,6 +8,7 @@ import { hashToken } from "./tokens.js";
 import type { Challenge, TwoFactorMethod } from "../db/schema.js";
 import { LatchkeyError } from "../errors.js";
 import { sendEmailLink } from "./email-links.js";
+import { trustedDevice } from "./devices.js";
 
 export type SecondFactor = TwoFactorMethod;
 
@@ -30,14 +31,44 @@ function ipKey(ip: string): string {
   return `login:ip:${ip}`;
 }
 
+function deviceKey(nonce: string): string {
+  return `login:device:${nonce}`;
+}
+
+export interface PasswordBudget {
+  /** The attempt counter this password attempt is counted against (and reset on success). */
+  key: string;
+  limit: number;
+  trustedDevice: boolean;
+}
+
+/**
+ * Which counter a password attempt for an email counts against. A request with a valid device cookie of this very
+ * user (a browser that completed a sign-in before) counts against that device's own counter; every other request
+ * against the email's. So an attacker who spends the email's budget does not lock the owner out of their own
+ * browsers, and a stolen device cookie has its own small budget. Shared by every place that checks a password by
+ * email (sign-in, joining an account with a current password).
+ */
+export function passwordBudget(
+  ctx: Pick<AppContext, "config" | "clock">,
+  input: { emailKey: string; user: { id: string; passwordHash: string | null } | undefined; deviceToken: string | undefined },
+): PasswordBudget {
+  const { limits } = ctx.config;
+  const device = trustedDevice(ctx, input.deviceToken, input.user);
+  return device
+    ? { key: deviceKey(device.nonce), limit: limits.passwordFailuresPerDevice, trustedDevice: true }
+    : { key: input.emailKey, limit: limits.passwordFailuresPerEmail, trustedDevice: false };
+}
+
 /**
  * The password step. Unknown emails, SSO-only users and wrong passwords all get the same answer after the same
  * argon2 work. Throttling is checked before the password, and counts unknown emails like known ones, so a pause
- * never tells whether an email exists or whether the password was right.
+ * never tells whether an email exists or whether the password was right. `deviceToken` is the browser's device
+ * cookie: valid for this user, it moves the attempt from the email's counter to the device's (`passwordBudget`).
  */
 export async function checkPassword(
   ctx: AppContext,
-  input: { email: string; password: string; info: RequestInfo },
+  input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
 ): Promise<Result<PasswordAccepted, "invalid_credentials" | "too_many_attempts">> {
   const { limits } = ctx.config;
   const email = normalizeEmail(input.email);
@@ -49,16 +80,10 @@ export async function checkPassword(
   const byEmail = emailKey(possible ? email : `invalid:${hashToken(email)}`);
   const loggedEmail = possible ? email : "(not an email address)";
   const ipCount = input.info.ip ? await ctx.attempts.hit(ipKey(input.info.ip), window) : 0;
-  // The attempt is counted before the password is checked (and the count reset on success), so parallel guesses on
-  // any number of instances cannot all pass the check together: each one takes its own number.
-  const emailAttempts = await ctx.attempts.hit(byEmail, window);
-  if (emailAttempts > limits.passwordFailuresPerEmail || ipCount > limits.passwordAttemptsPerIp) {
-    const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(emailAttempts > limits.passwordFailuresPerEmail ? byEmail : ipKey(input.info.ip ?? "")));
-    await recordEvent(ctx, { type: "sign_in.throttled", info: input.info, detail: { email: loggedEmail } });
-    return fail("too_many_attempts", `Too many sign-in attempts. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
-  }
 
-  // One query whether or not the email exists, so the database work does not differ either.
+  // One query whether or not the email exists, so the database work does not differ either. It comes before the
+  // throttle because which counter applies depends on the user (a device cookie is trusted only for its own user);
+  // a paused answer still does the same work (this query, two counters) for an unknown email as for a known one.
   const user = possible
     ? await ctx.db
         .selectFrom("users")
@@ -72,16 +97,31 @@ export async function checkPassword(
         .where("users.email", "=", email)
         .executeTakeFirst()
     : undefined;
+  // The device cookie is checked against the user row just read, not looked up by email: a cookie only ever makes a
+  // difference for the email of its own user, which its holder knows, so it tells nothing about other emails.
+  const budget = passwordBudget(ctx, { emailKey: byEmail, user: user ? { id: user.id, passwordHash: user.password_hash } : undefined, deviceToken: input.deviceToken });
+  const logged = { email: loggedEmail, ...(budget.trustedDevice ? { trustedDevice: true } : {}) };
+  // The attempt is counted before the password is checked (and the count reset on success), so parallel guesses on
+  // any number of instances cannot all pass the check together: each one takes its own number.
+  const attempts = await ctx.attempts.hit(budget.key, window);
+  if (attempts > budget.limit || ipCount > limits.passwordAttemptsPerIp) {
+    const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(attempts > budget.limit ? budget.key : ipKey(input.info.ip ?? "")));
+    await recordEvent(ctx, { type: "sign_in.throttled", info: input.info, detail: logged });
+    return fail("too_many_attempts", `Too many sign-in attempts. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
+  }
+
   const usable = user !== undefined && user.password_hash !== null && Boolean(user.hasPasswordMembership);
   const passwordOk = usable ? await verifyPassword(user.password_hash as string, input.password) : await verifyAgainstDummy(input.password);
 
   if (!user || !passwordOk) {
-    await recordEvent(ctx, { type: "sign_in.password_failed", userId: user?.id ?? null, info: input.info, detail: { email: loggedEmail } });
+    await recordEvent(ctx, { type: "sign_in.password_failed", userId: user?.id ?? null, info: input.info, detail: logged });
     return fail("invalid_credentials", INVALID_CREDENTIALS);
   }
-  await ctx.attempts.reset(byEmail);
+  // Only the counter this attempt was counted against: a trusted device's success leaves an attacker's lock of the
+  // email in place, so the owner signing in never hands the attacker a fresh budget.
+  await ctx.attempts.reset(budget.key);
   const { token, challenge } = await createChallenge(ctx, { userId: user.id, info: input.info });
-  await recordEvent(ctx, { type: "sign_in.password_accepted", userId: user.id, info: input.info });
+  await recordEvent(ctx, { type: "sign_in.password_accepted", userId: user.id, info: input.info, ...(budget.trustedDevice ? { detail: { trustedDevice: true } } : {}) });
   return ok({ challengeToken: token, challenge, userId: user.id, next: user.two_factor_method });
 }
 
@@ -91,7 +131,7 @@ export async function checkPassword(
  */
 export async function startSignIn(
   ctx: AppContext,
-  input: { email: string; password: string; info: RequestInfo },
+  input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
 ): Promise<Result<PasswordAccepted & { sentTo: string | null }, "invalid_credentials" | "too_many_attempts">> {
   const accepted = await checkPassword(ctx, input);
   if (!accepted.ok) return accepted;

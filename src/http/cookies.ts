@@ -3,8 +3,11 @@ import type { CookieSerializeOptions } from "@fastify/cookie";
 import type { Config } from "../config.js";
 import { pathTo } from "../paths.js";
 
-/** `sso`: binds a single sign-on in flight to the browser that started it (like the challenge cookie for the email link). */
-export type CookieKind = "session" | "challenge" | "csrf" | "sso";
+/**
+ * `sso`: binds a single sign-on in flight to the browser that started it (like the challenge cookie for the email link).
+ * `device`: the signed device cookie of a browser that completed a password sign-in (`src/auth/devices.ts`).
+ */
+export type CookieKind = "session" | "challenge" | "csrf" | "sso" | "device";
 
 /**
  * Cookie names: with an https public URL every cookie gets `Secure` and the `__Host-` prefix, which the browser only
@@ -39,16 +42,30 @@ export function clearCookie(reply: FastifyReply, config: Config, kind: CookieKin
 }
 
 /**
- * The end of every sign-in path: the half-finished sign-in's cookie goes, the new session's cookie comes (for its
- * absolute lifetime).
+ * The device cookie: long-lived (it outlives sessions and sign-out: it is what makes the browser known), HttpOnly,
+ * SameSite=Lax, and under https `Secure` with the `__Host-` prefix like every other cookie.
  */
-export function setSessionCookie(reply: FastifyReply, config: Config, from: CookieKind, sessionToken: string): void {
+export function setDeviceCookie(reply: FastifyReply, config: Config, deviceToken: string): void {
+  setCookie(reply, config, "device", deviceToken, config.limits.deviceCookieMaxAgeSeconds);
+}
+
+/**
+ * The end of every sign-in path: the half-finished sign-in's cookie goes, the new session's cookie comes (for its
+ * absolute lifetime), and after a password sign-in the browser's device cookie (renewed on each one).
+ */
+export function setSessionCookie(reply: FastifyReply, config: Config, from: CookieKind, sessionToken: string, deviceToken?: string | null): void {
   clearCookie(reply, config, from);
   setCookie(reply, config, "session", sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
+  if (deviceToken) setDeviceCookie(reply, config, deviceToken);
 }
 
 /** A completed sign-in in a browser: session cookie, then a redirect, so spent tokens leave the address bar and history. */
-export function redirectSignedIn(reply: FastifyReply, config: Config, from: CookieKind, signIn: { sessionToken: string; chooseAccount: boolean }): FastifyReply {
-  setSessionCookie(reply, config, from, signIn.sessionToken);
+export function redirectSignedIn(
+  reply: FastifyReply,
+  config: Config,
+  from: CookieKind,
+  signIn: { sessionToken: string; chooseAccount: boolean; deviceToken?: string | null },
+): FastifyReply {
+  setSessionCookie(reply, config, from, signIn.sessionToken, signIn.deviceToken);
   return reply.redirect(pathTo(signIn.chooseAccount ? "accounts" : "home"), 303);
 }

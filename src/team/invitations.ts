@@ -6,7 +6,7 @@ import { checkEmail, checkName } from "../auth/emails.js";
 import { checkNewPassword, hashPassword, verifyPassword, type PasswordProblem } from "../auth/passwords.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { invitationMessage } from "../mail/messages.js";
-import { emailKey } from "../auth/sign-in.js";
+import { emailKey, passwordBudget } from "../auth/sign-in.js";
 import { urlTo } from "../paths.js";
 
 export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): string {
@@ -89,7 +89,7 @@ export type AcceptFailure = InvitationFailure | PasswordProblem | "name_invalid"
  */
 export async function acceptInvitation(
   ctx: AppContext,
-  input: { token: string; name: string; password: string; info: RequestInfo },
+  input: { token: string; name: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
 ): Promise<Result<{ userId: string; accountId: string; email: string; joinedWithExistingLogin: boolean }, AcceptFailure>> {
   const found = await findOpenInvitation(ctx, input.token);
   if (!found.ok) return found;
@@ -100,15 +100,17 @@ export async function acceptInvitation(
   let newUser: { name: string; passwordHash: string } | null = null;
   if (invitation.existingUser) {
     const user = await ctx.db.selectFrom("users").select(["id", "password_hash"]).where("id", "=", invitation.existingUser.id).executeTakeFirstOrThrow();
-    // The same per-email budget as the sign-in form, counted first: an invitation link is no way around it.
-    const attempt = await ctx.attempts.hit(emailKey(invitation.email), limits.passwordAttemptWindowSeconds);
-    if (attempt > limits.passwordFailuresPerEmail) {
-      return fail("too_many_attempts", "Too many wrong passwords. Try again in a few minutes.", { retryAfterSeconds: await ctx.attempts.retryAfterSeconds(emailKey(invitation.email)) });
+    // The same budget as the sign-in form, counted first: an invitation link is no way around it. From a trusted
+    // device of this user that is the device's own counter, so an attacker's lock of the email does not block joining.
+    const budget = passwordBudget(ctx, { emailKey: emailKey(invitation.email), user: { id: user.id, passwordHash: user.password_hash }, deviceToken: input.deviceToken });
+    const attempt = await ctx.attempts.hit(budget.key, limits.passwordAttemptWindowSeconds);
+    if (attempt > budget.limit) {
+      return fail("too_many_attempts", "Too many wrong passwords. Try again in a few minutes.", { retryAfterSeconds: Math.max(1, await ctx.attempts.retryAfterSeconds(budget.key)) });
     }
     if (user.password_hash === null || !(await verifyPassword(user.password_hash, input.password))) {
       return fail("invalid_credentials", "That is not the password of this login. Enter the password you already use to sign in.");
     }
-    await ctx.attempts.reset(emailKey(invitation.email));
+    await ctx.attempts.reset(budget.key);
     userId = user.id;
   } else {
     const name = checkName(input.name, limits);

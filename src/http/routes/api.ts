@@ -21,7 +21,8 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post(routes.apiLogin, async (request, reply) => {
     const body = parseBody(loginBody, request.body);
-    const result = await startSignIn(ctx, { email: body.email, password: body.password, info: requestInfo(request) });
+    // The device cookie is a cookie like the challenge's: API clients with a cookie jar are trusted devices too.
+    const result = await startSignIn(ctx, { email: body.email, password: body.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
     if (!result.ok) throw new LatchkeyError(result.reason, result.message, result.details);
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
     return reply.send({ next: result.value.next });

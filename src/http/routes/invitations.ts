@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import { acceptInvitation, findOpenInvitation } from "../../team/invitations.js";
 import { completeSetup, isSetupLinkOpen } from "../../team/setup.js";
+import { readCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
@@ -39,7 +40,7 @@ export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post<{ Params: { token: string } }>(routes.invitation, async (request, reply) => {
     const form = parseBody(acceptForm, request.body);
-    const result = await acceptInvitation(ctx, { token: request.params.token, name: form.name, password: form.password, info: requestInfo(request) });
+    const result = await acceptInvitation(ctx, { token: request.params.token, name: form.name, password: form.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
     if (result.ok) return reply.redirect(`/login?notice=${result.value.joinedWithExistingLogin ? "joined" : "password_set"}`, 303);
     const found = await findOpenInvitation(ctx, request.params.token);
     if (!found.ok) {

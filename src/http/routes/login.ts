@@ -34,7 +34,7 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post(routes.login, async (request, reply) => {
     const form = parseBody(loginForm, request.body);
-    const result = await startSignIn(ctx, { email: form.email, password: form.password, info: requestInfo(request) });
+    const result = await startSignIn(ctx, { email: form.email, password: form.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
     if (!result.ok) {
       if (result.details?.["retryAfterSeconds"] !== undefined) reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
       return reply

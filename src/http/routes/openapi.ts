@@ -45,7 +45,7 @@ export function openApiDocument(ctx: AppContext): Record<string, unknown> {
             "200": { description: "Password accepted; the challenge cookie is set.", content: { "application/json": { schema: { type: "object", properties: { next: { type: "string", enum: ["email_link", "auth_app"] } } } } } },
             "400": errorResponse("Malformed body"),
             "401": errorResponse("invalid_credentials (same answer for unknown email and wrong password)"),
-            "429": errorResponse("too_many_attempts"),
+            "429": errorResponse("too_many_attempts (per email; with a valid `latchkey_device` cookie of this user, per device instead; per IP)"),
           },
         },
       },
@@ -86,7 +86,7 @@ export function openApiDocument(ctx: AppContext): Record<string, unknown> {
         post: {
           summary: "Auth-app step: a 6-digit code for the challenge in the cookie. Each time step is accepted once.",
           requestBody: codeBody,
-          responses: { "200": { description: "Signed in; the session cookie is set." }, "400": errorResponse("invalid_code_format (not counted)"), "401": errorResponse("invalid_code, code_reused or challenge_expired"), "429": errorResponse("too_many_attempts (code entry locked)") },
+          responses: { "200": { description: "Signed in; the session cookie and the long-lived device cookie (`latchkey_device`) are set." }, "400": errorResponse("invalid_code_format (not counted)"), "401": errorResponse("invalid_code, code_reused or challenge_expired"), "429": errorResponse("too_many_attempts (code entry locked)") },
         },
       },
       "/api/v1/login/recovery-code": {

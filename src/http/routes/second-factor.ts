@@ -62,7 +62,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
       if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
       throw new LatchkeyError(result.reason, result.message, result.details);
     }
-    setSessionCookie(reply, config, "challenge", result.value.sessionToken);
+    setSessionCookie(reply, config, "challenge", result.value.sessionToken, result.value.deviceToken);
     return reply.send({ ok: true, ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}) });
   }
 

@@ -17,6 +17,7 @@ import {
   startAuthAppSetup,
   twoFactorStatus,
 } from "../../auth/auth-app.js";
+import { setDeviceCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
@@ -104,6 +105,7 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
       const errors = result.reason.startsWith("password_") ? { next: result.message } : { current: result.message };
       return html(reply, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, errors }), statusByCode[result.reason]);
     }
+    setDeviceCookie(reply, config, result.value.deviceToken);
     return reply.redirect(pathTo("password", {}, { notice: "changed" }), 303);
   });
 
