@@ -2,7 +2,7 @@ import { domainToASCII } from "node:url";
 import type { AppContext, RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
-import { checkName, normalizeEmail } from "../auth/emails.js";
+import { checkName, cleanProviderName, normalizeEmail } from "../auth/emails.js";
 import { buildAuthorizationRequest, checkIssuerUrl, completeAuthorization, describeOidcError, discoverProvider, type OidcIdentity } from "../auth/oidc.js";
 import { createSecretBox, type SecretBox } from "../auth/secret-box.js";
 import { createSession } from "../auth/sessions.js";
@@ -296,7 +296,8 @@ export async function finishSsoSignIn(
   if (domain === null || !provider.domains.includes(domain) || email.length > ctx.config.limits.emailMaxLength) {
     return refuse("sso_failed", `The address ${email} is not in a domain this account's single sign-on covers (${provider.domains.join(", ")}).`, { email });
   }
-  const name = checkName(identity.name ?? "", ctx.config.limits);
+  // Bidi controls and zero-width characters are taken out rather than refused: the provider's value is not typed here.
+  const name = checkName(cleanProviderName(identity.name ?? ""), ctx.config.limits);
   const displayName = name.ok ? name.value : (email.split("@")[0] ?? email);
 
   const outcome = await ctx.db.transaction().execute(async (tx) => {
