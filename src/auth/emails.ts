@@ -1,13 +1,21 @@
+import { domainToASCII, domainToUnicode } from "node:url";
 import type { Limits } from "../config.js";
 import { fail, ok, type Result } from "../errors.js";
 
 /**
- * The one form of an email address Latchkey stores and compares: trimmed, NFC, lower-cased. Addresses are unique
- * case-insensitively (RFC 5321 allows case-sensitive local parts, but no real provider uses them, and treating
- * "Ann@x" and "ann@x" as two people invites account confusion).
+ * The one form of an email address Latchkey stores and compares: trimmed, NFC, lower-cased, and the domain as a
+ * hostname reads it (UTS #46: "corp\u3002test", "\uFF43orp.test" and "CORP.test" are all corp.test; an xn-- label is
+ * written in Unicode). Without the last step, spellings the SSO domain check treats as one domain were two users.
+ * Addresses are unique case-insensitively (RFC 5321 allows case-sensitive local parts, but no real provider uses them,
+ * and treating "Ann@x" and "ann@x" as two people invites account confusion).
  */
 export function normalizeEmail(email: string): string {
-  return email.trim().normalize("NFC").toLowerCase();
+  const normalized = email.trim().normalize("NFC").toLowerCase();
+  const at = normalized.lastIndexOf("@");
+  if (at < 0) return normalized;
+  const ascii = domainToASCII(normalized.slice(at + 1));
+  // Not a hostname at all: left as it is, for checkEmail to refuse.
+  return ascii === "" ? normalized : `${normalized.slice(0, at + 1)}${domainToUnicode(ascii)}`;
 }
 
 /** A deliberately plain check (one @, a dot in the domain, no spaces or control characters): the invitation email proves the rest. */
@@ -19,6 +27,12 @@ export function checkEmail(email: string, limits: Limits): Result<string, "email
   // Characters that address headers treat as structure (lists, display names, comments, routes): an address
   // containing them could deliver somewhere other than the address we store and show.
   if (/[<>(),;:"[\]\\]/.test(normalized)) return fail("email_invalid", "An email address cannot contain < > ( ) , ; : \" [ ] or \\.");
+  const domain = normalized.slice(normalized.lastIndexOf("@") + 1);
+  // A trailing dot names the same host ("corp.test." is corp.test) but would be a second spelling of the address.
+  if (domain.split(".").includes("")) {
+    return fail("email_invalid", "The part after @ must be a domain like example.com, with no dot at its start or end and no two dots in a row.");
+  }
+  if (domainToASCII(domain) === "") return fail("email_invalid", "Enter an email address like name@example.com.");
   return ok(normalized);
 }
 
