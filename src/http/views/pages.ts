@@ -6,7 +6,7 @@ export interface PageChrome {
   signedIn?: { email: string; accountName: string; csrf: string } | undefined;
 }
 
-export function messagePage(o: { title: string; message: string; action?: { href: string; label: string }; productName?: string }): SafeHtml {
+export function messagePage(o: { title: string; message: string; action?: { href: string; label: string }; productName: string }): SafeHtml {
   return layout({
     title: o.title,
     productName: o.productName,
