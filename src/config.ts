@@ -229,7 +229,8 @@ function loadSecretKey(env: Env, dataDir: string, usesPostgres: boolean): Buffer
   }
   const file = join(dataDir, SECRET_KEY_FILE);
   if (existsSync(file)) return decodeSecretKey(`LATCHKEY_SECRET_KEY (from ${file})`, readFileSync(file, "utf8").trim());
-  mkdirSync(dataDir, { recursive: true });
+  // 0700 when we create it, like the key itself is 0600: the directory also holds the database and the outbox.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(SECRET_KEY_BYTES);
   // 0600: the key decrypts every TOTP secret; nobody but the service user should read it.
   writeFileSync(file, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" });

@@ -62,6 +62,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
   const registered: string[] = [];
   app.decorate("latchkeyRoutes", registered);
+  // Error pages are rendered far from the routes (error and not-found handlers): they read the name from here.
+  app.decorate("latchkeyProductName", ctx.config.productName);
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) if (method !== "HEAD") registered.push(`${method} ${route.url}`);
   });
@@ -120,5 +122,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
 declare module "fastify" {
   interface FastifyInstance {
     latchkeyRoutes: string[];
+    /** `LATCHKEY_PRODUCT_NAME`, for pages rendered outside the routes (error pages). */
+    latchkeyProductName: string;
   }
 }

@@ -1,6 +1,6 @@
 import type { AppContext, RequestInfo } from "../context.js";
 import type { Challenge } from "../db/schema.js";
-import { fail, ok, type Result } from "../errors.js";
+import { fail, LatchkeyError, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { signInLinkMessage } from "../mail/messages.js";
 import { consumeChallenge } from "./challenges.js";
@@ -21,10 +21,17 @@ export function emailLinkUrl(ctx: Pick<AppContext, "config">, token: string): st
 
 export type SendLinkFailure = "rate_limited" | "too_many_attempts" | "auth_app_required";
 
+/** What a person reads when "Send a new link" could not send: the link they had is untouched. */
+export const RESEND_MAIL_FAILED = "We could not send the email right now. Try again in a minute; your earlier link still works.";
+
 /**
- * Emails a new sign-in link for a challenge and voids every older one. Refused while the cooldown runs and after
- * the per-challenge maximum. The counter is bumped by a guarded UPDATE first, so parallel "Send a new link" clicks
- * cannot send more than the limit.
+ * Emails a new sign-in link for a challenge and, once it is sent, voids every older one. Refused while the cooldown
+ * runs and after the per-challenge maximum. The counter is bumped by a guarded UPDATE first, so parallel "Send a new
+ * link" clicks cannot send more than the limit.
+ *
+ * When the mail cannot be sent, nothing is left changed: the new link is deleted, the older ones still work and the
+ * send is not counted (so the person can retry at once), and a `LatchkeyError` `mail_unavailable` (503) is thrown with
+ * the mailer's error as its cause, for the log.
  */
 export async function sendEmailLink(
   ctx: AppContext,
@@ -40,6 +47,7 @@ export async function sendEmailLink(
   }
   const now = ctx.clock.now();
   const cooldownMs = limits.emailLinkResendCooldownSeconds * 1000;
+  const before = await ctx.db.selectFrom("challenges").select(["last_link_sent_at"]).where("id", "=", challenge.id).executeTakeFirst();
   const claim = await ctx.db
     .updateTable("challenges")
     .set((eb) => ({ links_sent: eb("links_sent", "+", 1), last_link_sent_at: now }))
@@ -57,24 +65,37 @@ export async function sendEmailLink(
     return fail("rate_limited", `A link was sent moments ago. You can ask for a new one in ${retryAfterSeconds} seconds.`, { retryAfterSeconds });
   }
   const token = newToken();
-  await ctx.db.transaction().execute(async (tx) => {
-    // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
-    await tx.updateTable("email_links").set({ voided_at: now }).where("challenge_id", "=", challenge.id).where("used_at", "is", null).where("voided_at", "is", null).execute();
-    await tx
-      .insertInto("email_links")
-      .values({ id: newId(), challenge_id: challenge.id, token_hash: hashToken(token), created_at: now, expires_at: now + limits.emailLinkTtlSeconds * 1000, used_at: null, voided_at: null })
+  const linkId = newId();
+  await ctx.db
+    .insertInto("email_links")
+    .values({ id: linkId, challenge_id: challenge.id, token_hash: hashToken(token), created_at: now, expires_at: now + limits.emailLinkTtlSeconds * 1000, used_at: null, voided_at: null })
+    .execute();
+  try {
+    await ctx.mailer.send(
+      signInLinkMessage({
+        to: user.email,
+        productName: ctx.config.productName,
+        url: emailLinkUrl(ctx, token),
+        expiresInMinutes: Math.round(limits.emailLinkTtlSeconds / 60),
+        ip: info.ip,
+        userAgent: info.userAgent,
+      }),
+    );
+  } catch (error) {
+    // Sent first, voided after: a mail failure must not strand the person without the link they already have.
+    await ctx.db.deleteFrom("email_links").where("id", "=", linkId).execute();
+    // Nothing was sent, so nothing is counted: "Try again" works at once. Guarded by our own timestamp, so a send
+    // that claimed the row meanwhile is left alone.
+    await ctx.db
+      .updateTable("challenges")
+      .set((eb) => ({ links_sent: eb("links_sent", "-", 1), last_link_sent_at: before?.last_link_sent_at ?? null }))
+      .where("id", "=", challenge.id)
+      .where("last_link_sent_at", "=", now)
       .execute();
-  });
-  await ctx.mailer.send(
-    signInLinkMessage({
-      to: user.email,
-      productName: ctx.config.productName,
-      url: emailLinkUrl(ctx, token),
-      expiresInMinutes: Math.round(limits.emailLinkTtlSeconds / 60),
-      ip: info.ip,
-      userAgent: info.userAgent,
-    }),
-  );
+    throw new LatchkeyError("mail_unavailable", RESEND_MAIL_FAILED, undefined, { cause: error });
+  }
+  // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
+  await ctx.db.updateTable("email_links").set({ voided_at: now }).where("challenge_id", "=", challenge.id).where("id", "!=", linkId).where("used_at", "is", null).where("voided_at", "is", null).execute();
   await recordEvent(ctx, { type: "sign_in.email_link_sent", userId: user.id, info });
   return ok({ sentTo: user.email, retryAfterSeconds: limits.emailLinkResendCooldownSeconds });
 }

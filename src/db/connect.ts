@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import pg from "pg";
@@ -32,8 +32,29 @@ function defaultIdleConnectionError(error: Error): void {
 }
 
 export function sqliteFileIn(dataDir: string): string {
-  mkdirSync(dataDir, { recursive: true });
+  // 0700 when we create it: the data directory holds the database, the secret key and the mail outbox.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return join(dataDir, "latchkey.db");
+}
+
+/** Owner read/write only: the database holds password hashes, sealed TOTP secrets and session hashes. */
+const SQLITE_FILE_MODE = 0o600;
+
+/**
+ * Creates the SQLite file 0600 before SQLite opens it, and narrows a file (and its -wal, -shm) that an older version
+ * left readable by others. SQLite creates -wal and -shm with the mode of the database file, so these follow.
+ */
+function restrictSqliteFiles(file: string): void {
+  closeSync(openSync(file, "a", SQLITE_FILE_MODE));
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+    if (!existsSync(path) || (statSync(path).mode & 0o077) === 0) continue;
+    try {
+      chmodSync(path, SQLITE_FILE_MODE);
+    } catch (error) {
+      // Owned by another user (a deliberately shared setup): leave it as the operator arranged it.
+      if ((error as NodeJS.ErrnoException).code !== "EPERM") throw error;
+    }
+  }
 }
 
 export function connect(options: ConnectOptions): Store {
@@ -46,6 +67,7 @@ export function connect(options: ConnectOptions): Store {
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: "postgres", close: () => db.destroy() };
   }
+  restrictSqliteFiles(options.sqliteFile);
   const database = new SQLite(options.sqliteFile);
   // WAL lets readers go on while one writer writes; busy_timeout makes a second process wait instead of failing.
   database.pragma("journal_mode = WAL");

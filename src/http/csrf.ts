@@ -29,7 +29,7 @@ function originProblem(request: FastifyRequest, config: Config): string | null {
   }
   const origin = request.headers.origin;
   if (typeof origin === "string" && origin !== "null" && origin !== config.publicUrl.origin) {
-    return `This request came from ${origin}, but Latchkey only accepts requests from ${config.publicUrl.origin} (LATCHKEY_PUBLIC_URL).`;
+    return `This request came from ${origin}, but ${config.productName} only accepts requests from ${config.publicUrl.origin} (LATCHKEY_PUBLIC_URL).`;
   }
   if (origin === "null") return "This request came from an opaque origin and was refused.";
   return null;

@@ -90,7 +90,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, code: Er
   return reply
     .status(status)
     .type("text/html; charset=utf-8")
-    .send(messagePage({ title: titles[code] ?? "That did not work", message, action: { href: pathTo("home"), label: "Go to the start page" } }).value);
+    .send(messagePage({ productName: request.server.latchkeyProductName, title: titles[code] ?? "That did not work", message, action: { href: pathTo("home"), label: "Go to the start page" } }).value);
 }
 
 /** Maps Fastify's own errors (bad JSON, big bodies, wrong media types) to our codes; anything unknown is a 500 and logged. */

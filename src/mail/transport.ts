@@ -27,7 +27,8 @@ export function createMailer(options: TransportOptions): Mailer {
   }
   // nodemailer's stream transport builds the exact message SMTP would carry; we write it to a file instead.
   const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" });
-  mkdirSync(options.outboxDir, { recursive: true });
+  // 0700 when we create it: the messages carry live sign-in links.
+  mkdirSync(options.outboxDir, { recursive: true, mode: 0o700 });
   let sequence = 0;
   return {
     async send(message) {

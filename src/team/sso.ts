@@ -2,7 +2,7 @@ import { domainToASCII } from "node:url";
 import type { AppContext, RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
-import { checkName, normalizeEmail } from "../auth/emails.js";
+import { checkEmail, checkName, cleanProviderName } from "../auth/emails.js";
 import { buildAuthorizationRequest, checkIssuerUrl, completeAuthorization, describeOidcError, discoverProvider, type OidcIdentity } from "../auth/oidc.js";
 import { createSecretBox, type SecretBox } from "../auth/secret-box.js";
 import { createSession } from "../auth/sessions.js";
@@ -289,15 +289,21 @@ export async function finishSsoSignIn(
   }
 
   if (identity.email === undefined) return refuse("sso_failed", "Your identity provider did not tell us your email address, so we cannot sign you in. Ask your administrator to release the email claim.");
-  const email = normalizeEmail(identity.email);
-  // A control character (NUL above all: PostgreSQL refuses it, a 500) is in no real address.
-  if (/\p{Cc}/u.test(email)) return refuse("sso_failed", "Your identity provider sent an email address that is not valid, so we cannot sign you in. Ask your administrator.");
+  // The same check as every address typed in Latchkey: one spelling per mailbox (no trailing dot, the domain as a
+  // hostname reads it), and no control character (NUL above all: PostgreSQL refuses it, a 500).
+  const checked = checkEmail(identity.email, ctx.config.limits);
+  if (!checked.ok) {
+    return refuse("sso_failed", "Your identity provider sent an email address that is not valid, so we cannot sign you in. Ask your administrator.", { problem: checked.message });
+  }
+  const email = checked.value;
   if (identity.emailVerified !== true) return refuse("sso_failed", `Your identity provider has not verified the address ${email}, so we cannot sign you in with it.`, { email });
+  // The domain of the address as stored, so the check and the stored address cannot disagree.
   const domain = normalizeDomain(email);
-  if (domain === null || !provider.domains.includes(domain) || email.length > ctx.config.limits.emailMaxLength) {
+  if (domain === null || !provider.domains.includes(domain)) {
     return refuse("sso_failed", `The address ${email} is not in a domain this account's single sign-on covers (${provider.domains.join(", ")}).`, { email });
   }
-  const name = checkName(identity.name ?? "", ctx.config.limits);
+  // Bidi controls and zero-width characters are taken out rather than refused: the provider's value is not typed here.
+  const name = checkName(cleanProviderName(identity.name ?? ""), ctx.config.limits);
   const displayName = name.ok ? name.value : (email.split("@")[0] ?? email);
 
   const outcome = await ctx.db.transaction().execute(async (tx) => {

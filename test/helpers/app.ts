@@ -45,6 +45,8 @@ export interface TestApp {
 export interface TestAppOptions {
   env?: Record<string, string>;
   redis?: boolean;
+  /** A MemoryMailer of the test's own (e.g. a subclass whose send fails). */
+  mailer?: MemoryMailer;
 }
 
 export const TEST_SECRET_KEY = randomBytes(32).toString("base64");
@@ -62,7 +64,7 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
   const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: database.sqliteFile });
   await migrateToLatest(store.db);
   const clock = new TestClock();
-  const mail = new MemoryMailer();
+  const mail = options.mailer ?? new MemoryMailer();
   let redis: Redis | undefined;
   if (options.redis) {
     redis = new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: 1 });

@@ -25,6 +25,8 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
     const result = await startSignIn(ctx, { email: body.email, password: body.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
     if (!result.ok) throw new LatchkeyError(result.reason, result.message, result.details);
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
+    // 503 with the challenge cookie kept: POST /api/v1/login/email-link sends the link once mail works again.
+    if (result.value.mailError) throw result.value.mailError;
     return reply.send({ next: result.value.next });
   });
 

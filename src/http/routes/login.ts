@@ -13,6 +13,7 @@ import { requestInfo } from "../request-info.js";
 import { checkEmailPage, loginPage, messagePage, notices, type NoticeCode } from "../views/pages.js";
 import { statusByCode } from "../errors.js";
 import { routes, pathTo } from "../../paths.js";
+import { LatchkeyError } from "../../errors.js";
 
 const loginForm = formSchema({ email: z.string().max(1024), password: z.string().max(4096) });
 
@@ -43,6 +44,12 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
         .send(loginPage({ ...chrome, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), error: result.message }).value);
     }
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
+    const { mailError } = result.value;
+    if (mailError) {
+      // The challenge cookie is set: "Send a new link" on this page finishes the sign-in once mail works again.
+      request.log.error({ err: mailError, cause: mailError.cause }, mailError.message);
+      return renderCheckEmail(request, reply, result.value.challenge, { error: mailError.message, unsent: true }, statusByCode.mail_unavailable);
+    }
     return reply.redirect(pathTo(result.value.next === "email_link" ? "loginEmail" : "loginCode"), 303);
   });
 
@@ -55,7 +62,7 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     return challenge;
   }
 
-  async function renderCheckEmail(request: FastifyRequest, reply: FastifyReply, challenge: Challenge, extra: { error?: string; notice?: string }, status = 200): Promise<FastifyReply> {
+  async function renderCheckEmail(request: FastifyRequest, reply: FastifyReply, challenge: Challenge, extra: { error?: string; notice?: string; unsent?: boolean }, status = 200): Promise<FastifyReply> {
     const email = await challengeEmail(ctx, challenge);
     return reply
       .status(status)
@@ -73,7 +80,15 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     parseBody(formSchema({}), request.body);
     const challenge = await challengeOrRestart(request, reply);
     if (!challenge) return reply;
-    const sent = await sendEmailLink(ctx, challenge, requestInfo(request));
+    let sent;
+    try {
+      sent = await sendEmailLink(ctx, challenge, requestInfo(request));
+    } catch (error) {
+      if (!(error instanceof LatchkeyError && error.code === "mail_unavailable")) throw error;
+      // On the page the person is on, so they can try again; the link they had still works.
+      request.log.error({ err: error, cause: error.cause }, error.message);
+      return renderCheckEmail(request, reply, challenge, { error: error.message }, statusByCode.mail_unavailable);
+    }
     if (!sent.ok) {
       if (sent.details?.["retryAfterSeconds"] !== undefined) reply.header("Retry-After", String(sent.details["retryAfterSeconds"]));
       return renderCheckEmail(request, reply, challenge, { error: sent.message }, statusByCode[sent.reason]);

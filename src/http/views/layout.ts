@@ -29,13 +29,14 @@ export interface LayoutOptions {
   /** Shown in the header when someone is signed in: their email and a sign-out button. */
   signedIn?: { email: string; accountName: string; csrf: string } | undefined;
   wide?: boolean;
-  productName?: string;
+  /** The configured name (`LATCHKEY_PRODUCT_NAME`): required, so no page can fall back to "Latchkey" by omission. */
+  productName: string;
   /** Extra elements for <head> (e.g. the refresh of the SSO hand-over page). */
   head?: SafeHtml;
 }
 
 export function layout(options: LayoutOptions): SafeHtml {
-  const product = options.productName ?? "Latchkey";
+  const product = options.productName;
   return html`<!doctype html>
 <html lang="en">
 <head>

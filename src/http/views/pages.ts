@@ -7,7 +7,7 @@ export interface PageChrome {
   signedIn?: { email: string; accountName: string; csrf: string } | undefined;
 }
 
-export function messagePage(o: { title: string; message: string; action?: { href: string; label: string }; productName?: string }): SafeHtml {
+export function messagePage(o: { title: string; message: string; action?: { href: string; label: string }; productName: string }): SafeHtml {
   return layout({
     title: o.title,
     productName: o.productName,
@@ -85,15 +85,17 @@ export function ssoContinuePage(o: PageChrome & { url: string; domain: string })
   });
 }
 
-export function checkEmailPage(o: PageChrome & { csrf: string; email: string; error?: string; notice?: string; minutes: number }): SafeHtml {
+/** `unsent`: the first link could not be sent (mail is down); the page offers "Send a new link" to try again. */
+export function checkEmailPage(o: PageChrome & { csrf: string; email: string; error?: string; notice?: string; minutes: number; unsent?: boolean }): SafeHtml {
+  const title = o.unsent ? "We could not send the email" : "Check your email";
   return layout({
-    title: "Check your email",
+    title,
     productName: o.productName,
     body: html`<div class="card">
-<h1>Check your email</h1>
+<h1>${title}</h1>
 ${alert("ok", o.notice)}
 ${alert("error", o.error)}
-<p>We sent a sign-in link to <strong>${o.email}</strong>. Open it <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.</p>
+<p>${o.unsent ? "Your sign-in link goes to" : "We sent a sign-in link to"} <strong>${o.email}</strong>. Open it <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.</p>
 <p class="muted">The link works once and expires in ${o.minutes} minutes. Keep this page open.</p>
 <form method="post" action="${pathTo("loginEmailResend")}">
 ${csrfField(o.csrf)}
