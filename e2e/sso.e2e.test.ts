@@ -1,7 +1,8 @@
 import type { Browser, BrowserContext, Page, Request } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
-import { connectSso, ssoRedirectUri } from "../src/team/sso.js";
+import { connectSso } from "../src/team/sso.js";
+import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { startTestIdp, type TestIdentity, type TestIdp } from "../test/helpers/oidc-provider.js";
 import { launchChromium, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultLimits } from "../src/config.js";
 import { checkEmail, normalizeEmail } from "../src/auth/emails.js";
-import { connectSso, ssoRedirectUri } from "../src/team/sso.js";
+import { connectSso } from "../src/team/sso.js";
+import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { dialects, postgresAvailable } from "./helpers/databases.js";

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectSso, ssoRedirectUri } from "../src/team/sso.js";
+import { connectSso } from "../src/team/sso.js";
+import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId, newToken } from "../src/auth/tokens.js";
 import { redactUrl } from "../src/http/request-info.js";
 import type { MailMessage } from "../src/mail/mailer.js";

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import { LatchkeyError } from "../../errors.js";
-import { finishSsoSignIn, startSsoSignIn } from "../../team/sso.js";
+import { finishSsoSignIn, startSsoSignIn } from "../../auth/sso-sign-in.js";
 import { clearCookie, readCookie, redirectSignedIn, setCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { statusByCode } from "../errors.js";
