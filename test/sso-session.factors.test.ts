@@ -204,6 +204,37 @@ for (const dialect of dialects) {
       expect((await beta.get("/api/v1/session")).statusCode).toBe(200);
     });
 
+    it("an SSO session's home page says nothing of the password login's recovery codes, even when few are left", async () => {
+      const { member, beta } = await personX();
+      const { codesPage } = await startSetup(beta);
+      const { key, scan } = await acknowledge(beta, codesPage);
+      expect((await beta.request("POST", "/settings/two-factor/setup/confirm", { form: { _csrf: csrfFrom(scan.body), code: totpCode(t, key) } })).statusCode).toBe(200);
+      const all = await t.ctx.db.selectFrom("recovery_codes").select("id").where("user_id", "=", member.userId).execute();
+      const spent = all.slice(0, all.length - t.config.limits.recoveryCodesLowWarning + 1).map((r) => r.id);
+      await t.ctx.db.updateTable("recovery_codes").set({ used_at: t.clock.now() }).where("id", "in", spent).execute();
+      // X's own home page in Beta warns (so the state is the one that would show)…
+      expect((await beta.get("/")).body).toMatch(/recovery codes? left/);
+      // …the SSO session's does not.
+      const home = await (await ssoBrowser(member.email)).get("/");
+      expect(home.statusCode).toBe(200);
+      expect(home.body).not.toMatch(/recovery code/i);
+    });
+
+    it("an SSO admin's right to require the auth app does not depend on the person's password login elsewhere", async () => {
+      const { member, beta } = await personX();
+      const { codesPage } = await startSetup(beta);
+      const { key, scan } = await acknowledge(beta, codesPage);
+      expect((await beta.request("POST", "/settings/two-factor/setup/confirm", { form: { _csrf: csrfFrom(scan.body), code: totpCode(t, key) } })).statusCode).toBe(200);
+      const sso = await ssoBrowser(member.email);
+      const gamma = (await sso.get("/api/v1/session")).json<{ account: { id: string } }>().account.id;
+      await t.ctx.db.updateTable("memberships").set({ role: "admin" }).where("user_id", "=", member.userId).where("account_id", "=", gamma).execute();
+      // The password login's auth app would tell an SSO session "true" here: one bit of its factors.
+      expect((await sso.get("/api/v1/policy")).json<{ canRequire: boolean }>().canRequire).toBe(false);
+      const required = await sso.request("PUT", "/api/v1/policy", { json: { policy: "auth_app_required" } });
+      expect(required.statusCode).toBe(409);
+      expect(required.json<{ error: string; message: string }>()).toMatchObject({ error: "policy_requires_auth_app", message: expect.stringMatching(GUARD_MESSAGE) });
+    });
+
     it("an SSO session cannot confirm the password login's password (no fresh proof from it)", async () => {
       const { member, sso } = await personX();
       const profile = await sso.get("/settings/profile");
