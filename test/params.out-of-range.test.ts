@@ -162,6 +162,36 @@ for (const dialect of dialects) {
       expect((await admin.get("/api/v1/session")).statusCode).toBe(200);
     });
 
+    it("every path parameter of every route answers out-of-range and malformed values with a 4xx, never a 5xx", async () => {
+      const routes = [...new Set(t.app.latchkeyRoutes)].filter((route) => route.includes("/:"));
+      // The collector found the routes of the sweep (a broken collector must not make this pass).
+      for (const known of ["PATCH /api/v1/team/members/:userId", "DELETE /api/v1/team/invitations/:id", "GET /invite/:token", "POST /settings/team/members/:userId/role"]) {
+        expect(routes).toContain(known);
+      }
+      const fields = { role: "member", name: "Someone", password: "correct horse battery staple", accountName: "X", email: "x@example.com", message: "" };
+      for (const route of routes) {
+        const [method, pattern] = route.split(" ") as [Method, string];
+        for (const segment of HOSTILE_SEGMENTS) {
+          const url = pattern.replace(/:[A-Za-z]+/g, segment);
+          expectClearRefusal(`${method} ${url.slice(0, 120)}`, await send(admin, method, url, fields), url.startsWith("/api/"));
+        }
+      }
+      expect((await admin.get("/api/v1/session")).statusCode).toBe(200);
+    });
+
+    it("a path part over the router's length limit, or a broken %-escape, is 400 invalid_request in our format", async () => {
+      for (const segment of ["x".repeat(5000), "%ff", "%", "%E0%A4%A"]) {
+        const api = await admin.request("DELETE", `/api/v1/team/invitations/${segment}`);
+        expect(api.statusCode, `${segment.slice(0, 20)}: ${api.body.slice(0, 200)}`).toBe(400);
+        expect(api.json()).toEqual({ error: "invalid_request", message: expect.stringMatching(/^This address is not valid: /) });
+        // A person opening a mangled link gets a page, not JSON.
+        const page = await admin.get(`/invite/${segment}`);
+        expect(page.statusCode, segment.slice(0, 20)).toBe(400);
+        expect(page.headers["content-type"], segment.slice(0, 20)).toMatch(/text\/html/);
+        expect(page.body).toContain("This address is not valid");
+      }
+    });
+
     it("account ids and domains in bodies (switch account, SSO start) answer out-of-range and malformed values with a 4xx", async () => {
       const values: unknown[] = [...HOSTILE_VALUES, 0, -1, 1.5, 1e308, -1e308, null, true, [], {}, ["a"], id().toUpperCase()];
       for (const value of values) {
