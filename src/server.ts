@@ -45,6 +45,12 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     trustProxy: ctx.config.trustProxy as boolean | string[],
     // Tokens in paths are 43 characters; anything much longer is noise.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // The router's own refusals (a path part over maxParamLength, a broken %-escape) answer in our format, with a
+    // stable code, instead of Fastify's bare JSON.
+    frameworkErrors: (error, request, reply) => {
+      const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "This address is not valid: a part of it is too long." : "This address is not valid: it has a malformed %-escape.";
+      sendError(request, reply, "invalid_request", message);
+    },
   });
 
   await app.register(cookie);

@@ -31,11 +31,19 @@ function encodeCursor(at: number, id: string): string {
   return Buffer.from(`${at}:${id}`, "utf8").toString("base64url");
 }
 
-/** Null when the cursor is not one we made. */
+/**
+ * Null when the cursor is not one we made. The time must be a safe integer (epoch ms): a longer digit string would
+ * reach PostgreSQL as a bigint out of range (a 500) or SQLite as a float, and must re-encode to exactly the cursor
+ * given (no leading zeros, extra parts or stray characters).
+ */
 export function decodeCursor(cursor: string): { at: number; id: string } | null {
-  const [at, id] = Buffer.from(cursor, "base64url").toString("utf8").split(":");
-  if (!at || !id || !/^\d+$/.test(at) || !/^[0-9a-f]{32}$/.test(id)) return null;
-  return { at: Number(at), id };
+  const parts = Buffer.from(cursor, "base64url").toString("utf8").split(":");
+  if (parts.length !== 2) return null;
+  const [at = "", id = ""] = parts;
+  if (!/^\d{1,16}$/.test(at) || !/^[0-9a-f]{32}$/.test(id)) return null;
+  const ms = Number(at);
+  if (!Number.isSafeInteger(ms) || encodeCursor(ms, id) !== cursor) return null;
+  return { at: ms, id };
 }
 
 /**

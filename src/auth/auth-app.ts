@@ -2,11 +2,11 @@ import type { AppContext, RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { notifyUser } from "../audit/notices.js";
-import { hasFreshProof, passwordLoginSession } from "./fresh-proof.js";
+import { hasFreshProof, type PasswordLogin } from "./fresh-proof.js";
 import { activateRecoveryCodes, generateRecoveryCodes, newBatchId, remainingRecoveryCodes } from "./recovery-codes.js";
 import { createSecretBox } from "./secret-box.js";
 import { totpBox } from "./second-factor.js";
-import { revokeUserSessions, type SignedIn } from "./sessions.js";
+import { revokeUserSessions } from "./sessions.js";
 import { formatSecretForManualEntry, matchTotp, newTotpSecret, parseTotpCode, totpUri } from "./totp.js";
 
 /** Sealed copies of just-issued codes and of a pending key use their own derived keys and row-bound AAD. */
@@ -25,7 +25,9 @@ export interface TwoFactorStatus {
   requiredBy: string[];
 }
 
-export async function twoFactorStatus(ctx: AppContext, userId: string): Promise<TwoFactorStatus> {
+/** The password login's factors at a glance (an SSO session cannot get here: it has no `PasswordLogin`). */
+export async function twoFactorStatus(ctx: AppContext, login: PasswordLogin): Promise<TwoFactorStatus> {
+  const { userId } = login;
   const now = ctx.clock.now();
   const user = await ctx.db.selectFrom("users").select(["two_factor_method", "totp_enabled_at"]).where("id", "=", userId).executeTakeFirstOrThrow();
   const setup = await ctx.db.selectFrom("totp_setups").select(["codes_acknowledged_at", "expires_at"]).where("user_id", "=", userId).executeTakeFirst();
@@ -57,28 +59,27 @@ async function storeReveal(ctx: AppContext, userId: string, batchId: string, cod
 }
 
 /** The codes just issued (during setup, or after regeneration) for showing, downloading and printing; else null. */
-export async function revealedRecoveryCodes(ctx: AppContext, userId: string): Promise<{ batchId: string; codes: string[] } | null> {
+export async function revealedRecoveryCodes(ctx: AppContext, login: PasswordLogin): Promise<{ batchId: string; codes: string[] } | null> {
+  const { userId } = login;
   const row = await ctx.db.selectFrom("recovery_code_reveals").selectAll().where("user_id", "=", userId).executeTakeFirst();
   if (!row || row.expires_at <= ctx.clock.now()) return null;
   return { batchId: row.batch_id, codes: JSON.parse(revealBox(ctx).open(row.codes_sealed, `${userId}:${row.batch_id}`)) as string[] };
 }
 
 /** Forgets the revealed codes (the person pressed "Done"): from now on only their count is ever shown. */
-export async function dismissRecoveryCodes(ctx: AppContext, userId: string): Promise<void> {
-  await ctx.db.deleteFrom("recovery_code_reveals").where("user_id", "=", userId).execute();
+export async function dismissRecoveryCodes(ctx: AppContext, login: PasswordLogin): Promise<void> {
+  await ctx.db.deleteFrom("recovery_code_reveals").where("user_id", "=", login.userId).execute();
 }
 
-export type SetupFailure = "forbidden" | "fresh_proof_required" | "auth_app_already_enabled";
+export type SetupFailure = "fresh_proof_required" | "auth_app_already_enabled";
 
 /**
  * Step 0 → 1: a new key and ten recovery codes, nothing active yet. Starting again replaces an unfinished setup, so
  * only the newest QR code can ever be confirmed.
  */
-export async function startAuthAppSetup(ctx: AppContext, signedIn: SignedIn): Promise<Result<{ codes: string[] }, SetupFailure>> {
-  const allowed = passwordLoginSession(signedIn);
-  if (!allowed.ok) return allowed;
-  if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
-  const userId = signedIn.user.id;
+export async function startAuthAppSetup(ctx: AppContext, login: PasswordLogin): Promise<Result<{ codes: string[] }, SetupFailure>> {
+  if (!hasFreshProof(ctx, login.session)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
+  const { userId } = login;
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirstOrThrow();
   if (user.two_factor_method === "auth_app") return fail("auth_app_already_enabled", "The authenticator app is already on. Turn it off first to set up a new one.");
   const now = ctx.clock.now();
@@ -100,7 +101,8 @@ async function pendingSetup(ctx: AppContext, userId: string): Promise<{ secret: 
 }
 
 /** Step 1 → 2: the person confirmed they saved the codes. */
-export async function acknowledgeRecoveryCodes(ctx: AppContext, userId: string, saved: boolean): Promise<Result<null, "setup_not_started" | "recovery_codes_not_saved">> {
+export async function acknowledgeRecoveryCodes(ctx: AppContext, login: PasswordLogin, saved: boolean): Promise<Result<null, "setup_not_started" | "recovery_codes_not_saved">> {
+  const { userId } = login;
   if (!saved) return fail("recovery_codes_not_saved", "Confirm that you saved your recovery codes: without them, losing your phone can lock you out.");
   const result = await ctx.db.updateTable("totp_setups").set({ codes_acknowledged_at: ctx.clock.now() }).where("user_id", "=", userId).where("expires_at", ">", ctx.clock.now()).executeTakeFirst();
   if (Number(result.numUpdatedRows) !== 1) return fail("setup_not_started", "Your setup has expired. Start again.");
@@ -108,27 +110,25 @@ export async function acknowledgeRecoveryCodes(ctx: AppContext, userId: string, 
 }
 
 /** Step 2: what the QR code and the manual-entry box show. */
-export async function setupKey(ctx: AppContext, signedIn: SignedIn): Promise<Result<{ uri: string; manualKey: string }, "setup_not_started" | "recovery_codes_not_saved">> {
-  const setup = await pendingSetup(ctx, signedIn.user.id);
+export async function setupKey(ctx: AppContext, login: PasswordLogin): Promise<Result<{ uri: string; manualKey: string }, "setup_not_started" | "recovery_codes_not_saved">> {
+  const setup = await pendingSetup(ctx, login.userId);
   if (!setup) return fail("setup_not_started", "Your setup has expired or was not started. Start again.");
   if (!setup.acknowledged) return fail("recovery_codes_not_saved", "Save your recovery codes first.");
-  const uri = totpUri({ issuer: ctx.config.productName, accountName: signedIn.user.email, secret: setup.secret, stepSeconds: ctx.config.limits.totpStepSeconds });
+  const uri = totpUri({ issuer: ctx.config.productName, accountName: login.session.user.email, secret: setup.secret, stepSeconds: ctx.config.limits.totpStepSeconds });
   return ok({ uri, manualKey: formatSecretForManualEntry(setup.secret) });
 }
 
-export type ConfirmFailure = "forbidden" | "setup_not_started" | "recovery_codes_not_saved" | "invalid_code_format" | "invalid_code" | "fresh_proof_required";
+export type ConfirmFailure = "setup_not_started" | "recovery_codes_not_saved" | "invalid_code_format" | "invalid_code" | "fresh_proof_required";
 
 /**
  * Step 3: a correct code switches the user to the auth app and activates the recovery codes, in one transaction
  * (claimed by deleting the pending setup, so two parallel confirmations cannot both apply). Other sessions of the
  * user end: a credential changed.
  */
-export async function confirmAuthAppSetup(ctx: AppContext, signedIn: SignedIn, code: string, info: RequestInfo): Promise<Result<null, ConfirmFailure>> {
-  const allowed = passwordLoginSession(signedIn);
-  if (!allowed.ok) return allowed;
+export async function confirmAuthAppSetup(ctx: AppContext, login: PasswordLogin, code: string, info: RequestInfo): Promise<Result<null, ConfirmFailure>> {
+  const { userId, session: signedIn } = login;
   // The switch happens here, so the proof must still be fresh here (a setup lives longer than a proof).
   if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
-  const userId = signedIn.user.id;
   const setup = await pendingSetup(ctx, userId);
   if (!setup) return fail("setup_not_started", "Your setup has expired or was not started. Start again.");
   if (!setup.acknowledged) return fail("recovery_codes_not_saved", "Save your recovery codes first.");
@@ -137,7 +137,7 @@ export async function confirmAuthAppSetup(ctx: AppContext, signedIn: SignedIn, c
   const { limits } = ctx.config;
   const step = await matchTotp({ secret: setup.secret, code: shape.code, nowMs: ctx.clock.now(), stepSeconds: limits.totpStepSeconds, driftSteps: limits.totpDriftSteps, afterStep: null });
   if (step === null) return fail("invalid_code", "That code is not right. Check that your phone's time is set automatically, and enter the code your app shows now.");
-  const reveal = await revealedRecoveryCodes(ctx, userId);
+  const reveal = await revealedRecoveryCodes(ctx, login);
   if (!reveal) return fail("setup_not_started", "Your setup has expired. Start again.");
   const now = ctx.clock.now();
   const done = await ctx.db.transaction().execute(async (tx) => {
@@ -161,11 +161,9 @@ export async function confirmAuthAppSetup(ctx: AppContext, signedIn: SignedIn, c
 }
 
 /** Ten new codes in force at once; every older code is void in the same transaction. */
-export async function regenerateRecoveryCodes(ctx: AppContext, signedIn: SignedIn, info: RequestInfo): Promise<Result<{ codes: string[] }, "forbidden" | "fresh_proof_required" | "auth_app_not_enabled">> {
-  const allowed = passwordLoginSession(signedIn);
-  if (!allowed.ok) return allowed;
+export async function regenerateRecoveryCodes(ctx: AppContext, login: PasswordLogin, info: RequestInfo): Promise<Result<{ codes: string[] }, "fresh_proof_required" | "auth_app_not_enabled">> {
+  const { userId, session: signedIn } = login;
   if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
-  const userId = signedIn.user.id;
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirstOrThrow();
   if (user.two_factor_method !== "auth_app") return fail("auth_app_not_enabled", "Recovery codes come with the authenticator app. Set up the app first.");
   const codes = generateRecoveryCodes(ctx.config.limits.recoveryCodeCount);
@@ -184,12 +182,10 @@ export async function regenerateRecoveryCodes(ctx: AppContext, signedIn: SignedI
 }
 
 /** Back to the email link. Refused while any account the user signs in to with a password requires the app. */
-export async function disableAuthApp(ctx: AppContext, signedIn: SignedIn, info: RequestInfo): Promise<Result<null, "forbidden" | "fresh_proof_required" | "auth_app_not_enabled" | "auth_app_required">> {
-  const allowed = passwordLoginSession(signedIn);
-  if (!allowed.ok) return allowed;
+export async function disableAuthApp(ctx: AppContext, login: PasswordLogin, info: RequestInfo): Promise<Result<null, "fresh_proof_required" | "auth_app_not_enabled" | "auth_app_required">> {
+  const { userId, session: signedIn } = login;
   if (!hasFreshProof(ctx, signedIn)) return fail("fresh_proof_required", FRESH_PROOF_MESSAGE);
-  const userId = signedIn.user.id;
-  const status = await twoFactorStatus(ctx, userId);
+  const status = await twoFactorStatus(ctx, login);
   if (status.method !== "auth_app") return fail("auth_app_not_enabled", "The authenticator app is not on.");
   if (status.requiredBy.length > 0) {
     return fail("auth_app_required", `You cannot turn off the authenticator app: ${status.requiredBy.join(", ")} require${status.requiredBy.length === 1 ? "s" : ""} it for every team member. An Account Admin can change that under Settings → Security.`, {

@@ -2,12 +2,12 @@ import type { AppContext, RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { notifyUser } from "../audit/notices.js";
-import { passwordLoginSession, reauthenticate } from "./fresh-proof.js";
+import { reauthenticate, type PasswordLogin } from "./fresh-proof.js";
 import { checkNewPassword, hashPassword, type PasswordProblem } from "./passwords.js";
-import { revokeUserSessions, type SignedIn } from "./sessions.js";
+import { revokeUserSessions } from "./sessions.js";
 import { issueDeviceToken } from "./devices.js";
 
-export type ChangePasswordFailure = "forbidden" | "invalid_credentials" | "too_many_attempts" | PasswordProblem;
+export type ChangePasswordFailure = "invalid_credentials" | "too_many_attempts" | PasswordProblem;
 
 /**
  * Changes the password of a signed-in person. The current password is the fresh proof (checked with the same
@@ -16,14 +16,13 @@ export type ChangePasswordFailure = "forbidden" | "invalid_credentials" | "too_m
  */
 export async function changePassword(
   ctx: AppContext,
-  signedIn: SignedIn,
+  login: PasswordLogin,
   input: { currentPassword: string; newPassword: string; info: RequestInfo },
 ): Promise<Result<{ otherSessionsEnded: number; deviceToken: string }, ChangePasswordFailure>> {
-  const allowed = passwordLoginSession(signedIn);
-  if (!allowed.ok) return allowed;
+  const signedIn = login.session;
   const checked = checkNewPassword(input.newPassword, ctx.config.limits);
   if (!checked.ok) return checked;
-  const proof = await reauthenticate(ctx, signedIn, input.currentPassword, input.info);
+  const proof = await reauthenticate(ctx, login, input.currentPassword, input.info);
   if (!proof.ok) return proof.reason === "invalid_credentials" ? fail("invalid_credentials", "Your current password is not right.") : proof;
   const now = ctx.clock.now();
   const passwordHash = await hashPassword(checked.value);

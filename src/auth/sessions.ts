@@ -6,7 +6,11 @@ import { recordEvent } from "../audit/events.js";
 
 export interface SignedIn {
   sessionId: string;
-  user: { id: string; email: string; name: string; twoFactorMethod: TwoFactorMethod };
+  /**
+   * `twoFactorMethod` is "sso" in a session opened by single sign-on: the password login's method is one of its
+   * factors, which such a session never sees (see `passwordLoginFactors`).
+   */
+  user: { id: string; email: string; name: string; twoFactorMethod: TwoFactorMethod | "sso" };
   account: { id: string; name: string; twoFactorPolicy: TwoFactorPolicy };
   role: Role;
   signInMethod: SignInMethod;
@@ -88,7 +92,7 @@ export async function validateSession(ctx: Pick<AppContext, "db" | "clock" | "co
   }
   return {
     sessionId: row.sessionId,
-    user: { id: row.userId, email: row.email, name: row.userName, twoFactorMethod: row.two_factor_method },
+    user: { id: row.userId, email: row.email, name: row.userName, twoFactorMethod: row.sign_in_method === "sso" ? "sso" : row.two_factor_method },
     account: { id: row.accountId, name: row.accountName, twoFactorPolicy: row.two_factor_policy },
     role: row.role,
     signInMethod: row.sign_in_method,

@@ -13,7 +13,10 @@ export function mustSetUpAuthApp(signedIn: SignedIn): boolean {
 
 export interface PolicyOverview {
   policy: TwoFactorPolicy;
-  /** The acting admin may turn the requirement on only once their own method is the auth app (the seed's rule). */
+  /**
+   * The acting admin may turn the requirement on only once their own method is the auth app (the seed's rule). Never
+   * from a session opened by SSO: its method is "sso", whatever the person's password login uses elsewhere.
+   */
   canRequire: boolean;
   /** Password members without the auth app: they would have to set it up. */
   membersWithoutAuthApp: number;
@@ -49,6 +52,9 @@ export async function setTwoFactorPolicy(
   input: { policy: TwoFactorPolicy; info: RequestInfo },
 ): Promise<Result<{ notified: number }, "forbidden" | "policy_requires_auth_app">> {
   if (signedIn.role !== "admin") return fail("forbidden", "Only Account Admins can change the two-factor policy.");
+  if (input.policy === "auth_app_required" && signedIn.user.twoFactorMethod === "sso") {
+    return fail("policy_requires_auth_app", "You signed in with single sign-on: only an admin signed in with a password and the auth app can require the auth app.");
+  }
   if (input.policy === "auth_app_required" && signedIn.user.twoFactorMethod !== "auth_app") {
     return fail("policy_requires_auth_app", "Set up the auth app on your own login first (Edit your settings → Two-factor authentication → Manage), then require it for the team.");
   }

@@ -46,7 +46,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       user: { id: me.user.id, email: me.user.email, name: me.user.name },
       account: { id: me.account.id, name: me.account.name },
       role: me.role,
-      twoFactor: { method: me.signInMethod === "sso" ? "sso" : me.user.twoFactorMethod, setupRequired: mustSetUpAuthApp(me) },
+      twoFactor: { method: me.user.twoFactorMethod, setupRequired: mustSetUpAuthApp(me) },
       expiresAt: new Date(me.expiresAt).toISOString(),
     });
   });

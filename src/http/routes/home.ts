@@ -5,6 +5,7 @@ import { requireSignedIn } from "../session-guard.js";
 import { homePage } from "../views/pages.js";
 import { remainingRecoveryCodes } from "../../auth/recovery-codes.js";
 import { routes } from "../../paths.js";
+import { passwordLoginFactors } from "../../auth/fresh-proof.js";
 
 const methodLabels = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 
@@ -13,7 +14,9 @@ export function homeRoutes(app: FastifyInstance, ctx: AppContext): void {
     const me = requireSignedIn(request, reply);
     if (!me) return reply;
     const csrf = csrfToken(request, reply, ctx.config);
-    const remaining = me.user.twoFactorMethod === "auth_app" ? await remainingRecoveryCodes(ctx.db, me.user.id) : null;
+    // The "few recovery codes left" warning is about the password login: never shown to a session opened by SSO.
+    const login = passwordLoginFactors(me);
+    const remaining = login.ok && me.user.twoFactorMethod === "auth_app" ? await remainingRecoveryCodes(ctx.db, login.value.userId) : null;
     return reply.type("text/html").send(
       homePage({
         productName: ctx.config.productName,
@@ -23,7 +26,7 @@ export function homeRoutes(app: FastifyInstance, ctx: AppContext): void {
         accountName: me.account.name,
         role: me.role,
         lowRecoveryCodes: remaining !== null && remaining <= ctx.config.limits.recoveryCodesLowWarning ? remaining : null,
-        method: methodLabels[me.signInMethod === "sso" ? "sso" : me.user.twoFactorMethod],
+        method: methodLabels[me.user.twoFactorMethod],
       }).value,
     );
   });

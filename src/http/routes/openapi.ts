@@ -96,7 +96,7 @@ export function openApiDocument(ctx: AppContext): Record<string, unknown> {
           responses: { "200": { description: "Signed in; `recoveryCodesRemaining` tells how many are left." }, "400": errorResponse("invalid_code_format"), "401": errorResponse("invalid_code or challenge_expired"), "429": errorResponse("too_many_attempts") },
         },
       },
-      "/api/v1/two-factor": { get: { summary: "The signed-in user's two-factor status: method, remaining recovery codes, accounts that require the app.", security: [{ session: [] }], responses: { "200": { description: "Status" }, "401": errorResponse("unauthenticated") } } },
+      "/api/v1/two-factor": { get: { summary: "The signed-in user's two-factor status: method, remaining recovery codes, accounts that require the app. A session opened by SSO gets method \"sso\" and nothing else.", security: [{ session: [] }], responses: { "200": { description: "Status" }, "401": errorResponse("unauthenticated") } } },
       "/api/v1/accounts": { get: { summary: "The team accounts the person can use.", security: [{ session: [] }], responses: { "200": { description: "Accounts" }, "401": errorResponse("unauthenticated") } } },
       "/api/v1/session/account": {
         post: { summary: "Switch the session to another of the person's accounts.", requestBody: jsonBody({ accountId: { type: "string" } }, ["accountId"]), responses: { "200": { description: "Switched" }, "404": errorResponse("member_not_found") } },

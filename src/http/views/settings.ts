@@ -190,3 +190,15 @@ ${field({ label: "New password", name: "newPassword", type: "password", autocomp
 <p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p></div>`,
   );
 }
+
+/** A session opened by single sign-on asked for the password login's factors (403): says why, and where to go. */
+export function passwordLoginOnlyPage(c: SettingsChrome & { message: string }): SafeHtml {
+  return page(
+    c,
+    "Signed in with single sign-on",
+    pathTo("profile"),
+    html`<div class="card"><h1>Signed in with single sign-on</h1>
+${alert("error", c.message)}
+<p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p></div>`,
+  );
+}
