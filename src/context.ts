@@ -21,3 +21,8 @@ export interface RequestInfo {
   ip: string | null;
   userAgent: string | null;
 }
+
+/** The same context over a transaction: domain calls made with it read and write inside `tx`. */
+export function withTx(ctx: AppContext, tx: Kysely<Database>): AppContext {
+  return { ...ctx, db: tx };
+}

@@ -1,4 +1,4 @@
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { notifyUser } from "../audit/notices.js";
@@ -151,7 +151,7 @@ export async function confirmAuthAppSetup(ctx: AppContext, login: PasswordLogin,
     await activateRecoveryCodes(tx, ctx.config, { userId, batchId: reveal.batchId, codes: reveal.codes, now });
     await tx.deleteFrom("recovery_code_reveals").where("user_id", "=", userId).execute();
     await tx.updateTable("sessions").set({ fresh_proof_at: now }).where("id", "=", signedIn.sessionId).execute();
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "two_factor.auth_app_enabled", userId, accountId: signedIn.account.id, info });
+    await recordEvent(withTx(ctx, tx), { type: "two_factor.auth_app_enabled", userId, accountId: signedIn.account.id, info });
     return true;
   });
   if (!done) return fail("setup_not_started", "This setup was already finished.");
@@ -171,7 +171,7 @@ export async function regenerateRecoveryCodes(ctx: AppContext, login: PasswordLo
   const now = ctx.clock.now();
   await ctx.db.transaction().execute(async (tx) => {
     await activateRecoveryCodes(tx, ctx.config, { userId, batchId, codes, now });
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "two_factor.recovery_codes_regenerated", userId, accountId: signedIn.account.id, info });
+    await recordEvent(withTx(ctx, tx), { type: "two_factor.recovery_codes_regenerated", userId, accountId: signedIn.account.id, info });
   });
   await storeReveal(ctx, userId, batchId, codes);
   // A credential changed, like the password or the app: a session opened elsewhere (perhaps with an old code, the
@@ -201,7 +201,7 @@ export async function disableAuthApp(ctx: AppContext, login: PasswordLogin, info
       .execute();
     await tx.deleteFrom("recovery_codes").where("user_id", "=", userId).execute();
     await tx.deleteFrom("recovery_code_reveals").where("user_id", "=", userId).execute();
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "two_factor.auth_app_disabled", userId, accountId: signedIn.account.id, info });
+    await recordEvent(withTx(ctx, tx), { type: "two_factor.auth_app_disabled", userId, accountId: signedIn.account.id, info });
   });
   await revokeUserSessions(ctx, userId, signedIn.sessionId);
   await notifyUser(ctx, { userId, kind: "auth_app_disabled", info });

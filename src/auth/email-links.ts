@@ -4,10 +4,10 @@ import { fail, LatchkeyError, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { signInLinkMessage } from "../mail/messages.js";
 import { consumeChallenge } from "./challenges.js";
-import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
+import { pickAccountForSignIn } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 import { urlTo } from "../paths.js";
-import { deviceTokenFor } from "./devices.js";
+import { completeSignIn } from "./sign-in-finish.js";
 
 async function secondFactorOf(ctx: Pick<AppContext, "db">, userId: string): Promise<string | null> {
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirst();
@@ -144,8 +144,7 @@ export async function redeemEmailLink(
   const accountId = await pickAccountForSignIn(ctx, link.userId);
   if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
 
-  const chooseAccount = (await passwordAccountCount(ctx, link.userId)) > 1;
-  const signedIn = await ctx.db.transaction().execute(async (tx) => {
+  return ctx.db.transaction().execute(async (tx) => {
     // The guarded UPDATE is the race barrier: of parallel redemptions exactly one changes the row.
     const claimed = await tx
       .updateTable("email_links")
@@ -157,11 +156,6 @@ export async function redeemEmailLink(
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows) !== 1) return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
     if (!(await consumeChallenge(tx, link.challengeId, now))) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
-    const session = await createSession(ctx, tx, { userId: link.userId, accountId, info: input.info });
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: link.userId, accountId, info: input.info, detail: { secondFactor: "email_link" } });
-    return ok({ sessionToken: session.token, userId: link.userId, accountId, chooseAccount });
+    return ok(await completeSignIn(ctx, tx, { userId: link.userId, accountId, proof: "email_link", info: input.info }));
   });
-  if (!signedIn.ok) return signedIn;
-  // Password and second factor passed in this browser: it becomes a trusted device of this user.
-  return ok({ ...signedIn.value, deviceToken: await deviceTokenFor(ctx, link.userId) });
 }

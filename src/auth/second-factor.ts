@@ -6,9 +6,9 @@ import { findLiveChallenge, consumeChallenge } from "./challenges.js";
 import { afterWrongCode, claimCodeAttempt, clearCodeFailures, codeEntryLockedFor } from "./code-limits.js";
 import { normalizeRecoveryCode, remainingRecoveryCodes, spendRecoveryCode } from "./recovery-codes.js";
 import { createSecretBox } from "./secret-box.js";
-import { createSession, passwordAccountCount, pickAccountForSignIn } from "./sessions.js";
+import { pickAccountForSignIn } from "./sessions.js";
 import { matchTotp, parseTotpCode } from "./totp.js";
-import { deviceTokenFor } from "./devices.js";
+import { completeSignIn } from "./sign-in-finish.js";
 
 export type CodeKind = "auth_app" | "recovery_code";
 
@@ -136,9 +136,7 @@ export async function signInWithCode(
   if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
   const signedIn = await ctx.db.transaction().execute(async (tx) => {
     if (!(await consumeChallenge(tx, challenge.id, now))) return null;
-    const session = await createSession(ctx, tx, { userId: challenge.user_id, accountId, info: input.info });
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: challenge.user_id, accountId, info: input.info, detail: { secondFactor: input.kind } });
-    return session;
+    return completeSignIn(ctx, tx, { userId: challenge.user_id, accountId, proof: input.kind, info: input.info });
   });
   if (!signedIn) return fail("challenge_expired", "This sign-in has already finished. Sign in again if you need to.");
 
@@ -148,12 +146,5 @@ export async function signInWithCode(
     await recordEvent(ctx, { type: "sign_in.recovery_code_used", userId: challenge.user_id, accountId, info: input.info, detail: { remaining } });
     await notifyUser(ctx, { userId: challenge.user_id, kind: "recovery_code_used", info: input.info, facts: { remaining } });
   }
-  return ok({
-    sessionToken: signedIn.token,
-    userId: challenge.user_id,
-    accountId,
-    recoveryCodesRemaining: remaining,
-    chooseAccount: (await passwordAccountCount(ctx, challenge.user_id)) > 1,
-    deviceToken: await deviceTokenFor(ctx, challenge.user_id),
-  });
+  return ok({ ...signedIn, recoveryCodesRemaining: remaining });
 }

@@ -135,14 +135,3 @@ export async function pickAccountForSignIn(ctx: Pick<AppContext, "db">, userId: 
     .executeTakeFirst();
   return row?.account_id ?? null;
 }
-
-/** How many accounts the user signs in to with a password: with several, the person picks one after sign-in. */
-export async function passwordAccountCount(ctx: Pick<AppContext, "db">, userId: string): Promise<number> {
-  const row = await ctx.db
-    .selectFrom("memberships")
-    .select((eb) => eb.fn.countAll<number>().as("n"))
-    .where("user_id", "=", userId)
-    .where("sign_in_method", "=", "password")
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}

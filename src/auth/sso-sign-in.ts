@@ -1,13 +1,13 @@
 import { domainToASCII } from "node:url";
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { urlTo } from "../paths.js";
 import { checkEmail, checkName, cleanProviderName } from "./emails.js";
 import { buildAuthorizationRequest, completeAuthorization, describeOidcError, discoverProvider, type OidcIdentity } from "./oidc.js";
 import { createSecretBox, type SecretBox } from "./secret-box.js";
-import { createSession } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
+import { completeSignIn } from "./sign-in-finish.js";
 
 /**
  * "Sign in with SSO": the sign-in half of single sign-on with OpenID Connect. An account's connection (administered
@@ -205,18 +205,11 @@ export async function finishSsoSignIn(
         .executeTakeFirst();
       provisioned = Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1;
       if (provisioned) {
-        await recordEvent({ db: tx, clock: ctx.clock }, { type: "sso.member_provisioned", accountId: provider.accountId, userId: user.id, info: input.info, detail: { email, subject: identity.subject } });
+        await recordEvent(withTx(ctx, tx), { type: "sso.member_provisioned", accountId: provider.accountId, userId: user.id, info: input.info, detail: { email, subject: identity.subject } });
       }
     }
-    const session = await createSession(ctx, tx, { userId: user.id, accountId: provider.accountId, info: input.info });
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sign_in.succeeded", userId: user.id, accountId: provider.accountId, info: input.info, detail: { secondFactor: "sso" } });
-    const ssoAccounts = await tx
-      .selectFrom("memberships")
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .where("user_id", "=", user.id)
-      .where("sign_in_method", "=", "sso")
-      .executeTakeFirstOrThrow();
-    return { refused: false as const, userId: user.id, sessionToken: session.token, provisioned, chooseAccount: Number(ssoAccounts.n) > 1 };
+    const signedIn = await completeSignIn(ctx, tx, { userId: user.id, accountId: provider.accountId, proof: "sso", info: input.info });
+    return { refused: false as const, signedIn, provisioned };
   });
   if (outcome.refused) {
     return refuse(
@@ -225,5 +218,5 @@ export async function finishSsoSignIn(
       { email },
     );
   }
-  return ok({ sessionToken: outcome.sessionToken, userId: outcome.userId, accountId: provider.accountId, provisioned: outcome.provisioned, chooseAccount: outcome.chooseAccount });
+  return ok({ ...outcome.signedIn, provisioned: outcome.provisioned });
 }

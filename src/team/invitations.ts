@@ -1,4 +1,4 @@
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { Role } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
@@ -154,7 +154,7 @@ export async function acceptInvitation(
         .values({ id: newId(), account_id: invitation.accountId, user_id: userId, role: invitation.role, sign_in_method: "password", created_at: now, last_sign_in_at: null })
         .execute();
     }
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "invitation.accepted", accountId: invitation.accountId, userId, info: input.info, detail: { email: invitation.email, role: invitation.role } });
+    await recordEvent(withTx(ctx, tx), { type: "invitation.accepted", accountId: invitation.accountId, userId, info: input.info, detail: { email: invitation.email, role: invitation.role } });
     return ok({ userId, accountId: invitation.accountId, email: invitation.email, joinedWithExistingLogin: newUser === null });
   });
 }

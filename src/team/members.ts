@@ -1,4 +1,4 @@
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { Role } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
@@ -63,7 +63,7 @@ export async function changeRole(ctx: AppContext, actor: SignedIn, input: { user
     if (member.role === input.role) return ok(null);
     if (member.role === "admin" && adminIds.length <= 1) return fail("last_admin", "This is the account's only Account Admin. Make someone else an admin first.");
     await tx.updateTable("memberships").set({ role: input.role }).where("id", "=", member.id).execute();
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "member.role_changed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { from: member.role, to: input.role } });
+    await recordEvent(withTx(ctx, tx), { type: "member.role_changed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { from: member.role, to: input.role } });
     return ok(null);
   });
 }
@@ -97,7 +97,7 @@ export async function removeMember(ctx: AppContext, actor: SignedIn, input: { us
     const others = await tx.selectFrom("memberships").select("id").where("user_id", "=", input.userId).executeTakeFirst();
     // No account left: delete the login; foreign keys remove its sessions, challenges, codes and setups with it.
     if (!others) await tx.deleteFrom("users").where("id", "=", input.userId).execute();
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "member.removed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { email: member.email, loginDeleted: !others } });
+    await recordEvent(withTx(ctx, tx), { type: "member.removed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { email: member.email, loginDeleted: !others } });
     return ok({ loginDeleted: !others, email: member.email });
   });
   if (result.ok) {

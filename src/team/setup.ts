@@ -1,4 +1,4 @@
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { checkEmail, checkName } from "../auth/emails.js";
@@ -60,7 +60,7 @@ export async function completeSetup(
     await tx.insertInto("accounts").values({ id: accountId, name: accountName.value, two_factor_policy: "email_link", created_at: now }).execute();
     await tx.insertInto("users").values({ id: userId, email: email.value, name: name.value, password_hash: passwordHash, two_factor_method: "email_link", created_at: now, updated_at: now }).execute();
     await tx.insertInto("memberships").values({ id: newId(), account_id: accountId, user_id: userId, role: "admin", sign_in_method: "password", created_at: now, last_sign_in_at: null }).execute();
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "account.created", accountId, userId, info: input.info, detail: { name: accountName.value, via: "setup_link" } });
+    await recordEvent(withTx(ctx, tx), { type: "account.created", accountId, userId, info: input.info, detail: { name: accountName.value, via: "setup_link" } });
     return ok({ userId, accountId, email: email.value });
   });
 }

@@ -1,5 +1,5 @@
 import { domainToASCII } from "node:url";
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { checkEmail, checkName, cleanProviderName } from "../auth/emails.js";
@@ -72,7 +72,7 @@ export async function connectSso(
       await tx.insertInto("sso_connections").values({ account_id: account.id, issuer: issuer.value, client_id: clientId, client_secret_sealed: sealed, created_at: now, updated_at: now }).execute();
     }
     await tx.insertInto("sso_domains").values(domains.map((domain) => ({ domain, account_id: account.id }))).execute();
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sso.connected", accountId: account.id, detail: { issuer: issuer.value, clientId, domains, replaced: existing !== undefined } });
+    await recordEvent(withTx(ctx, tx), { type: "sso.connected", accountId: account.id, detail: { issuer: issuer.value, clientId, domains, replaced: existing !== undefined } });
     return ok(null);
   });
   if (!result.ok) return result;
@@ -126,7 +126,7 @@ export async function disconnectSso(ctx: AppContext, input: { accountId: string 
       .where("account_id", "=", input.accountId)
       .where("user_id", "in", (eb) => eb.selectFrom("memberships").select("user_id").where("account_id", "=", input.accountId).where("sign_in_method", "=", "sso"))
       .executeTakeFirst();
-    await recordEvent({ db: tx, clock: ctx.clock }, { type: "sso.disconnected", accountId: input.accountId, detail: { sessionsEnded: Number(ended.numDeletedRows) } });
+    await recordEvent(withTx(ctx, tx), { type: "sso.disconnected", accountId: input.accountId, detail: { sessionsEnded: Number(ended.numDeletedRows) } });
     return ok({ sessionsEnded: Number(ended.numDeletedRows) });
   });
 }
