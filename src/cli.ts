@@ -10,12 +10,17 @@ import { isLoopbackHost } from "./http/routes/dev-mail.js";
 import { connectSso, disconnectSso, showSso, type SsoConnectionView } from "./team/sso.js";
 import { applyDueSupportResets, approveSupportRequest, denySupportRequest, listSupportRequests, showSupportRequest, type SupportRequestView } from "./team/support-recovery.js";
 import { urlTo } from "./paths.js";
+import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
 
+// Everything printed of stored text goes through src/terminal.ts: what people outside the operator wrote (support
+// messages, User-Agents, addresses, names) quoted, the rest escaped, so nothing forges a line or drives the terminal.
+
 function fatal(message: string): never {
-  process.stderr.write(`latchkey: ${message}\n`);
+  // Messages may repeat stored or given text (an id, a provider's error).
+  process.stderr.write(`latchkey: ${escapeForTerminal(message)}\n`);
   process.exit(1);
 }
 
@@ -60,7 +65,7 @@ program
         migrate: options.migrate,
         onOutboxMessage: (file, message) => {
           const link = /https?:\/\/\S+/.exec(message.text)?.[0];
-          log(`mail to ${message.to}: "${message.subject}"${link ? ` — ${link}` : ""} (${file})`);
+          log(`mail to ${quoteForTerminal(message.to)}: ${quoteForTerminal(message.subject)}${link ? ` — ${escapeForTerminal(link)}` : ""} (${escapeForTerminal(file)})`);
         },
       });
     } catch (error) {
@@ -128,7 +133,7 @@ account
     await withRuntime(cfg, async ({ ctx }) => {
       const result = await createAccountWithAdmin(ctx, { name: options.name, adminEmail: options.adminEmail });
       if (!result.ok) fatal(result.message);
-      process.stdout.write(`Created account "${options.name.trim()}" (${result.value.accountId}).\n`);
+      process.stdout.write(`Created account ${quoteForTerminal(options.name.trim())} (${result.value.accountId}).\n`);
       process.stdout.write(`Send this invitation link to ${options.adminEmail.trim()}; it works once, until ${new Date(result.value.expiresAt).toISOString()}:\n`);
       process.stdout.write(`${result.value.invitationUrl}\n`);
     });
@@ -138,7 +143,7 @@ const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toI
 
 function supportLine(r: SupportRequestView): string {
   const when = r.status === "approved" ? `resets ${iso(r.resetsAt)}` : `asked ${iso(r.createdAt)}`;
-  return `${r.id}  ${r.status.padEnd(11)}  ${r.email}  ${when}`;
+  return `${r.id}  ${r.status.padEnd(11)}  ${quoteForTerminal(r.email)}  ${when}`;
 }
 
 const support = program.command("support").description("The support-recovery queue: people locked out of two-factor authentication.");
@@ -169,17 +174,17 @@ support
       const lines = [
         `Request     ${r.id}`,
         `Status      ${r.status}`,
-        `Email       ${r.email}`,
-        `Asked       ${iso(r.createdAt)} from ${r.ip ?? "?"} (${r.userAgent ?? "?"})`,
+        `Email       ${quoteForTerminal(r.email)}`,
+        `Asked       ${iso(r.createdAt)} from ${r.ip === null ? "?" : quoteForTerminal(r.ip)} (${r.userAgent === null ? "?" : quoteForTerminal(r.userAgent)})`,
         `Confirmed   ${iso(r.confirmedAt)}${r.confirmedAt === null ? "  (not yet confirmed from the inbox: cannot be approved)" : ""}`,
-        `Decided     ${iso(r.decidedAt)}${r.decidedBy ? ` by ${r.decidedBy}` : ""}${r.decisionNote ? ` — ${r.decisionNote}` : ""}`,
+        `Decided     ${iso(r.decidedAt)}${r.decidedBy ? ` by ${quoteForTerminal(r.decidedBy)}` : ""}${r.decisionNote ? ` — ${quoteForTerminal(r.decisionNote)}` : ""}`,
         `Resets at   ${iso(r.resetsAt)}`,
         `Completed   ${iso(r.completedAt)}`,
-        `Message     ${r.message || "-"}`,
+        `Message     ${r.message ? quoteForTerminal(r.message) : "-"}`,
       ];
       if (r.user) {
-        lines.push(`Person      ${r.user.name}, 2FA ${r.user.method}, login since ${iso(r.user.createdAt)}`);
-        for (const a of r.user.accounts) lines.push(`  account   ${a.name} (${a.role}), last sign-in ${iso(a.lastSignInAt)}`);
+        lines.push(`Person      ${quoteForTerminal(r.user.name)}, 2FA ${r.user.method}, login since ${iso(r.user.createdAt)}`);
+        for (const a of r.user.accounts) lines.push(`  account   ${quoteForTerminal(a.name)} (${a.role}), last sign-in ${iso(a.lastSignInAt)}`);
       }
       process.stdout.write(`${lines.join("\n")}\n`);
     });
@@ -200,11 +205,11 @@ for (const [name, describe] of [
         if (name === "approve") {
           const result = await approveSupportRequest(ctx, input);
           if (!result.ok) fatal(result.message);
-          process.stdout.write(`Approved. ${result.value.email} was emailed; the reset happens at ${iso(result.value.resetsAt)} unless they cancel.\n`);
+          process.stdout.write(`Approved. ${quoteForTerminal(result.value.email)} was emailed; the reset happens at ${iso(result.value.resetsAt)} unless they cancel.\n`);
         } else {
           const result = await denySupportRequest(ctx, input);
           if (!result.ok) fatal(result.message);
-          process.stdout.write(`Denied. ${result.value.email} was emailed; nothing changed.\n`);
+          process.stdout.write(`Denied. ${quoteForTerminal(result.value.email)} was emailed; nothing changed.\n`);
         }
       });
     });
@@ -221,10 +226,11 @@ support
 
 function ssoLines(view: SsoConnectionView): string {
   return [
-    `Account       ${view.accountName} (${view.accountId})`,
-    `Issuer        ${view.issuer}`,
-    `Client id     ${view.clientId}`,
-    `Domains       ${view.domains.join(", ")}`,
+    // The account's name is chosen by its admins; the rest was checked when the operator connected it.
+    `Account       ${quoteForTerminal(view.accountName)} (${view.accountId})`,
+    `Issuer        ${escapeForTerminal(view.issuer)}`,
+    `Client id     ${escapeForTerminal(view.clientId)}`,
+    `Domains       ${escapeForTerminal(view.domains.join(", "))}`,
     `Redirect URI  ${view.redirectUri}`,
     `SSO members   ${view.ssoMembers}`,
     `Connected     ${iso(view.createdAt)}${view.updatedAt !== view.createdAt ? `, changed ${iso(view.updatedAt)}` : ""}`,
@@ -250,7 +256,7 @@ sso
     await withRuntime(config(), async ({ ctx }) => {
       const result = await connectSso(ctx, { accountId: options.account, issuer: options.issuer, clientId: options.clientId, clientSecret: options.clientSecret, domains: options.domain });
       if (!result.ok) fatal(result.message);
-      process.stdout.write(`Connected single sign-on for "${result.value.accountName}".\n${ssoLines(result.value)}\n`);
+      process.stdout.write(`Connected single sign-on for ${quoteForTerminal(result.value.accountName)}.\n${ssoLines(result.value)}\n`);
       process.stdout.write(`Register this redirect URI at the provider (exactly): ${result.value.redirectUri}\n`);
     });
   });

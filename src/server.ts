@@ -7,6 +7,7 @@ import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
 import { loadSession } from "./http/session-guard.js";
 import { redactUrl } from "./http/request-info.js";
+import { AfterResponse } from "./http/after-response.js";
 import { apiRoutes } from "./http/routes/api.js";
 import { devMailRoutes } from "./http/routes/dev-mail.js";
 import { homeRoutes } from "./http/routes/home.js";
@@ -73,6 +74,10 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) if (method !== "HEAD") registered.push(`${method} ${route.url}`);
   });
+  // Work routes run after their answer has gone out; closing the app waits for it.
+  const afterResponse = new AfterResponse(app.log);
+  app.decorate("afterResponse", afterResponse);
+  app.addHook("onClose", async () => afterResponse.settled());
   app.decorateRequest("signedIn", null);
   app.decorateRequest("csrfCookieIssued", undefined);
   app.setErrorHandler(errorHandler);
@@ -130,5 +135,6 @@ declare module "fastify" {
     latchkeyRoutes: string[];
     /** `LATCHKEY_PRODUCT_NAME`, for pages rendered outside the routes (error pages). */
     latchkeyProductName: string;
+    afterResponse: AfterResponse;
   }
 }

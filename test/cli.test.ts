@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TestClock } from "../src/clock.js";
 import { loadConfig } from "../src/config.js";
-import { connect, sqliteFileIn } from "../src/db/connect.js";
+import { connect, migrateToLatest, sqliteFileIn } from "../src/db/connect.js";
 import { DatabaseAttemptStore } from "../src/auth/attempts.js";
-import { hashToken } from "../src/auth/tokens.js";
+import { hashToken, newId } from "../src/auth/tokens.js";
 import { buildApp } from "../src/server.js";
 import { Browser, MemoryMailer, signedInBrowser, type TestApp } from "./helpers/app.js";
 
@@ -162,6 +162,106 @@ describe("latchkey CLI", () => {
       expect(accepted.statusCode).toBe(303);
       const signedIn = await signedInBrowser(t as TestApp, { email: "a@example.com", password: "the admin's own passphrase" });
       expect((await signedIn.get("/api/v1/session")).json()).toMatchObject({ account: { name: "Acme" }, role: "admin" });
+    });
+  });
+
+  /**
+   * Security review F6: text that people outside the operator wrote (a support message, a User-Agent, an email
+   * address, names) must not forge lines or send escape sequences to the operator's terminal.
+   */
+  describe("printing text others wrote", () => {
+    const now = Date.UTC(2026, 0, 5, 9, 30);
+    const accountId = newId();
+    const requestId = newId();
+    const message = "Lost my phone\nStatus: approved\n\u001b[2J";
+    const userAgent = "Mozilla/5.0\r\nStatus: approved\u001b]0;pwned\u0007 \u009b31m\u007f";
+    const email = "mallory\u200b@example.com";
+    let env: Record<string, string>;
+
+    /** Nothing a terminal acts on or hides: no control, format (bidi, zero-width) or separator characters but "\n". */
+    function expectInert(run: Run): void {
+      expect(run.stdout + run.stderr).not.toMatch(/(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u);
+    }
+
+    beforeAll(async () => {
+      const dir = dataDir();
+      env = { LATCHKEY_DATA_DIR: dir };
+      const store = connect({ databaseUrl: undefined, sqliteFile: sqliteFileIn(dir) });
+      try {
+        await migrateToLatest(store.db);
+        const userId = newId();
+        await store.db.insertInto("accounts").values({ id: accountId, name: "Acme \u202eevil\u202c\u2028Status: approved", two_factor_policy: "email_link", created_at: now }).execute();
+        await store.db.insertInto("users").values({ id: userId, email, name: "Mallory\u2066 \u001b[1mAdmin", password_hash: "x", two_factor_method: "email_link", created_at: now, updated_at: now }).execute();
+        await store.db.insertInto("memberships").values({ id: newId(), account_id: accountId, user_id: userId, role: "member", sign_in_method: "password", created_at: now, last_sign_in_at: null }).execute();
+        await store.db
+          .insertInto("support_requests")
+          .values({
+            id: requestId,
+            user_id: userId,
+            email,
+            message,
+            status: "pending",
+            confirm_token_hash: hashToken(newId()),
+            cancel_token_hash: null,
+            created_at: now,
+            confirm_expires_at: now + 86_400_000,
+            confirmed_at: now + 60_000,
+            decided_at: null,
+            decided_by: null,
+            decision_note: null,
+            resets_at: null,
+            completed_at: null,
+            ip: "203.0.113.9\nStatus: approved",
+            user_agent: userAgent,
+          })
+          .execute();
+        await store.db.insertInto("sso_connections").values({ account_id: accountId, issuer: "https://idp.example.com", client_id: "latchkey", client_secret_sealed: "sealed", created_at: now, updated_at: now }).execute();
+        await store.db.insertInto("sso_domains").values({ domain: "acme.example", account_id: accountId }).execute();
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("support show prints the message, user agent, address and names each on one line, quoted, with the escapes visible", async () => {
+      const run = await latchkey(["support", "show", requestId], env);
+      expect(run.code, run.stderr).toBe(0);
+      expectInert(run);
+      const lines = run.stdout.trimEnd().split("\n");
+      expect(lines.filter((line) => line.startsWith("Status"))).toEqual(["Status      pending"]);
+      expect(lines).toContain(String.raw`Message     "Lost my phone\nStatus: approved\n\x1b[2J"`);
+      expect(lines).toContain(String.raw`Email       "mallory\u200b@example.com"`);
+      expect(lines).toContain(String.raw`Asked       2026-01-05T09:30:00Z from "203.0.113.9\nStatus: approved" ("Mozilla/5.0\r\nStatus: approved\x1b]0;pwned\x07 \x9b31m\x7f")`);
+      expect(lines.some((line) => line.startsWith(String.raw`Person      "Mallory\u2066 \x1b[1mAdmin", 2FA email_link`))).toBe(true);
+      expect(lines.some((line) => line.startsWith(String.raw`  account   "Acme \u202eevil\u202c\u2028Status: approved" (member)`))).toBe(true);
+    });
+
+    it("support list and approve print the address quoted and escaped", async () => {
+      const list = await latchkey(["support", "list"], env);
+      expect(list.code, list.stderr).toBe(0);
+      expectInert(list);
+      expect(list.stdout).toContain(`${requestId}  pending      "mallory\\u200b@example.com"  asked 2026-01-05T09:30:00Z`);
+      const approve = await latchkey(["support", "approve", requestId, "--operator", "op\u001b[8m", "--note", "called back\nStatus: denied"], env);
+      expect(approve.code, approve.stderr).toBe(0);
+      expectInert(approve);
+      expect(approve.stdout).toContain(String.raw`Approved. "mallory\u200b@example.com" was emailed`);
+      const show = await latchkey(["support", "show", requestId], env);
+      expectInert(show);
+      expect(show.stdout).toContain(String.raw`by "op\x1b[8m" — "called back\nStatus: denied"`);
+    });
+
+    it("sso show prints the account name quoted and escaped", async () => {
+      const run = await latchkey(["sso", "show", "--account", accountId], env);
+      expect(run.code, run.stderr).toBe(0);
+      expectInert(run);
+      expect(run.stdout).toContain(String.raw`Account       "Acme \u202eevil\u202c\u2028Status: approved" (${accountId})`);
+      expect(run.stdout).toContain("Issuer        https://idp.example.com");
+    });
+
+    it("an error that repeats stored or given text shows it escaped, on one line", async () => {
+      const run = await latchkey(["support", "show", "no\u001b[2Jsuch"], env);
+      expect(run.code).toBe(1);
+      expectInert(run);
+      expect(run.stderr).toBe("latchkey: no support request no\\x1b[2Jsuch\n");
     });
   });
 

@@ -13,7 +13,10 @@ const HOURS_72 = 72 * 60 * 60;
 async function ask(t: TestApp, email: string): Promise<Awaited<ReturnType<Browser["request"]>>> {
   const b = new Browser(t.app);
   const page = await b.get("/support");
-  return b.request("POST", "/support", { form: { _csrf: csrfFrom(page.body), email, message: "Lost my phone" } });
+  const answer = await b.request("POST", "/support", { form: { _csrf: csrfFrom(page.body), email, message: "Lost my phone" } });
+  // The request is recorded and emailed after the answer has gone out.
+  await t.app.afterResponse.settled();
+  return answer;
 }
 
 /** Opens the emailed confirmation link and presses the button, as the owner would. */

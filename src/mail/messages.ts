@@ -1,4 +1,6 @@
+import { isIP } from "node:net";
 import { html, type SafeHtml } from "../html.js";
+import { describeDevice } from "./device.js";
 import type { MailMessage } from "./mailer.js";
 
 interface Layout {
@@ -33,14 +35,23 @@ ${button}
   return { to: layout.to, subject: layout.subject, text, html: body.value };
 }
 
+/**
+ * Where a request came from, as security emails say it: "Chrome 120 on macOS, IP address 203.0.113.9". Nothing of
+ * it is text the requester chose: the browser is described from a fixed vocabulary (never the User-Agent itself),
+ * and the IP is shown only when it is one (behind a proxy trusted entirely, it comes from X-Forwarded-For).
+ */
+function requestOrigin(ip: string | null, userAgent: string | null): string {
+  const device = describeDevice(userAgent);
+  return ip !== null && isIP(ip) !== 0 ? `${device}, IP address ${ip}` : device;
+}
+
 export function signInLinkMessage(input: { to: string; productName: string; url: string; expiresInMinutes: number; ip: string | null; userAgent: string | null }): MailMessage {
-  const where = [input.userAgent, input.ip ? `IP address ${input.ip}` : null].filter(Boolean).join(", ");
   return compose({
     to: input.to,
     subject: `Your ${input.productName} sign-in link`,
     productName: input.productName,
     paragraphs: [
-      `Someone entered your email address and the correct password to sign in to ${input.productName}${where ? ` (${where})` : ""}.`,
+      `Someone entered your email address and the correct password to sign in to ${input.productName} (${requestOrigin(input.ip, input.userAgent)}).`,
       `Open the link below in the same browser where you entered your password to finish signing in. It works once and expires in ${input.expiresInMinutes} minutes.`,
     ],
     action: { label: "Finish signing in", url: input.url },
@@ -82,12 +93,11 @@ const noticeTexts: Record<SecurityNoticeKind, { subject: string; what: (facts: R
 
 export function securityNoticeMessage(input: { to: string; productName: string; kind: SecurityNoticeKind; facts?: Record<string, string | number>; when: Date; ip: string | null; userAgent: string | null; settingsUrl: string }): MailMessage {
   const text = noticeTexts[input.kind];
-  const where = [input.userAgent, input.ip ? `IP address ${input.ip}` : null].filter(Boolean).join(", ");
   return compose({
     to: input.to,
     subject: `${input.productName}: ${text.subject}`,
     productName: input.productName,
-    paragraphs: [text.what(input.facts ?? {}), `When: ${input.when.toUTCString()}${where ? `. From: ${where}` : ""}.`, "If this was you, there is nothing to do."],
+    paragraphs: [text.what(input.facts ?? {}), `When: ${input.when.toUTCString()}. From: ${requestOrigin(input.ip, input.userAgent)}.`, "If this was you, there is nothing to do."],
     action: { label: "Review your security settings", url: input.settingsUrl },
     footer:
       input.kind === "code_entry_locked"

@@ -37,19 +37,21 @@ async function sendQuietly(ctx: AppContext, message: Parameters<AppContext["mail
 }
 
 /**
- * A person asks for a reset. The answer never says whether the email has a login (no enumeration); only a
- * registered address receives the confirmation email. Limited per address per day.
+ * A person asks for a reset. The answer never says whether the email has a login (no enumeration), not even by its
+ * timing: this checks only what every request gets alike (the input, the throttles) and hands back the rest as
+ * `afterAnswer` — the look-up and, for a registered address, the row, the audit events and the confirmation
+ * email — for the caller to run once the answer has gone out. Limited per address per day and per IP per hour.
  */
 export async function requestSupportReset(
   ctx: AppContext,
   input: { email: string; message: string; info: RequestInfo },
-): Promise<Result<null, "email_invalid" | "invalid_request" | "too_many_attempts">> {
+): Promise<Result<{ afterAnswer: () => Promise<void> }, "email_invalid" | "invalid_request" | "too_many_attempts">> {
   const email = checkEmail(input.email, ctx.config.limits);
   if (!email.ok) return email;
   const message = input.message.normalize("NFC").trim();
   if ([...message].length > MESSAGE_MAX_LENGTH) return fail("invalid_request", `Keep the message under ${MESSAGE_MAX_LENGTH} characters.`);
-  // Checked before the address is looked up: PostgreSQL refuses NUL bytes in text, which would make a registered
-  // address answer 500 and an unknown one 200.
+  // Checked here, for every address alike: PostgreSQL refuses NUL bytes in text, which would make the stored
+  // request of a registered address fail where an unknown one does nothing.
   if (/(?![\t\n\r])\p{Cc}/u.test(message)) return fail("invalid_request", "The message cannot contain control characters.");
   const count = await ctx.attempts.hit(`support:email:${email.value}`, 24 * 60 * 60);
   // Per address, and per IP so nobody can make Latchkey mail many inboxes.
@@ -60,8 +62,13 @@ export async function requestSupportReset(
   if (count > ctx.config.limits.supportRequestsPerEmailPerDay) {
     return fail("too_many_attempts", "Too many requests for this address today. Check your inbox for the earlier emails, or try again tomorrow.");
   }
-  const user = await ctx.db.selectFrom("users").select(["id", "password_hash"]).where("email", "=", email.value).executeTakeFirst();
-  if (!user || user.password_hash === null) return ok(null);
+  return ok({ afterAnswer: () => recordSupportRequest(ctx, { email: email.value, message, info: input.info }) });
+}
+
+/** The part of a request that differs between a registered and an unknown address: run after the answer. */
+async function recordSupportRequest(ctx: AppContext, input: { email: string; message: string; info: RequestInfo }): Promise<void> {
+  const user = await ctx.db.selectFrom("users").select(["id", "password_hash"]).where("email", "=", input.email).executeTakeFirst();
+  if (!user || user.password_hash === null) return;
   const now = ctx.clock.now();
   const token = newToken();
   const id = newId();
@@ -70,8 +77,8 @@ export async function requestSupportReset(
     .values({
       id,
       user_id: user.id,
-      email: email.value,
-      message,
+      email: input.email,
+      message: input.message,
       status: "unconfirmed",
       confirm_token_hash: hashToken(token),
       cancel_token_hash: null,
@@ -88,12 +95,10 @@ export async function requestSupportReset(
     })
     .execute();
   await auditEverywhere(ctx, user.id, "support.requested", input.info, { requestId: id });
-  // Not awaited: an SMTP round trip only for registered addresses would tell them apart by the answer's timing.
-  void sendQuietly(
+  await sendQuietly(
     ctx,
-    supportConfirmMessage({ to: email.value, productName: ctx.config.productName, url: urlTo(ctx.config.publicUrl, "supportConfirm", { token }), expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600) }),
+    supportConfirmMessage({ to: input.email, productName: ctx.config.productName, url: urlTo(ctx.config.publicUrl, "supportConfirm", { token }), expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600) }),
   );
-  return ok(null);
 }
 
 type ConfirmationFailure = "link_invalid" | "link_expired";

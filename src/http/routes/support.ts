@@ -28,7 +28,9 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
       const errors = result.reason === "email_invalid" ? { emailError: result.message } : { error: result.message };
       return page(reply, supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), message: form.message.slice(0, 2000), ...errors }), statusByCode[result.reason]);
     }
-    // The same answer whether or not the address has a login.
+    // The same answer whether or not the address has a login, and the same work before it: the look-up and what
+    // follows for a registered address run only once the answer has gone out.
+    app.afterResponse.schedule(reply, "support request", result.value.afterAnswer);
     return page(
       reply,
       messagePage({
