@@ -1,9 +1,7 @@
-import { domainToASCII } from "node:url";
-import { withTx, type AppContext, type RequestInfo } from "../context.js";
+import { withTx, type AppContext } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
-import { checkEmail, checkName, cleanProviderName } from "../auth/emails.js";
-import { checkIssuerUrl, describeOidcError, discoverProvider } from "../auth/oidc.js";
+import { checkIssuerUrl, discoverProvider } from "../auth/oidc.js";
 import { clientSecretBox, normalizeDomain, ssoRedirectUri } from "../auth/sso-sign-in.js";
 
 /**

@@ -30,7 +30,7 @@ export async function startTestIdp(options: { redirectUri: string }): Promise<Te
   const clientId = "latchkey-test";
   const clientSecret = randomBytes(24).toString("base64url");
   const users = new Map<string, TestIdentity>();
-  let provider: Provider | undefined;
+  let provider: Provider | undefined; // eslint-disable-line prefer-const -- assigned once the issuer URL is known
   const idp = { nextUser: { sub: "nobody" } as TestIdentity };
 
   const server: Server = createServer((req, res) => {
