@@ -47,6 +47,7 @@ export const errorCodes = [
   "auth_app_already_enabled",
   "setup_not_started",
   "recovery_codes_not_saved",
+  "recovery_codes_unavailable",
   "two_factor_setup_required",
   "mail_unavailable",
   "sso_not_configured",

@@ -18,10 +18,15 @@ import { openApiRoutes } from "./http/routes/openapi.js";
 import { secondFactorRoutes } from "./http/routes/second-factor.js";
 import { settingsRoutes } from "./http/routes/settings.js";
 import { assetRoutes } from "./http/routes/assets.js";
-import { teamRoutes } from "./http/routes/team.js";
+import { teamMemberRoutes } from "./http/routes/team-members.js";
+import { securityRoutes } from "./http/routes/security.js";
+import { auditRoutes } from "./http/routes/audit.js";
+import { accountRoutes } from "./http/routes/accounts.js";
 import { supportRoutes } from "./http/routes/support.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
 import { routes } from "./paths.js";
+import { checkAccess } from "./http/access.js";
+import { registerHtmlReply } from "./http/reply.js";
 
 export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
@@ -79,6 +84,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.decorate("afterResponse", afterResponse);
   app.addHook("onClose", async () => afterResponse.settled());
   app.decorateRequest("signedIn", null);
+  registerHtmlReply(app);
   app.decorateRequest("csrfCookieIssued", undefined);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => sendError(request, reply, "not_found", `There is nothing at ${request.method} ${request.url.split("?")[0]}.`));
@@ -111,7 +117,10 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     checkCsrf(request, ctx.config);
     await loadSession(ctx, request, reply);
     // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open.
-    return enforceTwoFactorPolicy(request, reply);
+    const enforced = enforceTwoFactorPolicy(request, reply);
+    if (enforced) return enforced;
+    // Then who may reach the route, as the route declared it (`access`).
+    return checkAccess(ctx, request, reply);
   });
 
   loginRoutes(app, ctx);
@@ -119,7 +128,10 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   secondFactorRoutes(app, ctx);
   homeRoutes(app, ctx);
   settingsRoutes(app, ctx);
-  teamRoutes(app, ctx);
+  teamMemberRoutes(app, ctx);
+  securityRoutes(app, ctx);
+  auditRoutes(app, ctx);
+  accountRoutes(app, ctx);
   supportRoutes(app, ctx);
   assetRoutes(app);
   invitationRoutes(app, ctx);

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError, type ErrorCode } from "../errors.js";
-import { messagePage } from "./views/pages.js";
+import { messagePage } from "./views/message.js";
 import { pathTo } from "../paths.js";
 
 /** The one map from error code to HTTP status. */
@@ -48,6 +48,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   auth_app_already_enabled: 409,
   setup_not_started: 409,
   recovery_codes_not_saved: 400,
+  recovery_codes_unavailable: 410,
   two_factor_setup_required: 403,
   mail_unavailable: 503,
   sso_not_configured: 404,
@@ -61,8 +62,10 @@ export const statusByCode: Record<ErrorCode, number> = {
   internal_error: 500,
 };
 
-const titles: Partial<Record<ErrorCode, string>> = {
+/** The one table of page titles for failures drawn as a message page (anything else: "That did not work"). */
+export const failureTitles: Partial<Record<ErrorCode, string>> = {
   not_found: "Page not found",
+  method_not_allowed: "That does not work here",
   csrf_invalid: "This form has expired",
   payload_too_large: "That was too much data",
   unauthenticated: "Please sign in",
@@ -70,7 +73,21 @@ const titles: Partial<Record<ErrorCode, string>> = {
   too_many_attempts: "Too many attempts",
   rate_limited: "Please wait a moment",
   mail_unavailable: "We could not send the email",
+  challenge_expired: "This sign-in has ended",
+  wrong_browser: "Open this in the browser where you started",
+  link_invalid: "This link does not work",
+  link_expired: "This link has expired",
+  link_used: "This link was already used",
+  invitation_invalid: "This invitation does not work",
+  invitation_expired: "This invitation does not work",
+  invitation_used: "This invitation does not work",
+  setup_unavailable: "This setup link does not work",
+  sso_state_invalid: "This single sign-on answer is not valid",
+  sso_state_used: "This single sign-on answer was already used",
+  sso_state_expired: "This single sign-on has expired",
   sso_not_configured: "No single sign-on for this domain",
+  sso_failed: "Single sign-on did not work",
+  sso_password_member: "You sign in to this account with a password",
   sso_unavailable: "Your identity provider did not answer",
   internal_error: "Something went wrong",
 };
@@ -90,7 +107,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, code: Er
   return reply
     .status(status)
     .type("text/html; charset=utf-8")
-    .send(messagePage({ productName: request.server.latchkeyProductName, title: titles[code] ?? "That did not work", message, action: { href: pathTo("home"), label: "Go to the start page" } }).value);
+    .send(messagePage({ productName: request.server.latchkeyProductName, title: failureTitles[code] ?? "That did not work", message, action: { href: pathTo("home"), label: "Go to the start page" } }).value);
 }
 
 /** Maps Fastify's own errors (bad JSON, big bodies, wrong media types) to our codes; anything unknown is a 500 and logged. */

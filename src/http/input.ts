@@ -1,3 +1,4 @@
+import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import { LatchkeyError } from "../errors.js";
 
@@ -32,3 +33,12 @@ export const boundedString = (max: number): z.ZodString => z.string().max(max);
 /** Form fields are strings; a repeated field arrives as an array and is refused by the schema. */
 export const formSchema = <T extends z.ZodRawShape>(shape: T): z.ZodObject<T & { _csrf: z.ZodOptional<z.ZodString> }> =>
   z.object({ ...shape, _csrf: z.string().optional() });
+
+/** Ids of rows (members, invitations, accounts): 128 bits in hex. Anything else names nothing. */
+export const idSchema = z.string().regex(/^[0-9a-f]{32}$/, "is not an id");
+
+/** The text of a `?notice=` code the page knows; anything else shows nothing (never text from the URL). */
+export function noticeFrom<T extends Record<string, string>>(table: T, request: FastifyRequest): string | undefined {
+  const code = (request.query as Record<string, unknown>)["notice"];
+  return typeof code === "string" && Object.hasOwn(table, code) ? table[code as keyof T] : undefined;
+}

@@ -242,21 +242,23 @@ export async function denySupportRequest(ctx: AppContext, input: { id: string; o
 }
 
 /** The owner cancels an approved reset from the link in their inbox. */
-export async function cancelSupportReset(ctx: AppContext, token: string, info: RequestInfo): Promise<Result<null, "link_invalid">> {
+export async function cancelSupportReset(ctx: AppContext, token: string, info: RequestInfo): Promise<Result<null, "link_invalid" | "link_used">> {
   if (!looksLikeToken(token)) return fail("link_invalid", "This cancel link is not valid.");
   const row = await ctx.db.selectFrom("support_requests").select(["id", "user_id", "status"]).where("cancel_token_hash", "=", hashToken(token)).executeTakeFirst();
   if (!row) return fail("link_invalid", "This cancel link is not valid.");
   const claimed = await ctx.db.updateTable("support_requests").set({ status: "cancelled" }).where("id", "=", row.id).where("status", "=", "approved").executeTakeFirst();
-  if (Number(claimed.numUpdatedRows) !== 1) return fail("link_invalid", row.status === "completed" ? "This reset already happened. Sign in and set up your authenticator app again, and change your password if it was not you." : "This reset is no longer scheduled.");
+  if (Number(claimed.numUpdatedRows) !== 1) return fail("link_used", row.status === "completed" ? "This reset already happened. Sign in and set up your authenticator app again, and change your password if it was not you." : "This reset is no longer scheduled.");
   await auditEverywhere(ctx, row.user_id, "support.cancelled", info, { requestId: row.id });
   return ok(null);
 }
 
-/** Is a cancel link still one that can cancel something? (For showing the confirm page.) */
-export async function isCancellable(ctx: AppContext, token: string): Promise<boolean> {
-  if (!looksLikeToken(token)) return false;
+/** Checks a cancel link before its page is drawn: it must name a reset that is still scheduled. */
+export async function checkSupportCancellation(ctx: AppContext, token: string): Promise<Result<null, "link_invalid" | "link_used">> {
+  if (!looksLikeToken(token)) return fail("link_invalid", "This cancel link is not valid.");
   const row = await ctx.db.selectFrom("support_requests").select("status").where("cancel_token_hash", "=", hashToken(token)).executeTakeFirst();
-  return row?.status === "approved";
+  if (!row) return fail("link_invalid", "This cancel link is not valid.");
+  if (row.status !== "approved") return fail("link_used", "This reset is not scheduled any more (it was cancelled, or already happened).");
+  return ok(null);
 }
 
 /**

@@ -9,7 +9,8 @@ import { signOut } from "../../auth/sessions.js";
 import { clearCookie, readCookie, setCookie } from "../cookies.js";
 import { parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
-import { requireSignedIn } from "../session-guard.js";
+import { signedInOf, signedInOnly } from "../access.js";
+import { failureError } from "../reply.js";
 import { mustSetUpAuthApp } from "../../team/policy.js";
 import { routes } from "../../paths.js";
 
@@ -23,7 +24,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
     const body = parseBody(loginBody, request.body);
     // The device cookie is a cookie like the challenge's: API clients with a cookie jar are trusted devices too.
     const result = await startSignIn(ctx, { email: body.email, password: body.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
-    if (!result.ok) throw new LatchkeyError(result.reason, result.message, result.details);
+    if (!result.ok) throw failureError(result);
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
     // 503 with the challenge cookie kept: POST /api/v1/login/email-link sends the link once mail works again.
     if (result.value.mailError) throw result.value.mailError;
@@ -35,13 +36,12 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
     const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
     if (!challenge) throw new LatchkeyError("challenge_missing", "There is no sign-in in progress in this client. Send your email and password to /api/v1/login first.");
     const sent = await sendEmailLink(ctx, challenge, requestInfo(request));
-    if (!sent.ok) throw new LatchkeyError(sent.reason, sent.message, sent.details);
+    if (!sent.ok) throw failureError(sent);
     return reply.send({ next: "email_link", retryAfterSeconds: sent.value.retryAfterSeconds });
   });
 
-  app.get(routes.apiSession, async (request, reply) => {
-    const me = requireSignedIn(request, reply);
-    if (!me) return reply;
+  app.get(routes.apiSession, signedInOnly, async (request, reply) => {
+    const me = signedInOf(request);
     return reply.send({
       user: { id: me.user.id, email: me.user.email, name: me.user.name },
       account: { id: me.account.id, name: me.account.name },
@@ -54,7 +54,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post(routes.apiLogout, async (request, reply) => {
     if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
     clearCookie(reply, config, "session");
-    return reply.status(204).send();
+    return reply.code(204).send();
   });
 
   // Forward auth for nginx auth_request, Caddy forward_auth and Traefik ForwardAuth: 200 + identity headers, or 401.
@@ -66,7 +66,6 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       .header("X-Latchkey-Email", me.user.email)
       .header("X-Latchkey-Account-Id", me.account.id)
       .header("X-Latchkey-Role", me.role)
-      .status(200)
       .send();
   });
 }

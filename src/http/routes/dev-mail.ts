@@ -22,13 +22,13 @@ const EML = /^[A-Za-z0-9@._-]+\.eml$/;
 export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: string): void {
   // Only for requests addressed to a loopback name: a DNS-rebinding page (evil.example → 127.0.0.1) must not read
   // the outbox, which holds live sign-in links.
-  app.addHook("onRequest", async (request, reply) => {
+  app.addHook("onRequest", async (request) => {
     if (!request.url.startsWith(routes.devMail)) return undefined;
     const host = (request.headers.host ?? "").replace(/:\d+$/, "");
-    if (!isLoopbackHost(host)) return reply.status(404).type("text/plain; charset=utf-8").send("Not found");
+    if (!isLoopbackHost(host)) throw new LatchkeyError("not_found", "Not found.");
     return undefined;
   });
-  const page = (title: string, body: ReturnType<typeof html>): string => layout({ title, body, wide: true, productName: ctx.config.productName }).value;
+  const page = (title: string, body: ReturnType<typeof html>): ReturnType<typeof html> => layout({ title, body, wide: true, productName: ctx.config.productName });
 
   app.get(routes.devMail, async (_request, reply) => {
     const files = (await readdir(outboxDir).catch(() => [] as string[])).filter((f) => EML.test(f)).sort().reverse().slice(0, 100);
@@ -38,7 +38,7 @@ export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: 
         return html`<tr><td>${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td><td>${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td><td><a href="${pathTo("devMailMessage", { file })}">${mail.subject ?? "(no subject)"}</a></td></tr>`;
       }),
     );
-    return reply.type("text/html").send(
+    return reply.html(
       page(
         "Outbox",
         html`<h1>Outbox</h1><p class="muted">Messages Latchkey would have sent (SMTP_URL is not set), newest first. Files are in <code>${outboxDir}</code>.</p>
@@ -54,7 +54,7 @@ ${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a 
     if (content === null) throw new LatchkeyError("not_found", "No such message.");
     const mail = await simpleParser(content);
     const links = [...(mail.text ?? "").matchAll(/https?:\/\/\S+/g)].map((m) => m[0]);
-    return reply.type("text/html").send(
+    return reply.html(
       page(
         mail.subject ?? "Message",
         html`<p><a href="${pathTo("devMail")}">← Outbox</a></p><h1>${mail.subject ?? "(no subject)"}</h1>

@@ -7,8 +7,8 @@ import { readCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
-import { statusByCode } from "../errors.js";
-import { invitationPage, messagePage, setupPage, type PasswordFormErrors } from "../views/pages.js";
+import { renderFailure, renderFailurePage } from "../reply.js";
+import { invitationPage, setupPage, type PasswordFormErrors } from "../views/invitations.js";
 import { routes, pathTo } from "../../paths.js";
 
 const acceptForm = formSchema({ name: z.string().max(4096).optional().default(""), password: z.string().max(4096) });
@@ -25,31 +25,25 @@ function errorsFor(reason: string, message: string): PasswordFormErrors {
 /** Invitation acceptance and first-run setup: the two ways a person gets a password. */
 export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
+  const toSignIn = { href: pathTo("login"), label: "Go to sign in" };
   const base = { productName: config.productName, minLength: config.limits.passwordMinLength, maxLength: config.limits.passwordMaxLength };
 
   app.get<{ Params: { token: string } }>(routes.invitation, async (request, reply) => {
     const found = await findOpenInvitation(ctx, request.params.token);
-    if (!found.ok) {
-      return reply.status(statusByCode[found.reason]).type("text/html").send(messagePage({ productName: config.productName, title: "This invitation does not work", message: found.message, action: { href: pathTo("login"), label: "Go to sign in" } }).value);
-    }
+    if (!found.ok) return renderFailurePage(reply, config.productName, found, toSignIn);
     const inv = found.value;
-    return reply
-      .type("text/html")
-      .send(invitationPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token, accountName: inv.accountName, email: inv.email, existingUserName: inv.existingUser?.name ?? null }).value);
+    return reply.html(invitationPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token, accountName: inv.accountName, email: inv.email, existingUserName: inv.existingUser?.name ?? null }));
   });
 
   app.post<{ Params: { token: string } }>(routes.invitation, async (request, reply) => {
     const form = parseBody(acceptForm, request.body);
     const result = await acceptInvitation(ctx, { token: request.params.token, name: form.name, password: form.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
-    if (result.ok) return reply.redirect(`/login?notice=${result.value.joinedWithExistingLogin ? "joined" : "password_set"}`, 303);
+    if (result.ok) return reply.redirect(pathTo("login", {}, { notice: result.value.joinedWithExistingLogin ? "joined" : "password_set" }), 303);
     const found = await findOpenInvitation(ctx, request.params.token);
-    if (!found.ok) {
-      return reply.status(statusByCode[result.reason]).type("text/html").send(messagePage({ productName: config.productName, title: "This invitation does not work", message: result.message, action: { href: pathTo("login"), label: "Go to sign in" } }).value);
-    }
-    return reply
-      .status(statusByCode[result.reason])
-      .type("text/html")
-      .send(
+    if (!found.ok) return renderFailurePage(reply, config.productName, result, toSignIn);
+    return renderFailure(
+        reply,
+        result,
         invitationPage({
           ...base,
           csrf: csrfToken(request, reply, config),
@@ -59,30 +53,23 @@ export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
           existingUserName: found.value.existingUser?.name ?? null,
           name: form.name,
           errors: errorsFor(result.reason, result.message),
-        }).value,
+        }),
       );
   });
 
   app.get<{ Params: { token: string } }>(routes.setup, async (request, reply) => {
     if (!(await isSetupLinkOpen(ctx, request.params.token))) {
-      return reply
-        .status(410)
-        .type("text/html")
-        .send(messagePage({ productName: config.productName, title: "This setup link does not work", message: "It was already used or has expired. Restart Latchkey on an empty database to print a new one, or create an account with `latchkey account create`.", action: { href: pathTo("login"), label: "Go to sign in" } }).value);
+      const message = "It was already used or has expired. Restart Latchkey on an empty database to print a new one, or create an account with `latchkey account create`.";
+      return renderFailurePage(reply, config.productName, { reason: "setup_unavailable", message }, toSignIn);
     }
-    return reply.type("text/html").send(setupPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token }).value);
+    return reply.html(setupPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token }));
   });
 
   app.post<{ Params: { token: string } }>(routes.setup, async (request, reply) => {
     const form = parseBody(setupForm, request.body);
     const result = await completeSetup(ctx, { token: request.params.token, ...form, info: requestInfo(request) });
     if (result.ok) return reply.redirect(pathTo("login", {}, { notice: "setup_done" }), 303);
-    if (result.reason === "setup_unavailable") {
-      return reply.status(410).type("text/html").send(messagePage({ productName: config.productName, title: "This setup link does not work", message: result.message, action: { href: pathTo("login"), label: "Go to sign in" } }).value);
-    }
-    return reply
-      .status(statusByCode[result.reason])
-      .type("text/html")
-      .send(setupPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token, values: { accountName: form.accountName, name: form.name, email: form.email }, errors: errorsFor(result.reason, result.message) }).value);
+    if (result.reason === "setup_unavailable") return renderFailurePage(reply, config.productName, result, toSignIn);
+    return renderFailure(reply, result, setupPage({ ...base, csrf: csrfToken(request, reply, config), token: request.params.token, values: { accountName: form.accountName, name: form.name, email: form.email }, errors: errorsFor(result.reason, result.message) }));
   });
 }

@@ -1,16 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
-import { LatchkeyError } from "../../errors.js";
 import { findLiveChallenge } from "../../auth/challenges.js";
 import { signInWithCode, type CodeKind } from "../../auth/second-factor.js";
 import { clearCookie, readCookie, redirectSignedIn, setSessionCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
-import { statusByCode } from "../errors.js";
+import { failureError, renderFailure, renderFailurePage } from "../reply.js";
 import { codePage, recoveryCodePage } from "../views/second-factor.js";
-import { messagePage } from "../views/pages.js";
 import { routes, pathTo } from "../../paths.js";
 
 // Generous bound: the precise shape check (and its message) is the domain's; this only stops absurd input early.
@@ -29,23 +27,19 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
       clearCookie(reply, config, "challenge");
       return reply.redirect(pathTo("login", {}, { notice: "challenge_expired" }), 303);
     }
-    return reply.type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config) }).value);
+    return reply.html(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config) }));
   }
 
   async function submit(kind: CodeKind, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const form = parseBody(codeForm, request.body);
     const result = await signInWithCode(ctx, { challengeToken: readCookie(request, config, "challenge"), code: form.code, kind, info: requestInfo(request) });
     if (!result.ok) {
-      if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
-      if (typeof result.details?.["retryAfterSeconds"] === "number") reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
       if (result.reason === "challenge_expired") {
+        clearCookie(reply, config, "challenge");
         // The sign-in is over (too many wrong codes, or it timed out): no form to retry, only the way back.
-        return reply
-          .status(statusByCode[result.reason])
-          .type("text/html")
-          .send(messagePage({ productName: config.productName, title: "Sign in again", message: result.message, action: { href: pathTo("login"), label: "Sign in again" } }).value);
+        return renderFailurePage(reply, config.productName, result, { href: pathTo("login"), label: "Sign in again" });
       }
-      return reply.status(statusByCode[result.reason]).type("text/html").send(pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }).value);
+      return renderFailure(reply, result, pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }));
     }
     return redirectSignedIn(reply, config, "challenge", result.value);
   }
@@ -60,7 +54,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
     const result = await signInWithCode(ctx, { challengeToken: readCookie(request, config, "challenge"), code: body.code, kind, info: requestInfo(request) });
     if (!result.ok) {
       if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
-      throw new LatchkeyError(result.reason, result.message, result.details);
+      throw failureError(result);
     }
     setSessionCookie(reply, config, "challenge", result.value.sessionToken, result.value.deviceToken);
     return reply.send({ ok: true, ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}) });

@@ -2,10 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import QRCode from "qrcode";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
-import type { SignedIn } from "../../auth/sessions.js";
 import { hasFreshProof, passwordLoginFactors, reauthenticate, type PasswordLogin } from "../../auth/fresh-proof.js";
 import { changePassword } from "../../auth/password-change.js";
-import { mustSetUpAuthApp } from "../../team/policy.js";
 import {
   acknowledgeRecoveryCodes,
   confirmAuthAppSetup,
@@ -17,26 +15,23 @@ import {
   startAuthAppSetup,
   twoFactorStatus,
 } from "../../auth/auth-app.js";
+import { passwordLoginOf, passwordLoginOnly, signedInOf, signedInOnly } from "../access.js";
+import { settingsChrome } from "../chrome.js";
 import { setDeviceCookie } from "../cookies.js";
-import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
+import { renderFailure, type Failure } from "../reply.js";
 import { requestInfo } from "../request-info.js";
-import { requireSignedIn } from "../session-guard.js";
 import { routes, pathTo } from "../../paths.js";
-import { isApiRequest, statusByCode } from "../errors.js";
-import { LatchkeyError } from "../../errors.js";
 import {
   accountSettingsPage,
   changePasswordPage,
   confirmPasswordPage,
   manageTwoFactorPage,
-  passwordLoginOnlyPage,
   printCodesPage,
   profilePage,
   recoveryCodesPage,
   scanPage,
   setupDonePage,
-  type SettingsChrome,
 } from "../views/settings.js";
 
 const MANAGE = routes.twoFactor;
@@ -54,214 +49,175 @@ const notices = {
 export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
 
-  function chrome(request: FastifyRequest, reply: FastifyReply, me: SignedIn): SettingsChrome {
-    return {
-      productName: config.productName,
-      signedIn: { email: me.user.email, accountName: me.account.name, csrf: csrfToken(request, reply, config) },
-      isAdmin: me.role === "admin",
-      setupOnly: mustSetUpAuthApp(me),
-    };
-  }
-
-  function html(reply: FastifyReply, body: { value: string }, status = 200): FastifyReply {
-    return reply.status(status).type("text/html; charset=utf-8").send(body.value);
-  }
+  const chrome = (request: FastifyRequest, reply: FastifyReply, me: PasswordLogin["session"]): ReturnType<typeof settingsChrome> => settingsChrome(ctx, request, reply, me);
 
   /** Sensitive steps need a fresh proof: if it is stale, ask for the password and come back to `next`. */
-  function askForPassword(request: FastifyRequest, reply: FastifyReply, me: SignedIn, next: string): FastifyReply {
-    return html(reply, confirmPasswordPage({ ...chrome(request, reply, me), next, reason: "For your security, confirm your password before changing two-factor authentication." }), 403);
+  function askForPassword(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, failure: Failure, next: string): FastifyReply {
+    return renderFailure(reply, failure, confirmPasswordPage({ ...chrome(request, reply, login.session), next, reason: failure.message }));
   }
 
-  /**
-   * Every route that reads or changes the person's own password, auth app or recovery codes starts here: the
-   * signed-in person's password login (what the factor functions demand), or the sign-in redirect, or a 403 page for
-   * a session opened by single sign-on — the refusal of `passwordLoginFactors`, the one guard.
-   */
-  function requirePasswordLogin(request: FastifyRequest, reply: FastifyReply): PasswordLogin | null {
-    const me = requireSignedIn(request, reply);
-    if (!me) return null;
-    const login = passwordLoginFactors(me);
-    if (login.ok) return login.value;
-    if (isApiRequest(request)) throw new LatchkeyError(login.reason, login.message);
-    html(reply, passwordLoginOnlyPage({ ...chrome(request, reply, me), message: login.message }), statusByCode[login.reason]);
-    return null;
-  }
-
-  app.get(routes.settings, async (request, reply) => {
-    const me = requireSignedIn(request, reply);
-    if (!me) return reply;
-    return html(reply, accountSettingsPage({ ...chrome(request, reply, me), accountName: me.account.name }));
+  app.get(routes.settings, signedInOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    return reply.html(accountSettingsPage({ ...chrome(request, reply, me), accountName: me.account.name }));
   });
 
-  app.get(routes.profile, async (request, reply) => {
-    const me = requireSignedIn(request, reply);
-    if (!me) return reply;
+  app.get(routes.profile, signedInOnly, async (request, reply) => {
+    const me = signedInOf(request);
     // An SSO session sees its method, "sso", and nothing of the password login's factors.
     const login = passwordLoginFactors(me);
     const status = login.ok ? await twoFactorStatus(ctx, login.value) : null;
-    return html(
-      reply,
+    return reply.html(
       profilePage({ ...chrome(request, reply, me), name: me.user.name, email: me.user.email, method: status?.method ?? "sso", recoveryCodesRemaining: status?.recoveryCodesRemaining ?? 0 }),
     );
   });
 
   const passwordChrome = { minLength: config.limits.passwordMinLength, maxLength: config.limits.passwordMaxLength };
 
-  app.get(routes.password, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.get(routes.password, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const me = login.session;
     const done = (request.query as Record<string, unknown>)["notice"] === "changed";
-    return html(reply, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, done }));
+    return reply.html(changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, done }));
   });
 
-  app.post(routes.password, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(routes.password, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const me = login.session;
     const form = parseBody(formSchema({ currentPassword: z.string().max(4096), newPassword: z.string().max(4096) }), request.body);
     const result = await changePassword(ctx, login, { currentPassword: form.currentPassword, newPassword: form.newPassword, info: requestInfo(request) });
     if (!result.ok) {
-      if (typeof result.details?.["retryAfterSeconds"] === "number") reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
       const errors = result.reason.startsWith("password_") ? { next: result.message } : { current: result.message };
-      return html(reply, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, errors }), statusByCode[result.reason]);
+      return renderFailure(reply, result, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, errors }));
     }
     setDeviceCookie(reply, config, result.value.deviceToken);
     return reply.redirect(pathTo("password", {}, { notice: "changed" }), 303);
   });
 
-  app.post(routes.confirmPassword, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(routes.confirmPassword, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const me = login.session;
     const form = parseBody(formSchema({ password: z.string().max(4096), next: z.string().max(200).optional() }), request.body);
     const next = form.next && SAFE_NEXT.test(form.next) ? form.next : MANAGE;
     const result = await reauthenticate(ctx, login, form.password, requestInfo(request));
     if (!result.ok) {
-      if (typeof result.details?.["retryAfterSeconds"] === "number") reply.header("Retry-After", String(result.details["retryAfterSeconds"]));
-      return html(reply, confirmPasswordPage({ ...chrome(request, reply, me), next, error: result.message, reason: "Confirm your password to continue." }), statusByCode[result.reason]);
+      return renderFailure(reply, result, confirmPasswordPage({ ...chrome(request, reply, me), next, error: result.message, reason: "Confirm your password to continue." }));
     }
     return reply.redirect(next === MANAGE ? `${MANAGE}?notice=confirmed` : next, 303);
   });
 
-  async function renderManage(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, extra: { notice?: string; error?: string }, status = 200): Promise<FastifyReply> {
-    const me = login.session;
+  /** The Manage page; with a failure, drawn with its message and the failure's status. */
+  async function renderManage(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, failure?: Failure, notice?: string): Promise<FastifyReply> {
     const s = await twoFactorStatus(ctx, login);
-    return html(
-      reply,
-      manageTwoFactorPage({
-        ...chrome(request, reply, me),
-        method: s.method,
-        enabledAt: s.enabledAt,
-        recoveryCodesRemaining: s.recoveryCodesRemaining,
-        setupInProgress: s.setup !== null,
-        requiredBy: s.requiredBy,
-        lowWarning: config.limits.recoveryCodesLowWarning,
-        ...extra,
-      }),
-      status,
-    );
+    const page = manageTwoFactorPage({
+      ...chrome(request, reply, login.session),
+      method: s.method,
+      enabledAt: s.enabledAt,
+      recoveryCodesRemaining: s.recoveryCodesRemaining,
+      setupInProgress: s.setup !== null,
+      requiredBy: s.requiredBy,
+      lowWarning: config.limits.recoveryCodesLowWarning,
+      ...(failure ? { error: failure.message } : {}),
+      ...(notice ? { notice } : {}),
+    });
+    return failure ? renderFailure(reply, failure, page) : reply.html(page);
   }
 
-  app.get(MANAGE, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.get(MANAGE, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const code = (request.query as Record<string, unknown>)["notice"];
     const notice = typeof code === "string" && code in notices ? notices[code as keyof typeof notices] : undefined;
-    return renderManage(request, reply, login, notice ? { notice } : {});
+    return renderManage(request, reply, login, undefined, notice);
   });
 
-  app.post(SETUP, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(SETUP, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     parseBody(formSchema({}), request.body);
     const result = await startAuthAppSetup(ctx, login);
     if (!result.ok) {
-      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login.session, MANAGE);
-      return renderManage(request, reply, login, { error: result.message }, statusByCode[result.reason]);
+      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login, result, MANAGE);
+      return renderManage(request, reply, login, result);
     }
     return reply.redirect(SETUP, 303);
   });
 
-  async function renderSetup(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, error?: string, status = 200): Promise<FastifyReply> {
-    const me = login.session;
+  const setupExpired: Failure = { reason: "setup_not_started", message: "Your setup has expired or was not started. Press Enable to start again." };
+
+  /** The setup step the person is on; with a failure, drawn with its message and the failure's status. */
+  async function renderSetup(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, failure?: Failure): Promise<FastifyReply> {
     const s = await twoFactorStatus(ctx, login);
     if (s.method === "auth_app") return reply.redirect(MANAGE, 303);
-    if (s.setup === null) return renderManage(request, reply, login, { error: "Your setup has expired or was not started. Press Enable to start again." }, status === 200 ? 409 : status);
+    if (s.setup === null) return renderManage(request, reply, login, failure ?? setupExpired);
+    const error = failure?.message;
+    let page;
     if (s.setup.step === "recovery_codes") {
       const reveal = await revealedRecoveryCodes(ctx, login);
-      if (!reveal) return renderManage(request, reply, login, { error: "Your setup has expired. Press Enable to start again." }, 409);
-      return html(reply, recoveryCodesPage({ ...chrome(request, reply, me), codes: reveal.codes, duringSetup: true, error }), status);
+      if (!reveal) return renderManage(request, reply, login, setupExpired);
+      page = recoveryCodesPage({ ...chrome(request, reply, login.session), codes: reveal.codes, duringSetup: true, error });
+    } else {
+      const key = await setupKey(ctx, login);
+      if (!key.ok) return renderManage(request, reply, login, key);
+      const qrSvg = await QRCode.toString(key.value.uri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
+      page = scanPage({ ...chrome(request, reply, login.session), qrSvg, manualKey: key.value.manualKey, uri: key.value.uri, error });
     }
-    const key = await setupKey(ctx, login);
-    if (!key.ok) return renderManage(request, reply, login, { error: key.message }, statusByCode[key.reason]);
-    const qrSvg = await QRCode.toString(key.value.uri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
-    return html(reply, scanPage({ ...chrome(request, reply, me), qrSvg, manualKey: key.value.manualKey, uri: key.value.uri, error }), status);
+    return failure ? renderFailure(reply, failure, page) : reply.html(page);
   }
 
-  app.get(SETUP, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.get(SETUP, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     return renderSetup(request, reply, login);
   });
 
-  app.post(`${SETUP}/codes-saved`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(`${SETUP}/codes-saved`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const form = parseBody(formSchema({ saved: z.string().max(10).optional() }), request.body);
     const result = await acknowledgeRecoveryCodes(ctx, login, form.saved === "yes");
-    if (!result.ok) return renderSetup(request, reply, login, result.message, statusByCode[result.reason]);
+    if (!result.ok) return renderSetup(request, reply, login, result);
     return reply.redirect(SETUP, 303);
   });
 
-  app.post(`${SETUP}/confirm`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(`${SETUP}/confirm`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const form = parseBody(formSchema({ code: z.string().max(256) }), request.body);
     const result = await confirmAuthAppSetup(ctx, login, form.code, requestInfo(request));
     if (!result.ok) {
-      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login.session, SETUP);
-      return renderSetup(request, reply, login, result.message, statusByCode[result.reason]);
+      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login, result, SETUP);
+      return renderSetup(request, reply, login, result);
     }
-    return html(reply, setupDonePage(chrome(request, reply, login.session)));
+    return reply.html(setupDonePage(chrome(request, reply, login.session)));
   });
 
-  app.post(`${MANAGE}/recovery-codes`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(`${MANAGE}/recovery-codes`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     parseBody(formSchema({}), request.body);
     const result = await regenerateRecoveryCodes(ctx, login, requestInfo(request));
     if (!result.ok) {
-      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login.session, MANAGE);
-      return renderManage(request, reply, login, { error: result.message }, statusByCode[result.reason]);
+      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login, result, MANAGE);
+      return renderManage(request, reply, login, result);
     }
     return reply.redirect(`${MANAGE}/recovery-codes`, 303);
   });
 
-  app.get(`${MANAGE}/recovery-codes`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.get(`${MANAGE}/recovery-codes`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const reveal = await revealedRecoveryCodes(ctx, login);
     if (!reveal) return reply.redirect(MANAGE, 303);
     const s = await twoFactorStatus(ctx, login);
-    return html(reply, recoveryCodesPage({ ...chrome(request, reply, login.session), codes: reveal.codes, duringSetup: s.method !== "auth_app" }));
+    return reply.html(recoveryCodesPage({ ...chrome(request, reply, login.session), codes: reveal.codes, duringSetup: s.method !== "auth_app" }));
   });
 
-  app.post(`${MANAGE}/recovery-codes/done`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(`${MANAGE}/recovery-codes/done`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     parseBody(formSchema({}), request.body);
     await dismissRecoveryCodes(ctx, login);
     return reply.redirect(`${MANAGE}?notice=codes_done`, 303);
   });
 
   // Download and print read the codes just issued; once the person moves on they are gone for good.
-  app.get(`${MANAGE}/recovery-codes.txt`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.get(`${MANAGE}/recovery-codes.txt`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const me = login.session;
     const reveal = await revealedRecoveryCodes(ctx, login);
-    if (!reveal) return renderManage(request, reply, login, { error: "Those recovery codes can no longer be shown. Generate new ones if you did not save them." }, 410);
+    if (!reveal) return renderManage(request, reply, login, { reason: "recovery_codes_unavailable", message: "Those recovery codes can no longer be shown. Generate new ones if you did not save them." });
     const product = config.productName.toLowerCase().replace(/[^a-z0-9]+/g, "-");
     const who = me.user.email.replace(/[^a-zA-Z0-9@._-]/g, "_");
     const text = [
@@ -277,31 +233,28 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
       .send(text);
   });
 
-  app.get(`${MANAGE}/recovery-codes/print`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.get(`${MANAGE}/recovery-codes/print`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     const reveal = await revealedRecoveryCodes(ctx, login);
     if (!reveal) return reply.redirect(MANAGE, 303);
-    return reply.type("text/html; charset=utf-8").send(printCodesPage({ productName: config.productName, email: login.session.user.email, codes: reveal.codes }).value);
+    return reply.html(printCodesPage({ productName: config.productName, email: login.session.user.email, codes: reveal.codes }));
   });
 
-  app.post(`${MANAGE}/disable`, async (request, reply) => {
-    const login = requirePasswordLogin(request, reply);
-    if (!login) return reply;
+  app.post(`${MANAGE}/disable`, passwordLoginOnly, async (request, reply) => {
+    const login = passwordLoginOf(request);
     parseBody(formSchema({}), request.body);
     const result = await disableAuthApp(ctx, login, requestInfo(request));
     if (!result.ok) {
-      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login.session, MANAGE);
-      return renderManage(request, reply, login, { error: result.message }, statusByCode[result.reason]);
+      if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login, result, MANAGE);
+      return renderManage(request, reply, login, result);
     }
     return reply.redirect(`${MANAGE}?notice=disabled`, 303);
   });
 
   // Readable by an SSO session too (a client asks "what is my method?"), but then only the method: "sso", and the same
   // shape with nothing of the password login's factors in it. No fresh proof: nothing it could allow is open to it.
-  app.get(routes.apiTwoFactor, async (request, reply) => {
-    const me = requireSignedIn(request, reply);
-    if (!me) return reply;
+  app.get(routes.apiTwoFactor, signedInOnly, async (request, reply) => {
+    const me = signedInOf(request);
     const login = passwordLoginFactors(me);
     if (!login.ok) return reply.send({ method: "sso", enabledAt: null, recoveryCodesRemaining: 0, requiredBy: [], freshProof: false });
     const s = await twoFactorStatus(ctx, login.value);

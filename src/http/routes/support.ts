@@ -1,12 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
-import { cancelSupportReset, checkSupportConfirmation, confirmSupportRequest, isCancellable, requestSupportReset } from "../../team/support-recovery.js";
+import { cancelSupportReset, checkSupportCancellation, checkSupportConfirmation, confirmSupportRequest, requestSupportReset } from "../../team/support-recovery.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
-import { statusByCode } from "../errors.js";
-import { messagePage } from "../views/pages.js";
+import { renderFailure, renderFailurePage } from "../reply.js";
+import { messagePage } from "../views/message.js";
 import { supportRequestPage, supportTokenPage } from "../views/support.js";
 import { routes, pathTo } from "../../paths.js";
 
@@ -17,22 +17,22 @@ import { routes, pathTo } from "../../paths.js";
 export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
   const product = config.productName;
-  const page = (reply: import("fastify").FastifyReply, body: { value: string }, status = 200): import("fastify").FastifyReply => reply.status(status).type("text/html; charset=utf-8").send(body.value);
+  const toSignIn = { href: pathTo("login"), label: "Go to sign in" };
+  const newRequest = { href: pathTo("support"), label: "Send a new request" };
 
-  app.get(routes.support, async (request, reply) => page(reply, supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config) })));
+  app.get(routes.support, async (request, reply) => reply.html(supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config) })));
 
   app.post(routes.support, async (request, reply) => {
     const form = parseBody(formSchema({ email: z.string().max(4096), message: z.string().max(8192).optional().default("") }), request.body);
     const result = await requestSupportReset(ctx, { email: form.email, message: form.message, info: requestInfo(request) });
     if (!result.ok) {
       const errors = result.reason === "email_invalid" ? { emailError: result.message } : { error: result.message };
-      return page(reply, supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), message: form.message.slice(0, 2000), ...errors }), statusByCode[result.reason]);
+      return renderFailure(reply, result, supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), message: form.message.slice(0, 2000), ...errors }));
     }
     // The same answer whether or not the address has a login, and the same work before it: the look-up and what
     // follows for a registered address run only once the answer has gone out.
     app.afterResponse.schedule(reply, "support request", result.value.afterAnswer);
-    return page(
-      reply,
+    return reply.html(
       messagePage({
         productName: product,
         title: "Check your email",
@@ -47,9 +47,8 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get<{ Params: { token: string } }>(routes.supportConfirm, async (request, reply) => {
     const { token } = request.params;
     const found = await checkSupportConfirmation(ctx, token);
-    if (!found.ok) return page(reply, messagePage({ productName: product, title: "This link does not work", message: found.message, action: { href: pathTo("support"), label: "Send a new request" } }), statusByCode[found.reason]);
-    return page(
-      reply,
+    if (!found.ok) return renderFailurePage(reply, product, found, newRequest);
+    return reply.html(
       supportTokenPage({
         productName: product,
         csrf: csrfToken(request, reply, config),
@@ -64,16 +63,14 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post<{ Params: { token: string } }>(routes.supportConfirm, async (request, reply) => {
     parseBody(formSchema({}), request.body);
     const result = await confirmSupportRequest(ctx, request.params.token, requestInfo(request));
-    if (!result.ok) return page(reply, messagePage({ productName: product, title: "This link does not work", message: result.message, action: { href: pathTo("support"), label: "Send a new request" } }), statusByCode[result.reason]);
-    return page(reply, messagePage({ productName: product, title: "Request confirmed", message: `Support will contact you to verify your identity. Your reference: ${result.value.requestId}.`, action: { href: pathTo("login"), label: "Back to sign in" } }));
+    if (!result.ok) return renderFailurePage(reply, product, result, newRequest);
+    return reply.html(messagePage({ productName: product, title: "Request confirmed", message: `Support will contact you to verify your identity. Your reference: ${result.value.requestId}.`, action: { href: pathTo("login"), label: "Back to sign in" } }));
   });
 
   app.get<{ Params: { token: string } }>(routes.supportCancel, async (request, reply) => {
-    if (!(await isCancellable(ctx, request.params.token))) {
-      return page(reply, messagePage({ productName: product, title: "Nothing to cancel", message: "This reset is not scheduled any more (it was cancelled, or already happened).", action: { href: pathTo("login"), label: "Go to sign in" } }), 410);
-    }
-    return page(
-      reply,
+    const found = await checkSupportCancellation(ctx, request.params.token);
+    if (!found.ok) return renderFailurePage(reply, product, found, toSignIn);
+    return reply.html(
       supportTokenPage({
         productName: product,
         csrf: csrfToken(request, reply, config),
@@ -88,7 +85,7 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post<{ Params: { token: string } }>(routes.supportCancel, async (request, reply) => {
     parseBody(formSchema({}), request.body);
     const result = await cancelSupportReset(ctx, request.params.token, requestInfo(request));
-    if (!result.ok) return page(reply, messagePage({ productName: product, title: "Nothing to cancel", message: result.message, action: { href: pathTo("login"), label: "Go to sign in" } }), 410);
-    return page(reply, messagePage({ productName: product, title: "Reset cancelled", message: "Nothing about your login changed. If you did not ask for the reset, change your password.", action: { href: pathTo("login"), label: "Go to sign in" } }));
+    if (!result.ok) return renderFailurePage(reply, product, result, toSignIn);
+    return reply.html(messagePage({ productName: product, title: "Reset cancelled", message: "Nothing about your login changed. If you did not ask for the reset, change your password.", action: { href: pathTo("login"), label: "Go to sign in" } }));
   });
 }

@@ -1,15 +1,7 @@
 import { html, raw, type SafeHtml } from "../../html.js";
 import { alert, csrfField, field, layout } from "./layout.js";
-import { settingsPage } from "./team.js";
+import { settingsPage, type SettingsChrome } from "./settings-chrome.js";
 import { pathTo } from "../../paths.js";
-
-export interface SettingsChrome {
-  productName: string;
-  signedIn: { email: string; accountName: string; csrf: string };
-  isAdmin: boolean;
-  /** The account requires the auth app and this member has not set it up: no way out but setup, so no settings navigation. */
-  setupOnly?: boolean;
-}
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 export type MethodLabelKey = keyof typeof methodLabel;

@@ -1,0 +1,162 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { AppContext } from "../../context.js";
+import type { SignedIn } from "../../auth/sessions.js";
+import { LatchkeyError } from "../../errors.js";
+import { changeRole, listTeamMembers, memberForRemoval, removeMember } from "../../team/members.js";
+import { inviteMember, listPendingInvitations, resendInvitation, revokeInvitation } from "../../team/invitations.js";
+import { routes, pathTo } from "../../paths.js";
+import { adminsOnly, signedInOf, signedInOnly } from "../access.js";
+import { settingsChrome } from "../chrome.js";
+import { formSchema, idSchema, noticeFrom, parseBody } from "../input.js";
+import { failureError, renderFailure, type Failure } from "../reply.js";
+import { requestInfo } from "../request-info.js";
+import { removeMemberPage, teamPage } from "../views/team-members.js";
+
+const roleSchema = z.enum(["admin", "member"], { message: 'must be "admin" or "member"' });
+
+const notices = {
+  invited: "Invitation sent.",
+  resent: "A new invitation link was sent; the old one no longer works.",
+  revoked: "Invitation revoked.",
+  role: "Role changed.",
+  removed: "Member removed and signed out of this account.",
+} as const;
+
+/** A path id that is not an id names nobody: 404 before any query (PostgreSQL would refuse e.g. a NUL byte with a 500). */
+function memberIdOf(params: { userId: string }): string {
+  if (!idSchema.safeParse(params.userId).success) throw new LatchkeyError("member_not_found", "There is no such member in this account.");
+  return params.userId;
+}
+
+function invitationIdOf(params: { id: string }): string {
+  if (!idSchema.safeParse(params.id).success) throw new LatchkeyError("invitation_not_found", "There is no open invitation with that id in this account.");
+  return params.id;
+}
+
+const actorOf = (me: SignedIn): { userId: string; name: string; accountId: string; isAdmin: boolean } => ({ userId: me.user.id, name: me.user.name, accountId: me.account.id, isAdmin: me.role === "admin" });
+
+/** A domain result's value, or its failure thrown for the JSON API. */
+function valueOf<T>(result: { ok: true; value: T } | ({ ok: false } & Failure)): T {
+  if (!result.ok) throw failureError(result);
+  return result.value;
+}
+
+function memberJson(m: Awaited<ReturnType<typeof listTeamMembers>>[number]): Record<string, unknown> {
+  return {
+    id: m.userId,
+    name: m.name,
+    email: m.email,
+    role: m.role,
+    twoFactor: { method: m.method },
+    status: "active",
+    lastSignInAt: m.lastSignInAt === null ? null : new Date(m.lastSignInAt).toISOString(),
+  };
+}
+
+/** Team Members: the list with each member's 2FA method, invitations, roles and removal; pages and the JSON API. */
+export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
+  async function renderTeam(request: FastifyRequest, reply: FastifyReply, me: SignedIn, extra: { notice?: string; inviteEmail?: string } = {}, failure?: Failure): Promise<FastifyReply> {
+    const [members, invitations] = await Promise.all([listTeamMembers(ctx, me.account.id), me.role === "admin" ? listPendingInvitations(ctx, me.account.id) : Promise.resolve([])]);
+    const errors = failure ? (extra.inviteEmail !== undefined ? { inviteError: failure.message } : { error: failure.message }) : {};
+    const page = teamPage({ ...settingsChrome(ctx, request, reply, me), members, invitations, youId: me.user.id, ...extra, ...errors });
+    return failure ? renderFailure(reply, failure, page) : reply.html(page);
+  }
+
+  // Members who are not admins see the list read-only (names, roles, 2FA methods), as in the seed's product.
+  app.get(routes.team, signedInOnly, async (request, reply) => {
+    const notice = noticeFrom(notices, request);
+    return renderTeam(request, reply, signedInOf(request), notice ? { notice } : {});
+  });
+
+  app.post(routes.teamInvitations, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const form = parseBody(formSchema({ email: z.string().max(4096), role: roleSchema }), request.body);
+    const result = await inviteMember(ctx, actorOf(me), { email: form.email, role: form.role, info: requestInfo(request) });
+    if (!result.ok) return renderTeam(request, reply, me, { inviteEmail: form.email.slice(0, 254) }, result);
+    return reply.redirect(pathTo("team", {}, { notice: "invited" }), 303);
+  });
+
+  app.post<{ Params: { id: string } }>(routes.teamInvitationResend, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    parseBody(formSchema({}), request.body);
+    const result = await resendInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) });
+    if (!result.ok) return renderTeam(request, reply, me, {}, result);
+    return reply.redirect(pathTo("team", {}, { notice: "resent" }), 303);
+  });
+
+  app.post<{ Params: { id: string } }>(routes.teamInvitationRevoke, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    parseBody(formSchema({}), request.body);
+    const result = await revokeInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) });
+    if (!result.ok) return renderTeam(request, reply, me, {}, result);
+    return reply.redirect(pathTo("team", {}, { notice: "revoked" }), 303);
+  });
+
+  app.post<{ Params: { userId: string } }>(routes.teamMemberRole, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const form = parseBody(formSchema({ role: roleSchema }), request.body);
+    const result = await changeRole(ctx, me, { userId: memberIdOf(request.params), role: form.role, info: requestInfo(request) });
+    if (!result.ok) return renderTeam(request, reply, me, {}, result);
+    return reply.redirect(pathTo("team", {}, { notice: "role" }), 303);
+  });
+
+  app.get<{ Params: { userId: string } }>(routes.teamMemberRemove, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const found = await memberForRemoval(ctx, me.account.id, memberIdOf(request.params));
+    if (!found) throw new LatchkeyError("member_not_found", "There is no such member in this account.");
+    return reply.html(removeMemberPage({ ...settingsChrome(ctx, request, reply, me), ...found }));
+  });
+
+  app.post<{ Params: { userId: string } }>(routes.teamMemberRemove, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    parseBody(formSchema({}), request.body);
+    const result = await removeMember(ctx, me, { userId: memberIdOf(request.params), info: requestInfo(request) });
+    if (!result.ok) return renderTeam(request, reply, me, {}, result);
+    if (result.value.email === me.user.email) return reply.redirect(pathTo("login"), 303);
+    return reply.redirect(pathTo("team", {}, { notice: "removed" }), 303);
+  });
+
+  app.get(routes.apiTeamMembers, signedInOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    return reply.send({ members: (await listTeamMembers(ctx, me.account.id)).map(memberJson) });
+  });
+
+  app.patch<{ Params: { userId: string } }>(routes.apiTeamMember, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const body = parseBody(z.object({ role: roleSchema }).strict(), request.body);
+    valueOf(await changeRole(ctx, me, { userId: memberIdOf(request.params), role: body.role, info: requestInfo(request) }));
+    return reply.send({ ok: true });
+  });
+
+  app.delete<{ Params: { userId: string } }>(routes.apiTeamMember, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const result = valueOf(await removeMember(ctx, me, { userId: memberIdOf(request.params), info: requestInfo(request) }));
+    return reply.send({ ok: true, loginDeleted: result.loginDeleted });
+  });
+
+  app.get(routes.apiTeamInvitations, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const list = await listPendingInvitations(ctx, me.account.id);
+    return reply.send({ invitations: list.map((i) => ({ id: i.id, email: i.email, role: i.role, expiresAt: new Date(i.expiresAt).toISOString(), expired: i.expired })) });
+  });
+
+  app.post(routes.apiTeamInvitations, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const body = parseBody(z.object({ email: z.string().max(4096), role: roleSchema }).strict(), request.body);
+    const result = valueOf(await inviteMember(ctx, actorOf(me), { email: body.email, role: body.role, info: requestInfo(request) }));
+    return reply.code(201).send({ id: result.invitationId, email: result.email, emailed: result.emailed });
+  });
+
+  app.post<{ Params: { id: string } }>(routes.apiTeamInvitationResend, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    const result = valueOf(await resendInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
+    return reply.send({ ok: true, emailed: result.emailed });
+  });
+
+  app.delete<{ Params: { id: string } }>(routes.apiTeamInvitation, adminsOnly, async (request, reply) => {
+    const me = signedInOf(request);
+    valueOf(await revokeInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
+    return reply.send({ ok: true });
+  });
+}
