@@ -27,6 +27,7 @@ import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
 import { routes } from "./paths.js";
 import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
+import { registerApiOperations } from "./http/api-operations.js";
 
 export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
@@ -85,6 +86,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.addHook("onClose", async () => afterResponse.settled());
   app.decorateRequest("signedIn", null);
   registerHtmlReply(app);
+  registerApiOperations(app);
   app.decorateRequest("csrfCookieIssued", undefined);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => sendError(request, reply, "not_found", `There is nothing at ${request.method} ${request.url.split("?")[0]}.`));

@@ -23,6 +23,8 @@ export type Access = "signed_in" | "admin" | "password_login";
 declare module "fastify" {
   interface FastifyContextConfig {
     access?: Access;
+    /** Reachable while the account requires the auth app and the person has not set it up (see policy-guard.ts). */
+    openDuringForcedSetup?: boolean;
   }
 }
 

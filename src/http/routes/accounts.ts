@@ -4,6 +4,7 @@ import type { AppContext } from "../../context.js";
 import { accountsOf, switchAccount } from "../../team/switch-account.js";
 import { routes, pathTo } from "../../paths.js";
 import { signedInOf, signedInOnly } from "../access.js";
+import { apiRoute, roleSchema } from "../api-operations.js";
 import { settingsChrome } from "../chrome.js";
 import { formSchema, idSchema, parseBody } from "../input.js";
 import { failureError } from "../reply.js";
@@ -31,12 +32,40 @@ export function accountRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.html(helpPage({ productName: config.productName, signedIn: me ? settingsChrome(ctx, request, reply, me).signedIn : undefined }));
   });
 
-  app.get(routes.apiAccounts, signedInOnly, async (request, reply) => reply.send({ accounts: await accountsOf(ctx, signedInOf(request)) }));
+  apiRoute(
+    app,
+    {
+      method: "GET",
+      route: "apiAccounts",
+      operationId: "listAccounts",
+      tag: "Accounts",
+      summary: "The team accounts the person can use with this session.",
+      access: "signed_in",
+      openDuringForcedSetup: true,
+      ok: { status: 200, description: "Accounts; `current` marks the one in use.", schema: z.object({ accounts: z.array(z.object({ id: z.string(), name: z.string(), role: roleSchema, current: z.boolean() })) }) },
+      errors: [],
+    },
+    async (request, reply) => reply.send({ accounts: await accountsOf(ctx, signedInOf(request)) }),
+  );
 
-  app.post(routes.apiSessionAccount, signedInOnly, async (request, reply) => {
-    const body = parseBody(z.object({ accountId: idSchema }).strict(), request.body);
+  apiRoute(
+    app,
+    {
+      method: "POST",
+      route: "apiSessionAccount",
+      operationId: "switchAccount",
+      tag: "Accounts",
+      summary: "Switch the session to another of the person's accounts.",
+      access: "signed_in",
+      openDuringForcedSetup: true,
+      body: z.object({ accountId: idSchema }).strict(),
+      ok: { status: 200, description: "Switched.", schema: z.object({ ok: z.literal(true), accountId: z.string() }) },
+      errors: ["member_not_found"],
+    },
+    async (request, reply, { body }) => {
     const result = await switchAccount(ctx, signedInOf(request), { accountId: body.accountId, info: requestInfo(request) });
     if (!result.ok) throw failureError(result);
     return reply.send({ ok: true, accountId: body.accountId });
-  });
+  },
+  );
 }

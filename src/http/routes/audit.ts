@@ -7,6 +7,7 @@ import { decodeCursor, listAuditEvents } from "../../audit/log.js";
 import { listTeamMembers } from "../../team/members.js";
 import { routes, pathTo } from "../../paths.js";
 import { adminsOnly, signedInOf } from "../access.js";
+import { apiRoute, isoTime } from "../api-operations.js";
 import { settingsChrome } from "../chrome.js";
 import { idSchema, parseBody } from "../input.js";
 import { auditPage } from "../views/audit.js";
@@ -17,12 +18,12 @@ const MS_PER_DAY = 86_400_000;
 
 const auditQuery = z
   .object({
-    member: z.union([z.literal(""), idSchema]).optional(),
-    event: z.string().max(64).regex(/^[a-z_.]*$/, "may contain only a-z, _ and .").optional(),
-    from: z.string().max(40).optional(),
-    to: z.string().max(40).optional(),
-    cursor: z.string().max(200).optional(),
-    limit: z.string().regex(/^\d{1,3}$/, "must be a whole number").optional(),
+    member: z.union([z.literal(""), idSchema]).optional().describe("Only events of this member (user id)"),
+    event: z.string().max(64).regex(/^[a-z_.]*$/, "may contain only a-z, _ and .").optional().describe("An event type, or a prefix ending in '.' (e.g. sign_in.)"),
+    from: z.string().max(40).optional().describe("From this date (2026-01-31) or ISO date-time"),
+    to: z.string().max(40).optional().describe("Up to this date (inclusive) or ISO date-time"),
+    cursor: z.string().max(200).optional().describe("`nextCursor` of the previous page"),
+    limit: z.string().regex(/^\d{1,3}$/, "must be a whole number").optional().describe(`Events per page, 1–${AUDIT_MAX_PAGE_SIZE} (default ${AUDIT_PAGE_SIZE})`),
   })
   .strict();
 
@@ -61,7 +62,38 @@ export function auditRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.html(auditPage({ ...settingsChrome(ctx, request, reply, me), entries: result.entries, nextHref, filters, members: await listTeamMembers(ctx, me.account.id) }));
   });
 
-  app.get(routes.apiAudit, adminsOnly, async (request, reply) => {
+  apiRoute(
+    app,
+    {
+      method: "GET",
+      route: "apiAudit",
+      operationId: "listAuditEvents",
+      tag: "Team",
+      summary: "The account's security events, newest first (admins), a page at a time.",
+      access: "admin",
+      query: auditQuery,
+      ok: {
+        status: 200,
+        description: "A page of events; pass `nextCursor` as `cursor` for the next one (null at the end).",
+        schema: z.object({
+          events: z.array(
+            z.object({
+              id: z.string(),
+              type: z.string(),
+              at: isoTime,
+              user: z.object({ id: z.string(), email: z.string().nullable() }).nullable(),
+              actor: z.object({ id: z.string(), email: z.string().nullable() }).nullable(),
+              ip: z.string().nullable(),
+              userAgent: z.string().nullable(),
+              detail: z.record(z.string(), z.unknown()).nullable(),
+            }),
+          ),
+          nextCursor: z.string().nullable(),
+        }),
+      },
+      errors: [],
+    },
+    async (request, reply) => {
     const { result } = await auditFor(signedInOf(request), request.query);
     return reply.send({
       events: result.entries.map((e) => ({
@@ -76,5 +108,6 @@ export function auditRoutes(app: FastifyInstance, ctx: AppContext): void {
       })),
       nextCursor: result.nextCursor,
     });
-  });
+  },
+  );
 }

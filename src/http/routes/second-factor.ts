@@ -5,6 +5,7 @@ import { findLiveChallenge } from "../../auth/challenges.js";
 import { signInWithCode, type CodeKind } from "../../auth/second-factor.js";
 import { clearCookie, readCookie, redirectSignedIn, setSessionCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
+import { apiRoute } from "../api-operations.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { failureError, renderFailure, renderFailurePage } from "../reply.js";
@@ -49,8 +50,7 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
   app.get(routes.loginRecovery, (request, reply) => showPage("recovery_code", request, reply));
   app.post(routes.loginRecovery, (request, reply) => submit("recovery_code", request, reply));
 
-  async function api(kind: CodeKind, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const body = parseBody(codeBody, request.body);
+  async function api(kind: CodeKind, request: FastifyRequest, reply: FastifyReply, body: z.infer<typeof codeBody>): Promise<FastifyReply> {
     const result = await signInWithCode(ctx, { challengeToken: readCookie(request, config, "challenge"), code: body.code, kind, info: requestInfo(request) });
     if (!result.ok) {
       if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
@@ -60,6 +60,37 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
     return reply.send({ ok: true, ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}) });
   }
 
-  app.post(routes.apiLoginCode, (request, reply) => api("auth_app", request, reply));
-  app.post(routes.apiLoginRecoveryCode, (request, reply) => api("recovery_code", request, reply));
+  const codeErrors = ["challenge_expired", "invalid_code_format", "invalid_code", "code_reused", "too_many_attempts", "auth_app_not_enabled"] as const;
+  const signedInNote = "Signed in: the session cookie and the long-lived device cookie (`latchkey_device`) are set.";
+  apiRoute(
+    app,
+    {
+      method: "POST",
+      route: "apiLoginCode",
+      operationId: "signInWithAuthAppCode",
+      tag: "Sign-in",
+      summary: "Auth-app step: the 6-digit code for the sign-in in progress. Each time step is accepted once.",
+      description: "A malformed code is refused (400) without counting as a try; wrong codes count per sign-in and per user, then code entry pauses (429).",
+      access: "challenge",
+      body: codeBody,
+      ok: { status: 200, description: signedInNote, schema: z.object({ ok: z.literal(true) }) },
+      errors: [...codeErrors],
+    },
+    (request, reply, { body }) => api("auth_app", request, reply, body),
+  );
+  apiRoute(
+    app,
+    {
+      method: "POST",
+      route: "apiLoginRecoveryCode",
+      operationId: "signInWithRecoveryCode",
+      tag: "Sign-in",
+      summary: "Recovery-code step instead of the app code. Each code works once.",
+      access: "challenge",
+      body: codeBody,
+      ok: { status: 200, description: `${signedInNote} \`recoveryCodesRemaining\` tells how many codes are left.`, schema: z.object({ ok: z.literal(true), recoveryCodesRemaining: z.number().int() }) },
+      errors: [...codeErrors],
+    },
+    (request, reply, { body }) => api("recovery_code", request, reply, body),
+  );
 }

@@ -6,6 +6,7 @@ import { policyOverview, setTwoFactorPolicy } from "../../team/policy.js";
 import { showSso } from "../../team/sso.js";
 import { routes, pathTo } from "../../paths.js";
 import { adminsOnly, signedInOf } from "../access.js";
+import { apiRoute } from "../api-operations.js";
 import { settingsChrome } from "../chrome.js";
 import { formSchema, noticeFrom, parseBody } from "../input.js";
 import { failureError, renderFailure, type Failure } from "../reply.js";
@@ -39,13 +40,48 @@ export function securityRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.redirect(pathTo("security", {}, { notice: form.policy === "auth_app_required" ? "on" : "off" }), 303);
   });
 
-  app.get(routes.apiPolicy, adminsOnly, async (request, reply) => reply.send(await policyOverview(ctx, signedInOf(request))));
+  apiRoute(
+    app,
+    {
+      method: "GET",
+      route: "apiPolicy",
+      operationId: "getPolicy",
+      tag: "Team",
+      summary: "The account's two-factor policy and whom it would affect (admins).",
+      access: "admin",
+      ok: {
+        status: 200,
+        description: "The policy.",
+        schema: z.object({
+          policy: policySchema,
+          canRequire: z.boolean().describe("Whether this admin may turn the requirement on (only with their own auth app)"),
+          membersWithoutAuthApp: z.number().int(),
+          ssoMembers: z.number().int().describe("Exempt: their provider handles two-factor"),
+          passwordMembers: z.number().int(),
+        }),
+      },
+      errors: [],
+    },
+    async (request, reply) => reply.send(await policyOverview(ctx, signedInOf(request))),
+  );
 
-  app.put(routes.apiPolicy, adminsOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    const body = parseBody(z.object({ policy: policySchema }).strict(), request.body);
-    const result = await setTwoFactorPolicy(ctx, me, { policy: body.policy, info: requestInfo(request) });
-    if (!result.ok) throw failureError(result);
-    return reply.send({ policy: body.policy, notified: result.value.notified });
-  });
+  apiRoute(
+    app,
+    {
+      method: "PUT",
+      route: "apiPolicy",
+      operationId: "setPolicy",
+      tag: "Team",
+      summary: "Require the auth app for all team members, or stop requiring it (admins; requiring needs the admin's own auth app).",
+      access: "admin",
+      body: z.object({ policy: policySchema }).strict(),
+      ok: { status: 200, description: "Set; `notified` members were emailed.", schema: z.object({ policy: policySchema, notified: z.number().int() }) },
+      errors: ["policy_requires_auth_app"],
+    },
+    async (request, reply, { body }) => {
+      const result = await setTwoFactorPolicy(ctx, signedInOf(request), { policy: body.policy, info: requestInfo(request) });
+      if (!result.ok) throw failureError(result);
+      return reply.send({ policy: body.policy, notified: result.value.notified });
+    },
+  );
 }

@@ -16,6 +16,7 @@ import {
   twoFactorStatus,
 } from "../../auth/auth-app.js";
 import { passwordLoginOf, passwordLoginOnly, signedInOf, signedInOnly } from "../access.js";
+import { apiRoute, isoTime } from "../api-operations.js";
 import { settingsChrome } from "../chrome.js";
 import { setDeviceCookie } from "../cookies.js";
 import { formSchema, parseBody } from "../input.js";
@@ -253,7 +254,31 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   // Readable by an SSO session too (a client asks "what is my method?"), but then only the method: "sso", and the same
   // shape with nothing of the password login's factors in it. No fresh proof: nothing it could allow is open to it.
-  app.get(routes.apiTwoFactor, signedInOnly, async (request, reply) => {
+  apiRoute(
+    app,
+    {
+      method: "GET",
+      route: "apiTwoFactor",
+      operationId: "getTwoFactorStatus",
+      tag: "Two-factor",
+      summary: "The signed-in person's two-factor status: method, remaining recovery codes, accounts that require the app.",
+      description: 'A session opened by single sign-on gets method "sso" and nothing of the password login\'s factors.',
+      access: "signed_in",
+      openDuringForcedSetup: true,
+      ok: {
+        status: 200,
+        description: "Status.",
+        schema: z.object({
+          method: z.enum(["email_link", "auth_app", "sso"]),
+          enabledAt: isoTime.nullable().describe("When the auth app was turned on"),
+          recoveryCodesRemaining: z.number().int(),
+          requiredBy: z.array(z.string()).describe("Names of the accounts that require the auth app"),
+          freshProof: z.boolean().describe("Whether sensitive changes are allowed without confirming the password again"),
+        }),
+      },
+      errors: [],
+    },
+    async (request, reply) => {
     const me = signedInOf(request);
     const login = passwordLoginFactors(me);
     if (!login.ok) return reply.send({ method: "sso", enabledAt: null, recoveryCodesRemaining: 0, requiredBy: [], freshProof: false });
@@ -265,5 +290,6 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
       requiredBy: s.requiredBy,
       freshProof: hasFreshProof(ctx, me),
     });
-  });
+  },
+  );
 }

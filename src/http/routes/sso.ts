@@ -5,13 +5,14 @@ import { finishSsoSignIn, startSsoSignIn } from "../../auth/sso-sign-in.js";
 import { clearCookie, readCookie, redirectSignedIn, setCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { failureError, renderFailure, renderFailurePage } from "../reply.js";
+import { apiRoute } from "../api-operations.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { ssoContinuePage, ssoLoginPage } from "../views/login.js";
 import { routes, pathTo } from "../../paths.js";
 
 const ssoForm = formSchema({ domain: z.string().max(1024) });
-const ssoBody = z.object({ domain: z.string().max(1024) }).strict();
+const ssoBody = z.object({ domain: z.string().max(1024).describe("example.com or you@example.com") }).strict();
 
 
 /** "Sign in with SSO": the domain form, the hand-over to the provider, its callback, and the JSON start. */
@@ -35,13 +36,27 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.html(ssoContinuePage({ ...chrome, url: result.value.authorizationUrl, domain: result.value.domain }));
   });
 
-  app.post(routes.apiLoginSso, async (request, reply) => {
-    const body = parseBody(ssoBody, request.body);
+  apiRoute(
+    app,
+    {
+      method: "POST",
+      route: "apiLoginSso",
+      operationId: "startSsoSignIn",
+      tag: "Sign-in",
+      summary: "Start single sign-on for a work email or domain (only the domain is used).",
+      description: "Sets the `latchkey_sso` cookie; open `authorizationUrl` in the same client, which comes back to /sso/callback and gets the session cookie there.",
+      access: "public",
+      body: ssoBody,
+      ok: { status: 200, description: "The provider's authorization URL (code flow with PKCE, state and nonce).", schema: z.object({ authorizationUrl: z.string().describe("URL to open in the same client") }) },
+      errors: ["sso_not_configured", "sso_unavailable"],
+    },
+    async (request, reply, { body }) => {
     const result = await startSsoSignIn(ctx, { domainOrEmail: body.domain, info: requestInfo(request) });
     if (!result.ok) throw failureError(result);
     setCookie(reply, config, "sso", result.value.browserToken, cookieSeconds);
     return reply.send({ authorizationUrl: result.value.authorizationUrl });
-  });
+  },
+  );
 
   // The provider redirects the browser here (a top-level GET: the SameSite=Lax `latchkey_sso` cookie rides along).
   app.get(routes.ssoCallback, async (request, reply) => {

@@ -7,13 +7,23 @@ import { changeRole, listTeamMembers, memberForRemoval, removeMember } from "../
 import { inviteMember, listPendingInvitations, resendInvitation, revokeInvitation } from "../../team/invitations.js";
 import { routes, pathTo } from "../../paths.js";
 import { adminsOnly, signedInOf, signedInOnly } from "../access.js";
+import { apiRoute, isoTime, okSchema, roleSchema } from "../api-operations.js";
 import { settingsChrome } from "../chrome.js";
 import { formSchema, idSchema, noticeFrom, parseBody } from "../input.js";
 import { failureError, renderFailure, type Failure } from "../reply.js";
 import { requestInfo } from "../request-info.js";
 import { removeMemberPage, teamPage } from "../views/team-members.js";
 
-const roleSchema = z.enum(["admin", "member"], { message: 'must be "admin" or "member"' });
+const memberSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  email: z.string(),
+  role: roleSchema,
+  twoFactor: z.object({ method: z.enum(["email_link", "auth_app", "sso"]) }),
+  status: z.literal("active"),
+  lastSignInAt: isoTime.nullable(),
+});
+const invitationSchema = z.object({ id: z.string(), email: z.string(), role: roleSchema, expiresAt: isoTime, expired: z.boolean() });
 
 const notices = {
   invited: "Invitation sent.",
@@ -42,14 +52,14 @@ function valueOf<T>(result: { ok: true; value: T } | ({ ok: false } & Failure)):
   return result.value;
 }
 
-function memberJson(m: Awaited<ReturnType<typeof listTeamMembers>>[number]): Record<string, unknown> {
+function memberJson(m: Awaited<ReturnType<typeof listTeamMembers>>[number]): z.infer<typeof memberSchema> {
   return {
     id: m.userId,
     name: m.name,
     email: m.email,
     role: m.role,
     twoFactor: { method: m.method },
-    status: "active",
+    status: "active" as const,
     lastSignInAt: m.lastSignInAt === null ? null : new Date(m.lastSignInAt).toISOString(),
   };
 }
@@ -117,46 +127,134 @@ export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.redirect(pathTo("team", {}, { notice: "removed" }), 303);
   });
 
-  app.get(routes.apiTeamMembers, signedInOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    return reply.send({ members: (await listTeamMembers(ctx, me.account.id)).map(memberJson) });
-  });
+  const memberIdErrors = ["member_not_found", "last_admin"] as const;
 
-  app.patch<{ Params: { userId: string } }>(routes.apiTeamMember, adminsOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    const body = parseBody(z.object({ role: roleSchema }).strict(), request.body);
-    valueOf(await changeRole(ctx, me, { userId: memberIdOf(request.params), role: body.role, info: requestInfo(request) }));
-    return reply.send({ ok: true });
-  });
+  apiRoute(
+    app,
+    {
+      method: "GET",
+      route: "apiTeamMembers",
+      operationId: "listTeamMembers",
+      tag: "Team",
+      summary: "Members of the account in use, each with role and two-factor method (Email link, Auth app or SSO).",
+      access: "signed_in",
+      ok: { status: 200, description: "Members.", schema: z.object({ members: z.array(memberSchema) }) },
+      errors: [],
+    },
+    async (request, reply) => reply.send({ members: (await listTeamMembers(ctx, signedInOf(request).account.id)).map(memberJson) }),
+  );
 
-  app.delete<{ Params: { userId: string } }>(routes.apiTeamMember, adminsOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    const result = valueOf(await removeMember(ctx, me, { userId: memberIdOf(request.params), info: requestInfo(request) }));
-    return reply.send({ ok: true, loginDeleted: result.loginDeleted });
-  });
+  apiRoute(
+    app,
+    {
+      method: "PATCH",
+      route: "apiTeamMember",
+      operationId: "changeMemberRole",
+      tag: "Team",
+      summary: "Change a member's role (admins). The last admin cannot be demoted.",
+      access: "admin",
+      body: z.object({ role: roleSchema }).strict(),
+      ok: { status: 200, description: "Changed.", schema: okSchema },
+      errors: [...memberIdErrors],
+    },
+    async (request, reply, { body }) => {
+      const params = request.params as { userId: string };
+      valueOf(await changeRole(ctx, signedInOf(request), { userId: memberIdOf(params), role: body.role, info: requestInfo(request) }));
+      return reply.send({ ok: true });
+    },
+  );
 
-  app.get(routes.apiTeamInvitations, adminsOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    const list = await listPendingInvitations(ctx, me.account.id);
-    return reply.send({ invitations: list.map((i) => ({ id: i.id, email: i.email, role: i.role, expiresAt: new Date(i.expiresAt).toISOString(), expired: i.expired })) });
-  });
+  apiRoute(
+    app,
+    {
+      method: "DELETE",
+      route: "apiTeamMember",
+      operationId: "removeMember",
+      tag: "Team",
+      summary: "Remove a member (admins): signs them out of the account at once; deletes the login if it was their only account.",
+      access: "admin",
+      ok: { status: 200, description: "Removed; `loginDeleted` says whether the login went too.", schema: z.object({ ok: z.literal(true), loginDeleted: z.boolean() }) },
+      errors: [...memberIdErrors],
+    },
+    async (request, reply) => {
+      const params = request.params as { userId: string };
+      const result = valueOf(await removeMember(ctx, signedInOf(request), { userId: memberIdOf(params), info: requestInfo(request) }));
+      return reply.send({ ok: true, loginDeleted: result.loginDeleted });
+    },
+  );
 
-  app.post(routes.apiTeamInvitations, adminsOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    const body = parseBody(z.object({ email: z.string().max(4096), role: roleSchema }).strict(), request.body);
-    const result = valueOf(await inviteMember(ctx, actorOf(me), { email: body.email, role: body.role, info: requestInfo(request) }));
-    return reply.code(201).send({ id: result.invitationId, email: result.email, emailed: result.emailed });
-  });
+  apiRoute(
+    app,
+    {
+      method: "GET",
+      route: "apiTeamInvitations",
+      operationId: "listInvitations",
+      tag: "Team",
+      summary: "Open invitations of the account (admins).",
+      access: "admin",
+      ok: { status: 200, description: "Invitations.", schema: z.object({ invitations: z.array(invitationSchema) }) },
+      errors: [],
+    },
+    async (request, reply) => {
+      const list = await listPendingInvitations(ctx, signedInOf(request).account.id);
+      return reply.send({ invitations: list.map((i) => ({ id: i.id, email: i.email, role: i.role, expiresAt: new Date(i.expiresAt).toISOString(), expired: i.expired })) });
+    },
+  );
 
-  app.post<{ Params: { id: string } }>(routes.apiTeamInvitationResend, adminsOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    const result = valueOf(await resendInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
-    return reply.send({ ok: true, emailed: result.emailed });
-  });
+  apiRoute(
+    app,
+    {
+      method: "POST",
+      route: "apiTeamInvitations",
+      operationId: "inviteMember",
+      tag: "Team",
+      summary: "Invite an email with a role (admins); the invitation email carries a 7-day single-use link.",
+      access: "admin",
+      body: z.object({ email: z.string().max(4096), role: roleSchema }).strict(),
+      ok: { status: 201, description: "Invited.", schema: z.object({ id: z.string(), email: z.string(), emailed: z.boolean() }) },
+      errors: ["email_invalid", "already_member"],
+    },
+    async (request, reply, { body }) => {
+      const result = valueOf(await inviteMember(ctx, actorOf(signedInOf(request)), { email: body.email, role: body.role, info: requestInfo(request) }));
+      return reply.code(201).send({ id: result.invitationId, email: result.email, emailed: result.emailed });
+    },
+  );
 
-  app.delete<{ Params: { id: string } }>(routes.apiTeamInvitation, adminsOnly, async (request, reply) => {
-    const me = signedInOf(request);
-    valueOf(await revokeInvitation(ctx, actorOf(me), { invitationId: invitationIdOf(request.params), info: requestInfo(request) }));
-    return reply.send({ ok: true });
-  });
+  apiRoute(
+    app,
+    {
+      method: "POST",
+      route: "apiTeamInvitationResend",
+      operationId: "resendInvitation",
+      tag: "Team",
+      summary: "A new link for an open invitation (admins); the old link stops working.",
+      access: "admin",
+      ok: { status: 200, description: "Sent.", schema: z.object({ ok: z.literal(true), emailed: z.boolean() }) },
+      errors: ["invitation_not_found"],
+    },
+    async (request, reply) => {
+      const params = request.params as { id: string };
+      const result = valueOf(await resendInvitation(ctx, actorOf(signedInOf(request)), { invitationId: invitationIdOf(params), info: requestInfo(request) }));
+      return reply.send({ ok: true, emailed: result.emailed });
+    },
+  );
+
+  apiRoute(
+    app,
+    {
+      method: "DELETE",
+      route: "apiTeamInvitation",
+      operationId: "revokeInvitation",
+      tag: "Team",
+      summary: "Revoke an open invitation (admins).",
+      access: "admin",
+      ok: { status: 200, description: "Revoked.", schema: okSchema },
+      errors: ["invitation_not_found"],
+    },
+    async (request, reply) => {
+      const params = request.params as { id: string };
+      valueOf(await revokeInvitation(ctx, actorOf(signedInOf(request)), { invitationId: invitationIdOf(params), info: requestInfo(request) }));
+      return reply.send({ ok: true });
+    },
+  );
 }
