@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import type { SignedIn } from "../../auth/sessions.js";
-import { LatchkeyError } from "../../errors.js";
+import { LatchkeyError, type Result } from "../../errors.js";
 import { decodeCursor, listAuditEvents } from "../../audit/log.js";
 import { changeRole, listTeamMembers, memberForRemoval, removeMember } from "../../team/members.js";
 import { inviteMember, listPendingInvitations, resendInvitation, revokeInvitation } from "../../team/invitations.js";
@@ -221,8 +221,8 @@ export function teamRoutes(app: FastifyInstance, ctx: AppContext): void {
     if (me.role !== "admin") throw new LatchkeyError("forbidden", "Only Account Admins can do this.");
     return me;
   }
-  const orThrow = <T>(result: { ok: true; value: T } | { ok: false; reason: string; message: string; details?: Record<string, unknown> }): T => {
-    if (!result.ok) throw new LatchkeyError(result.reason as never, result.message, result.details);
+  const orThrow = <T>(result: Result<T>): T => {
+    if (!result.ok) throw new LatchkeyError(result.reason, result.message, result.details);
     return result.value;
   };
   const memberJson = (m: Awaited<ReturnType<typeof listTeamMembers>>[number]): Record<string, unknown> => ({
