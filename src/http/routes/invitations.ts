@@ -17,7 +17,7 @@ const setupForm = formSchema({ accountName: z.string().max(4096), name: z.string
 /** Which form field a domain failure belongs to, so the message appears next to it. */
 function errorsFor(reason: string, message: string): PasswordFormErrors {
   if (reason.startsWith("password_") || reason === "invalid_credentials") return { password: message };
-  if (reason === "email_invalid" || reason === "email_taken") return { email: message };
+  if (reason === "email_invalid") return { email: message };
   if (reason === "name_invalid") return message.includes("account name") ? { accountName: message } : { name: message };
   return { form: message };
 }
