@@ -61,6 +61,7 @@ export const statusByCode: Record<ErrorCode, number> = {
 
 const titles: Partial<Record<ErrorCode, string>> = {
   not_found: "Page not found",
+  method_not_allowed: "This page does not take that request",
   csrf_invalid: "This form has expired",
   payload_too_large: "That was too much data",
   unauthenticated: "Please sign in",
