@@ -36,6 +36,7 @@ export const errorCodes = [
   "invitation_not_found",
   "policy_requires_auth_app",
   "name_invalid",
+  "account_name_invalid",
   "fresh_proof_required",
   "invalid_code_format",
   "invalid_code",

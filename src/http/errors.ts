@@ -37,6 +37,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   invitation_not_found: 404,
   policy_requires_auth_app: 409,
   name_invalid: 422,
+  account_name_invalid: 422,
   fresh_proof_required: 403,
   invalid_code_format: 400,
   invalid_code: 401,
