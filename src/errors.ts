@@ -29,15 +29,14 @@ export const errorCodes = [
   "password_too_short",
   "password_too_long",
   "password_too_common",
-  "password_mismatch",
   "email_invalid",
-  "email_taken",
   "already_member",
   "last_admin",
   "member_not_found",
   "invitation_not_found",
   "policy_requires_auth_app",
   "name_invalid",
+  "account_name_invalid",
   "fresh_proof_required",
   "invalid_code_format",
   "invalid_code",
@@ -77,12 +76,12 @@ export class LatchkeyError extends Error {
 }
 
 /** A domain result: success with a value, or an expected failure with a stable code. */
-export type Result<T, C extends string = ErrorCode> = { ok: true; value: T } | { ok: false; reason: C; message: string; details?: Record<string, unknown> };
+export type Result<T, C extends ErrorCode = ErrorCode> = { ok: true; value: T } | { ok: false; reason: C; message: string; details?: Record<string, unknown> };
 
 export function ok<T>(value: T): { ok: true; value: T } {
   return { ok: true, value };
 }
 
-export function fail<C extends string>(reason: C, message: string, details?: Record<string, unknown>): { ok: false; reason: C; message: string; details?: Record<string, unknown> } {
+export function fail<C extends ErrorCode>(reason: C, message: string, details?: Record<string, unknown>): { ok: false; reason: C; message: string; details?: Record<string, unknown> } {
   return details === undefined ? { ok: false, reason, message } : { ok: false, reason, message, details };
 }

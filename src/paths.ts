@@ -105,7 +105,7 @@ export class UnsafePathSegmentError extends Error {
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 
 /** One path segment: percent-encoded (so `/`, `?`, `#`, `%`, `\` and non-ASCII stay inside it), never `.` or `..`. */
-export function pathSegment(name: string, value: string): string {
+function pathSegment(name: string, value: string): string {
   if (value === "" || DOT_SEGMENT.test(value)) throw new UnsafePathSegmentError(name);
   return encodeURIComponent(value);
 }

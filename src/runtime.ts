@@ -15,7 +15,7 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export function outboxDirOf(config: Config): string {
+function outboxDirOf(config: Config): string {
   return join(config.dataDir, "outbox");
 }
 

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest, type HTTPMethods } from "fastify";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import helmet from "@fastify/helmet";
@@ -29,6 +29,25 @@ import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
 
+/** Tokens in paths are 43 characters; anything much longer is noise. */
+const MAX_PATH_PARAM_LENGTH = 200;
+/** The order methods are listed in an `Allow` header. */
+const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/**
+ * The methods the routes take at `path` (HEAD wherever GET is, as Fastify answers it), for a 405's `Allow` header;
+ * none for a path no route takes. A part over the parameter length gets none: the router's lookup answers it with
+ * its refusal, which is not a route. (A malformed %-escape never gets here: the router refuses it with a 400 first.)
+ */
+function methodsAt(app: FastifyInstance, path: string): string[] {
+  if (!path.startsWith("/")) return [];
+  if (path.split("/").some((part) => part.length > MAX_PATH_PARAM_LENGTH)) return [];
+  const registered = new Set(app.latchkeyRoutes.map((route) => route.split(" ")[0] ?? ""));
+  const allowed = new Set([...registered].filter((method) => app.findRoute({ method: method as HTTPMethods, url: path }) !== null));
+  if (allowed.has("GET")) allowed.add("HEAD");
+  return [...allowed].sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
+}
+
 export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
   outboxDir?: string | undefined;
@@ -50,8 +69,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Fastify accepts a hop count too (documented), though its type omits it.
     trustProxy: ctx.config.trustProxy as boolean | string[],
-    // Tokens in paths are 43 characters; anything much longer is noise.
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PATH_PARAM_LENGTH },
     // The router's own refusals (a path part over maxParamLength, a broken %-escape) answer in our format, with a
     // stable code, instead of Fastify's bare JSON.
     frameworkErrors: (error, request, reply) => {
@@ -89,7 +107,13 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   registerApiOperations(app);
   app.decorateRequest("csrfCookieIssued", undefined);
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, "not_found", `There is nothing at ${request.method} ${request.url.split("?")[0]}.`));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = methodsAt(app, path);
+    if (allowed.length === 0) return sendError(request, reply, "not_found", `There is nothing at ${request.method} ${path}.`);
+    reply.header("Allow", allowed.join(", "));
+    return sendError(request, reply, "method_not_allowed", `${path} does not take ${request.method}; it takes ${allowed.join(", ")}.`);
+  });
 
   app.addHook("onSend", async (_request, reply, payload) => {
     // Every answer here is about someone's sign-in: never cache it anywhere.
@@ -116,7 +140,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     });
   }
   app.addHook("preHandler", async (request, reply) => {
-    checkCsrf(request, ctx.config);
+    // A request no route takes runs no handler and changes nothing: it answers 404 or 405, not a CSRF refusal.
+    if (!request.is404) checkCsrf(request, ctx.config);
     await loadSession(ctx, request, reply);
     // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open.
     const enforced = enforceTwoFactorPolicy(request, reply);

@@ -29,8 +29,8 @@ for (const dialect of dialects) {
       expectBranded(await new Browser(t.app).get("/no-such-page"), 404);
     });
 
-    it("the page for a method a path does not take (a 404: Latchkey has no 405 page)", async () => {
-      expectBranded(await t.app.inject({ method: "OPTIONS", url: "/login" }), 404);
+    it("the page for a method a path does not take (405)", async () => {
+      expectBranded(await t.app.inject({ method: "OPTIONS", url: "/login" }), 405);
     });
 
     it("the CSRF failure page: no token, and a form from another origin", async () => {

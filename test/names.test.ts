@@ -3,9 +3,9 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { defaultLimits } from "../src/config.js";
 import { connect } from "../src/db/connect.js";
-import { checkName, cleanProviderName } from "../src/auth/emails.js";
+import { checkAccountName, checkName, cleanProviderName } from "../src/auth/emails.js";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
-import { issueSetupLink } from "../src/team/setup.js";
+import { completeSetup, issueSetupLink } from "../src/team/setup.js";
 import { connectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
@@ -40,7 +40,7 @@ describe("checkName, the one check of people's and account names", () => {
   it.each(DECEPTIVE)("refuses %s", (_what, name) => {
     const person = checkName(name, defaultLimits);
     expect(person).toMatchObject({ ok: false, reason: "name_invalid", message: "A name cannot contain invisible characters or text-direction controls." });
-    expect(checkName(name, defaultLimits, "account name")).toMatchObject({ ok: false, message: "An account name cannot contain invisible characters or text-direction controls." });
+    expect(checkAccountName(name, defaultLimits)).toMatchObject({ ok: false, reason: "account_name_invalid", message: "An account name cannot contain invisible characters or text-direction controls." });
   });
 
   it.each(GENUINE)("accepts %s", (name) => {
@@ -77,6 +77,14 @@ for (const dialect of dialects) {
         expect(response.statusCode).toBe(422);
         expect(response.body).toContain('id="f-accountName-error">An account name cannot contain invisible characters or text-direction controls.</p>');
         expect(await t.ctx.db.selectFrom("accounts").select("id").execute()).toHaveLength(0);
+      });
+
+      it("a bad account name and a bad person's name fail with different codes (account_name_invalid, name_invalid), so forms pick the field by code", async () => {
+        const token = (await setupPath()).split("/").pop() as string;
+        const info = { ip: "127.0.0.1", userAgent: "test" };
+        expect(await completeSetup(t.ctx, { token, ...valid, accountName: " ", info })).toMatchObject({ ok: false, reason: "account_name_invalid" });
+        expect(await completeSetup(t.ctx, { token, ...valid, name: " ", info })).toMatchObject({ ok: false, reason: "name_invalid" });
+        expect(await createAccountWithAdmin(t.ctx, { name: "Acme\u202Egnp.exe", adminEmail: "a@example.com" })).toMatchObject({ ok: false, reason: "account_name_invalid" });
       });
 
       it("refuses a person's name with a zero-width space: 422, the message at the name field, nothing created", async () => {

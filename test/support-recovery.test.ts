@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyDueSupportResets, approveSupportRequest, denySupportRequest } from "../src/team/support-recovery.js";
+import { afterWrongCode, codeEntryLockedFor } from "../src/auth/code-limits.js";
 import { dialects, postgresAvailable } from "./helpers/databases.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp } from "./helpers/auth-app.js";
@@ -91,6 +92,21 @@ for (const dialect of dialects) {
       expect(events.map((e) => e.type).sort()).toEqual(["support.approved", "support.confirmed", "support.requested", "support.reset_completed"]);
       const api = new Browser(t.app);
       expect((await api.request("POST", "/api/v1/login", { json: { email: member.email, password: member.password } })).json()).toEqual({ next: "email_link" });
+    });
+
+    it("a completed reset forgets the code-entry lock and its doubling: the next lock is the first length again", async () => {
+      const member = await seedMember(t);
+      await enableAuthApp(t, member);
+      const { limits } = t.config;
+      const info = { ip: "127.0.0.1", userAgent: "test" };
+      expect(await afterWrongCode(t.ctx, member.userId, limits.codeFailuresPerUser, info)).toBe(limits.codeLockSeconds);
+      await ask(t, member.email);
+      const id = await confirmFromInbox(t, member.email);
+      expect((await approveSupportRequest(t.ctx, { id, operator: "alice" })).ok).toBe(true);
+      t.clock.advanceSeconds(HOURS_72);
+      expect(await applyDueSupportResets(t.ctx)).toBe(1);
+      expect(await codeEntryLockedFor(t.ctx, member.userId)).toBe(0);
+      expect(await afterWrongCode(t.ctx, member.userId, limits.codeFailuresPerUser, info)).toBe(limits.codeLockSeconds);
     });
 
     it("the owner can cancel an approved reset from their inbox, and nothing changes", async () => {

@@ -26,6 +26,11 @@ export async function clearCodeFailures(ctx: AppContext, userId: string): Promis
   await ctx.attempts.reset(failKey(userId));
 }
 
+/** Forgets everything about the user's code guessing: the failures, a lock, and the locks remembered for doubling. */
+export async function resetCodeLimits(ctx: AppContext, userId: string): Promise<void> {
+  for (const key of [failKey(userId), lockKey(userId), lockLevelKey(userId)]) await ctx.attempts.reset(key);
+}
+
 /**
  * After a wrong code: the attempt that reaches the limit locks code entry for 15 minutes, doubling with each lock
  * remembered (up to the maximum), and tells the person by email. Returns the lock in seconds, or 0.

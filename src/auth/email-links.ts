@@ -15,14 +15,14 @@ async function secondFactorOf(ctx: Pick<AppContext, "db">, userId: string): Prom
 }
 
 /** Where sign-in links point. Built from the configured public URL only, never from the request's Host header. */
-export function emailLinkUrl(ctx: Pick<AppContext, "config">, token: string): string {
+function emailLinkUrl(ctx: Pick<AppContext, "config">, token: string): string {
   return urlTo(ctx.config.publicUrl, "loginEmailLink", { token });
 }
 
 export type SendLinkFailure = "rate_limited" | "too_many_attempts" | "auth_app_required";
 
 /** What a person reads when "Send a new link" could not send: the link they had is untouched. */
-export const RESEND_MAIL_FAILED = "We could not send the email right now. Try again in a minute; your earlier link still works.";
+const RESEND_MAIL_FAILED = "We could not send the email right now. Try again in a minute; your earlier link still works.";
 
 /**
  * Emails a new sign-in link for a challenge and, once it is sent, voids every older one. Refused while the cooldown

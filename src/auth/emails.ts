@@ -72,16 +72,28 @@ function withoutInvisible(name: string): string {
   return chars.filter((char, index) => !INVISIBLE.test(char) || isNeededJoiner(chars, index)).join("");
 }
 
-/** Display names and account names: trimmed, 1 to `nameMaxLength` code points, nothing invisible or direction-changing. */
-export function checkName(name: string, limits: Limits, what = "name"): Result<string, "name_invalid"> {
+/** People's display names: trimmed, 1 to `nameMaxLength` code points, nothing invisible or direction-changing. */
+export function checkName(name: string, limits: Limits): Result<string, "name_invalid"> {
+  return checkNameText(name, limits, "name_invalid", { article: "a", what: "name" });
+}
+
+/**
+ * Account names, by the same rules as people's names. A code of their own: a form that asks for both (first-run
+ * setup) puts the message at the right field by the code.
+ */
+export function checkAccountName(name: string, limits: Limits): Result<string, "account_name_invalid"> {
+  return checkNameText(name, limits, "account_name_invalid", { article: "an", what: "account name" });
+}
+
+function checkNameText<C extends "name_invalid" | "account_name_invalid">(name: string, limits: Limits, code: C, words: { article: "a" | "an"; what: string }): Result<string, C> {
   const trimmed = name.normalize("NFC").trim();
   const length = [...trimmed].length;
-  const article = /^[aeiou]/i.test(what) ? "an" : "a";
+  const { article, what } = words;
   const capitalArticle = article === "an" ? "An" : "A";
-  if (length === 0) return fail("name_invalid", `Enter ${article} ${what}.`);
-  if (length > limits.nameMaxLength) return fail("name_invalid", `${capitalArticle} ${what} has at most ${limits.nameMaxLength} characters (this one has ${length}).`);
-  if (/\p{Cc}/u.test(trimmed)) return fail("name_invalid", `${capitalArticle} ${what} cannot contain control characters.`);
-  if (withoutInvisible(trimmed) !== trimmed) return fail("name_invalid", `${capitalArticle} ${what} cannot contain invisible characters or text-direction controls.`);
+  if (length === 0) return fail(code, `Enter ${article} ${what}.`);
+  if (length > limits.nameMaxLength) return fail(code, `${capitalArticle} ${what} has at most ${limits.nameMaxLength} characters (this one has ${length}).`);
+  if (/\p{Cc}/u.test(trimmed)) return fail(code, `${capitalArticle} ${what} cannot contain control characters.`);
+  if (withoutInvisible(trimmed) !== trimmed) return fail(code, `${capitalArticle} ${what} cannot contain invisible characters or text-direction controls.`);
   return ok(trimmed);
 }
 

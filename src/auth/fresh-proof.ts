@@ -10,7 +10,7 @@ export function hasFreshProof(ctx: Pick<AppContext, "clock" | "config">, signedI
 }
 
 /** Why an SSO session is refused every factor route (tests look for it: a 403 for another reason does not count). */
-export const SSO_SESSION_MESSAGE = "You signed in with single sign-on: your password and two-factor authentication can only be seen or changed after signing in with your password.";
+const SSO_SESSION_MESSAGE = "You signed in with single sign-on: your password and two-factor authentication can only be seen or changed after signing in with your password.";
 
 declare const passwordLoginBrand: unique symbol;
 

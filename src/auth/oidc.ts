@@ -7,7 +7,7 @@ import { fail, ok, type Result } from "../errors.js";
  * checked by the library). No HTTP server and no database here.
  */
 
-export const SSO_SCOPE = "openid email profile";
+const SSO_SCOPE = "openid email profile";
 
 export interface OidcClientSettings {
   issuer: string;

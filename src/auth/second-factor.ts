@@ -34,7 +34,7 @@ export function totpBox(ctx: Pick<AppContext, "config">): ReturnType<typeof crea
  * Checks a TOTP code for a user. Accepts the current step ± drift, and only a step newer than the last accepted one:
  * the guarded UPDATE of `totp_last_step` makes a code (or an older one) usable once, across browsers and instances.
  */
-export async function acceptTotpCode(ctx: AppContext, userId: string, code: string): Promise<"ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled"> {
+async function acceptTotpCode(ctx: AppContext, userId: string, code: string): Promise<"ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled"> {
   const user = await ctx.db.selectFrom("users").select(["totp_secret_sealed", "totp_last_step", "two_factor_method"]).where("id", "=", userId).executeTakeFirst();
   if (!user || user.two_factor_method !== "auth_app" || user.totp_secret_sealed === null) return "auth_app_not_enabled";
   const secret = totpBox(ctx).open(user.totp_secret_sealed, userId);

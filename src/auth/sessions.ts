@@ -108,7 +108,7 @@ export async function signOut(ctx: Pick<AppContext, "db" | "clock">, signedIn: S
 }
 
 /** Ends one session server-side. Idempotent. */
-export async function revokeSession(ctx: Pick<AppContext, "db">, sessionId: string): Promise<void> {
+async function revokeSession(ctx: Pick<AppContext, "db">, sessionId: string): Promise<void> {
   await ctx.db.deleteFrom("sessions").where("id", "=", sessionId).execute();
 }
 

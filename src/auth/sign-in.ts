@@ -66,7 +66,7 @@ export function passwordBudget(
  * never tells whether an email exists or whether the password was right. `deviceToken` is the browser's device
  * cookie: valid for this user, it moves the attempt from the email's counter to the device's (`passwordBudget`).
  */
-export async function checkPassword(
+async function checkPassword(
   ctx: AppContext,
   input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
 ): Promise<Result<PasswordAccepted, "invalid_credentials" | "too_many_attempts">> {
@@ -126,7 +126,7 @@ export async function checkPassword(
 }
 
 /** The password was right but the first link could not be sent: what the person reads. */
-export const FIRST_LINK_MAIL_FAILED =
+const FIRST_LINK_MAIL_FAILED =
   "Your password was right, but we could not send the sign-in email right now. Try “Send a new link” in a minute; if it keeps failing, tell your administrator.";
 
 /**

@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable, Updateable } from "kysely";
+import type { Generated, Selectable } from "kysely";
 
 /**
  * The one schema of Latchkey, for SQLite and PostgreSQL alike. Times are milliseconds since the epoch (integers,
@@ -151,12 +151,8 @@ export interface AuditEventTable {
 
 export type Account = Selectable<AccountTable>;
 export type User = Selectable<UserTable>;
-export type NewUser = Insertable<UserTable>;
-export type UserUpdate = Updateable<UserTable>;
-export type Membership = Selectable<MembershipTable>;
 export type Session = Selectable<SessionTable>;
 export type Challenge = Selectable<ChallengeTable>;
-export type AuditEvent = Selectable<AuditEventTable>;
 
 export interface TotpSetupTable {
   user_id: string;

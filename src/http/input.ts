@@ -24,12 +24,6 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   throw new LatchkeyError("invalid_request", message);
 }
 
-/**
- * Strings with a generous upper bound: domain rules (password length, email shape) give the precise messages;
- * this bound only keeps absurd input from reaching them (e.g. a 60 KB "email").
- */
-export const boundedString = (max: number): z.ZodString => z.string().max(max);
-
 /** Form fields are strings; a repeated field arrives as an array and is refused by the schema. */
 export const formSchema = <T extends z.ZodRawShape>(shape: T): z.ZodObject<T & { _csrf: z.ZodOptional<z.ZodString> }> =>
   z.object({ ...shape, _csrf: z.string().optional() });

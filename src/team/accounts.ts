@@ -1,7 +1,7 @@
 import type { AppContext } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
-import { checkEmail, checkName } from "../auth/emails.js";
+import { checkAccountName, checkEmail } from "../auth/emails.js";
 import { newId } from "../auth/tokens.js";
 import { createInvitation } from "./invitations.js";
 
@@ -12,8 +12,8 @@ import { createInvitation } from "./invitations.js";
 export async function createAccountWithAdmin(
   ctx: AppContext,
   input: { name: string; adminEmail: string },
-): Promise<Result<{ accountId: string; invitationUrl: string; expiresAt: number }, "name_invalid" | "email_invalid">> {
-  const name = checkName(input.name, ctx.config.limits, "account name");
+): Promise<Result<{ accountId: string; invitationUrl: string; expiresAt: number }, "account_name_invalid" | "email_invalid">> {
+  const name = checkAccountName(input.name, ctx.config.limits);
   if (!name.ok) return name;
   const email = checkEmail(input.adminEmail, ctx.config.limits);
   if (!email.ok) return email;

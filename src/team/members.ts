@@ -36,10 +36,6 @@ export async function listTeamMembers(ctx: Pick<AppContext, "db">, accountId: st
   }));
 }
 
-export function isRole(value: string): value is Role {
-  return value === "admin" || value === "member";
-}
-
 export type MemberFailure = "forbidden" | "member_not_found" | "last_admin";
 
 function requireAdmin(actor: SignedIn): Result<null, "forbidden"> {

@@ -1,7 +1,7 @@
 import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
-import { checkEmail, checkName } from "../auth/emails.js";
+import { checkAccountName, checkEmail, checkName } from "../auth/emails.js";
 import { checkNewPassword, hashPassword, type PasswordProblem } from "../auth/passwords.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { countAccounts } from "./accounts.js";
@@ -23,7 +23,7 @@ export async function issueSetupLink(ctx: AppContext): Promise<{ url: string; ex
   return { url: urlTo(ctx.config.publicUrl, "setup", { token }), expiresAt };
 }
 
-export type SetupFailure = "setup_unavailable" | "name_invalid" | "email_invalid" | PasswordProblem;
+export type SetupFailure = "setup_unavailable" | "account_name_invalid" | "name_invalid" | "email_invalid" | PasswordProblem;
 
 /** True when the link can still create the first account. */
 export async function isSetupLinkOpen(ctx: Pick<AppContext, "db" | "clock">, token: string): Promise<boolean> {
@@ -42,7 +42,7 @@ export async function completeSetup(
   const unavailable = fail("setup_unavailable", "This setup link is not valid any more. Restart Latchkey to print a new one, or use `latchkey account create`.");
   if (!(await isSetupLinkOpen(ctx, input.token))) return unavailable;
   const { limits } = ctx.config;
-  const accountName = checkName(input.accountName, limits, "account name");
+  const accountName = checkAccountName(input.accountName, limits);
   if (!accountName.ok) return accountName;
   const name = checkName(input.name, limits);
   if (!name.ok) return name;

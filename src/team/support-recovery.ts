@@ -4,6 +4,7 @@ import type { Selectable } from "kysely";
 import type { SupportRequestTable, SupportStatus } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
+import { resetCodeLimits } from "../auth/code-limits.js";
 import { checkEmail } from "../auth/emails.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { supportApprovedMessage, supportCompletedMessage, supportConfirmMessage, supportDeniedMessage } from "../mail/messages.js";
@@ -287,9 +288,8 @@ export async function applyDueSupportResets(ctx: AppContext): Promise<number> {
     });
     if (!done) continue;
     applied += 1;
-    // The lock of code entry, if any, goes too: the person starts again from the password.
-    await ctx.attempts.reset(`code:locked:${request.user_id}`);
-    await ctx.attempts.reset(`code:fail:${request.user_id}`);
+    // The lock of code entry, if any, goes too, with its doubling: the person starts again from the password.
+    await resetCodeLimits(ctx, request.user_id);
     await auditEverywhere(ctx, request.user_id, "support.reset_completed", undefined, { requestId: request.id });
     await sendQuietly(ctx, supportCompletedMessage({ to: request.email, productName: ctx.config.productName, signInUrl: urlTo(ctx.config.publicUrl, "login") }));
   }

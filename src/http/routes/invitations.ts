@@ -9,16 +9,18 @@ import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { renderFailure, renderFailurePage } from "../reply.js";
 import { invitationPage, setupPage, type PasswordFormErrors } from "../views/invitations.js";
+import type { ErrorCode } from "../../errors.js";
 import { routes, pathTo } from "../../paths.js";
 
 const acceptForm = formSchema({ name: z.string().max(4096).optional().default(""), password: z.string().max(4096) });
 const setupForm = formSchema({ accountName: z.string().max(4096), name: z.string().max(4096), email: z.string().max(4096), password: z.string().max(4096) });
 
 /** Which form field a domain failure belongs to, so the message appears next to it. */
-function errorsFor(reason: string, message: string): PasswordFormErrors {
+function errorsFor(reason: ErrorCode, message: string): PasswordFormErrors {
   if (reason.startsWith("password_") || reason === "invalid_credentials") return { password: message };
-  if (reason === "email_invalid" || reason === "email_taken") return { email: message };
-  if (reason === "name_invalid") return message.includes("account name") ? { accountName: message } : { name: message };
+  if (reason === "email_invalid") return { email: message };
+  if (reason === "account_name_invalid") return { accountName: message };
+  if (reason === "name_invalid") return { name: message };
   return { form: message };
 }
 
