@@ -10,7 +10,7 @@ import { generateSync } from "otplib";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { PNG } from "pngjs";
 import { DatabaseAttemptStore } from "../src/auth/attempts.js";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "../test/helpers/clock.js";
 import { loadConfig, type Config } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
 import { connect, migrateToLatest } from "../src/db/connect.js";

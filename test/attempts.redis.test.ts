@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DatabaseAttemptStore, RedisAttemptStore } from "../src/auth/attempts.js";
 import { newId } from "../src/auth/tokens.js";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
 import { connect, migrateToLatest, type Dialect, type Store } from "../src/db/connect.js";

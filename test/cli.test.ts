@@ -4,7 +4,7 @@ import { freePort } from "./helpers/ports.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import { connect, migrateToLatest, sqliteFileIn } from "../src/db/connect.js";
 import { DatabaseAttemptStore } from "../src/auth/attempts.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DatabaseAttemptStore } from "../src/auth/attempts.js";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
 import { connect, migrateToLatest, type Dialect, type Store } from "../src/db/connect.js";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { Redis } from "ioredis";
-import { TestClock } from "../../src/clock.js";
+import { TestClock } from "./clock.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { AppContext } from "../../src/context.js";
 import { connect, migrateToLatest, type Dialect } from "../../src/db/connect.js";
