@@ -9,12 +9,11 @@ import jsQRModule from "jsqr";
 import { generateSync } from "otplib";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { PNG } from "pngjs";
-import { DatabaseAttemptStore } from "../src/auth/attempts.js";
 import { TestClock } from "../test/helpers/clock.js";
 import { loadConfig, type Config } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
-import { connect, migrateToLatest } from "../src/db/connect.js";
 import type { MailMessage, Mailer } from "../src/mail/mailer.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 
 /** Keeps every message; tests read the newest link like a person reads their inbox. */
@@ -59,25 +58,25 @@ async function startOnce(port: number): Promise<E2eServer> {
     LATCHKEY_SECRET_KEY: randomBytes(32).toString("base64"),
     LOG_LEVEL: "silent",
   });
-  const store = connect({ databaseUrl: undefined, sqliteFile: join(dataDir, "latchkey.db") });
   const clock = new TestClock();
   const mail = new InboxMailer();
-  const ctx: AppContext = { db: store.db, dialect: store.dialect, config, clock, mailer: mail, attempts: new DatabaseAttemptStore(store.db, clock) };
+  let runtime: Runtime | undefined;
   let app: FastifyInstance | undefined;
   const cleanup = async (): Promise<void> => {
     await app?.close();
-    await store.close();
+    await runtime?.close();
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    await migrateToLatest(store.db);
-    app = await buildApp(ctx, { logger: false });
+    // The runtime `latchkey serve` opens from this configuration (SQLite in the data dir), with the test's clock and inbox.
+    runtime = await openRuntime(config, { clock, mailer: mail, migrate: true });
+    app = await buildApp(runtime.ctx, { logger: false });
     await app.listen({ port, host: "127.0.0.1" });
   } catch (error) {
     await cleanup().catch(() => undefined);
     throw error;
   }
-  return { app, ctx, config, clock, mail, baseUrl, close: cleanup };
+  return { app, ctx: runtime.ctx, config, clock, mail, baseUrl, close: cleanup };
 }
 
 /** A real Latchkey HTTP server on SQLite, on a free loopback port, with a test clock and a readable inbox. */
