@@ -9,7 +9,8 @@ import type { AppContext } from "../src/context.js";
 import type { Dialect } from "../src/db/connect.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
-import { createTestDatabase, dialects, postgresAvailable, REDIS_TEST_URL, type TestDatabase } from "./helpers/databases.js";
+import { createTestDatabase, REDIS_TEST_URL, type TestDatabase } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, MemoryMailer, seedMember, startTestApp, TEST_SECRET_KEY, type TestApp } from "./helpers/app.js";
 
 function range(n: number): number[] {
@@ -87,8 +88,7 @@ describe("Redis attempt store", () => {
   });
 });
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`database attempt store (${dialect})`, () => {
+describeEachDialect("database attempt store", (dialect) => {
     let t: TestApp;
     let store: DatabaseAttemptStore;
     beforeAll(async () => {
@@ -131,8 +131,7 @@ for (const dialect of dialects) {
       await store.reset("reset-me");
       expect(await store.count("reset-me")).toBe(0);
     });
-  });
-}
+});
 
 interface Instance {
   app: FastifyInstance;
@@ -183,8 +182,7 @@ async function startTwoInstances(dialect: Dialect): Promise<{ a: Instance; b: In
   };
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`password attempt limits shared through Redis by two instances (${dialect})`, () => {
+describeEachDialect("password attempt limits shared through Redis by two instances", (dialect) => {
     let two: Awaited<ReturnType<typeof startTwoInstances>>;
     beforeAll(async () => {
       two = await startTwoInstances(dialect);
@@ -235,5 +233,4 @@ for (const dialect of dialects) {
       const paused = await login(two.b.app, member.email, member.password);
       expect(paused.statusCode).toBe(429);
     });
-  });
-}
+});

@@ -1,13 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { defaultLimits } from "../src/config.js";
 
 const BODY_LIMIT = defaultLimits.bodyLimitBytes;
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`bad input (${dialect})`, () => {
+describeEachDialect("bad input", (dialect) => {
     let t: TestApp;
     /** Every response of the suite: none may be a 5xx. */
     const seen: Array<{ label: string; status: number }> = [];
@@ -334,5 +333,4 @@ for (const dialect of dialects) {
       expect(seen.length).toBeGreaterThan(40);
       expect(seen.filter((s) => s.status >= 500)).toEqual([]);
     });
-  });
-}
+});

@@ -2,14 +2,15 @@ import { spawn } from "node:child_process";
 import { freePort } from "./helpers/ports.js";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
 import type { Dialect } from "../src/db/connect.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
-import { createTestDatabase, dialects, postgresAvailable, type TestDatabase } from "./helpers/databases.js";
+import { createTestDatabase, type TestDatabase } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, MemoryMailer, seedMember, TEST_SECRET_KEY } from "./helpers/app.js";
 
 interface Instance {
@@ -122,8 +123,7 @@ class BalancedBrowser {
   }
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`two instances on one database (${dialect})`, () => {
+describeEachDialect("two instances on one database", (dialect) => {
     let cluster: Awaited<ReturnType<typeof startCluster>>;
     let serve: Awaited<ReturnType<typeof startServeProcess>>;
     beforeAll(async () => {
@@ -265,5 +265,4 @@ for (const dialect of dialects) {
       expect(out.status).toBe(204);
       expect((await a.app.inject({ method: "GET", url: "/api/v1/session", headers: { cookie } })).statusCode).toBe(401);
     });
-  });
-}
+});

@@ -6,15 +6,14 @@ import { redactUrl } from "../src/http/request-info.js";
 import type { MailMessage } from "../src/mail/mailer.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { codesOnPage, enableAuthApp, passwordStep, submitRecoveryCode } from "./helpers/auth-app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 
 /**
  * Findings of the security review, each a test that failed before its fix. Both dialects: the PostgreSQL half is
  * where NUL bytes and races show.
  */
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`security review (${dialect})`, () => {
+describeEachDialect("security review", (dialect) => {
     let t: TestApp;
     let idp: TestIdp;
     let ssoAccountId: string;
@@ -172,8 +171,7 @@ for (const dialect of dialects) {
       const done = await browser.get(await idp.signIn(started.json<{ authorizationUrl: string }>().authorizationUrl));
       expect(done.statusCode, done.body.slice(0, 300)).toBe(401);
     });
-  });
-}
+});
 
 describe("request logs", () => {
   it("carry no live token: link tokens in paths and the OIDC code and state are redacted", () => {

@@ -1,13 +1,12 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { issueSetupLink } from "../src/team/setup.js";
 import { hashToken } from "../src/auth/tokens.js";
 
 const ADMIN = { accountName: "Acme Inc.", name: "Ada Lovelace", email: "Ada@Example.com", password: "first admin passphrase" };
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`first-run setup link (${dialect})`, () => {
+describeEachDialect("first-run setup link", (dialect) => {
     let t: TestApp;
     beforeEach(async () => {
       t = await startTestApp(dialect);
@@ -137,5 +136,4 @@ for (const dialect of dialects) {
       expect(await count("accounts")).toBe(0);
       expect((await browser.submit(path, path, ADMIN)).statusCode).toBe(303);
     });
-  });
-}
+});

@@ -1,11 +1,11 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { connectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { codesOnPage, totpCode } from "./helpers/auth-app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 
 /**
@@ -42,8 +42,7 @@ const PERSONAL_PREFIXES = ["/settings", "/api/v1/two-factor"];
 /** The message of the one guard (`passwordLoginFactors`): a 403 for another reason (role, CSRF) does not count. */
 const GUARD_MESSAGE = /signed in with single sign-on/;
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`an SSO session and the password login's factors (${dialect})`, () => {
+describeEachDialect("an SSO session and the password login's factors", (dialect) => {
     let t: TestApp;
     let idp: TestIdp;
     const domain = `corp-${newId().slice(0, 6)}.example`;
@@ -244,5 +243,4 @@ for (const dialect of dialects) {
       const events = await t.ctx.db.selectFrom("audit_events").select("type").where("user_id", "=", member.userId).where("type", "=", "session.reauthenticated").execute();
       expect(events).toEqual([]);
     });
-  });
-}
+});

@@ -7,11 +7,10 @@ import { connectSso, disconnectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`single sign-on with OpenID Connect (${dialect})`, () => {
+describeEachDialect("single sign-on with OpenID Connect", (dialect) => {
     let t: TestApp;
     let idp: TestIdp;
     let accountId: string;
@@ -229,8 +228,7 @@ for (const dialect of dialects) {
       const reconnected = await connectSso(t.ctx, { accountId, issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, domains: [domain, `sub.${domain}`] });
       expect(reconnected.ok).toBe(true);
     });
-  });
-}
+});
 
 /** Runs `latchkey ARGS` from the sources with only the given variables (plus PATH/HOME), as an operator would. */
 function latchkey(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,7 +1,7 @@
 import { TableNode, type KyselyPlugin, type OperationNode } from "kysely";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -10,8 +10,7 @@ const DAY_SECONDS = 24 * 60 * 60;
  * every request gets (input, throttles) run before the answer; the look-up and, for a registered address, the row,
  * the audit events and the email come after it.
  */
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`support request timing (${dialect})`, () => {
+describeEachDialect("support request timing", (dialect) => {
     let t: TestApp;
     let browser: Browser;
     let csrf: string;
@@ -165,5 +164,4 @@ for (const dialect of dialects) {
       const summary = `registered ${median(registered).toFixed(2)} ms, unknown ${median(unknown).toFixed(2)} ms, paired difference ${paired.toFixed(2)} ms`;
       expect(Math.abs(paired), summary).toBeLessThan(0.35 * median(unknown) + 0.2);
     });
-  });
-}
+});

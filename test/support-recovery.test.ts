@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyDueSupportResets, approveSupportRequest, denySupportRequest } from "../src/team/support-recovery.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp } from "./helpers/auth-app.js";
 
@@ -32,8 +32,7 @@ async function confirmFromInbox(t: TestApp, email: string): Promise<string> {
   return id!;
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`support recovery (${dialect})`, () => {
+describeEachDialect("support recovery", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -141,8 +140,7 @@ for (const dialect of dialects) {
       t.clock.advanceSeconds(60 * 60);
       expect((await ask(t, "someone-else@example.com")).statusCode).toBe(200);
     });
-  });
-}
+});
 
 describe("latchkey support (CLI)", () => {
   let dir: string;

@@ -1,11 +1,10 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { csrfFrom, seedMember, signedInBrowser, startTestApp, type Browser, type TestApp } from "./helpers/app.js";
 import { newId } from "../src/auth/tokens.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`team bad input (${dialect})`, () => {
+describeEachDialect("team bad input", (dialect) => {
     let t: TestApp;
     let admin: Awaited<ReturnType<typeof seedMember>>;
     let member: Awaited<ReturnType<typeof seedMember>>;
@@ -158,5 +157,4 @@ for (const dialect of dialects) {
       expect(pending.map((i: { id: string }) => i.id)).toEqual([invitationId]);
       expect((await browser.get("/api/v1/session")).json().role).toBe("admin");
     });
-  });
-}
+});
