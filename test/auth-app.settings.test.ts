@@ -319,4 +319,17 @@ describeEachDialect("auth app settings", (dialect) => {
       const sessions = await t.ctx.db.selectFrom("sessions").select("id").where("user_id", "=", member.userId).execute();
       expect(sessions).toHaveLength(1);
     });
+
+    it("regenerating recovery codes ends the person's other sessions (a credential change)", async () => {
+      const member = await seedMember(t, { accountName: "Regen" });
+      const app = await enableAuthApp(t, member);
+      // Someone signed in elsewhere with one of the old codes.
+      const elsewhere = await passwordStep(t, member);
+      expect((await submitRecoveryCode(elsewhere, app.codes[0])).statusCode).toBe(200);
+      expect((await elsewhere.get("/api/v1/session")).statusCode).toBe(200);
+      const manage = await app.browser.get("/settings/two-factor");
+      expect((await app.browser.request("POST", "/settings/two-factor/recovery-codes", { form: { _csrf: csrfFrom(manage.body) } })).statusCode).toBe(303);
+      expect((await elsewhere.get("/api/v1/session")).statusCode).toBe(401);
+      expect((await app.browser.get("/api/v1/session")).statusCode).toBe(200);
+    });
 });

@@ -110,6 +110,20 @@ describe("mail outbox (no SMTP_URL)", () => {
     expect(response.body).not.toContain("secret outside text");
   });
 
+  it("/dev/mail answers only requests addressed to a loopback name (no DNS rebinding)", async () => {
+    const outbox = mkdtempSync(join(tmpdir(), "latchkey-outbox-"));
+    const app = await buildApp(runtime.ctx, { logger: false, outboxDir: outbox });
+    try {
+      expect((await app.inject({ method: "GET", url: "/dev/mail", headers: { host: "localhost:3000" } })).statusCode).toBe(200);
+      expect((await app.inject({ method: "GET", url: "/dev/mail", headers: { host: "127.0.0.1:3000" } })).statusCode).not.toBe(404);
+      expect((await app.inject({ method: "GET", url: "/dev/mail", headers: { host: "evil.example" } })).statusCode).toBe(404);
+      expect((await app.inject({ method: "GET", url: "/dev/mail/x.eml", headers: { host: "evil.example:3000" } })).statusCode).toBe(404);
+    } finally {
+      await app.close();
+      rmSync(outbox, { recursive: true, force: true });
+    }
+  });
+
   it("without the outboxDir option there is no /dev/mail", async () => {
     const other = await buildApp(runtime.ctx, { logger: false });
     try {

@@ -170,6 +170,14 @@ describeEachDialect("single sign-on with OpenID Connect", (dialect) => {
       expect(await t.ctx.db.selectFrom("users").select("id").where("email", "=", who.email.toLowerCase()).executeTakeFirst()).toBeUndefined();
     });
 
+    it("an identity provider's email with a control character is refused, never a 500", async () => {
+      const browser = new Browser(t.app);
+      const started = await browser.request("POST", "/api/v1/login/sso", { json: { domain } });
+      idp.nextUser = { sub: `sub-${newId().slice(0, 10)}`, email: `bad\u0000name@${domain}`, email_verified: true };
+      const done = await browser.get(await idp.signIn(started.json<{ authorizationUrl: string }>().authorizationUrl));
+      expect(done.statusCode, done.body.slice(0, 300)).toBe(401);
+    });
+
     it("an unknown domain gets a clear answer, on the API and the page", async () => {
       const api = await t.app.inject({ method: "POST", url: "/api/v1/login/sso", payload: { domain: "someone@Unknown-Corp.example" } });
       expect(api.statusCode).toBe(404);

@@ -1,5 +1,6 @@
 import { TableNode, type KyselyPlugin, type OperationNode } from "kysely";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import type { MailMessage } from "../src/mail/mailer.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { describeEachDialect } from "./helpers/dialects.js";
 
@@ -129,6 +130,36 @@ describeEachDialect("support request timing", (dialect) => {
         logged.mockRestore();
       }
       expect(await t.ctx.db.selectFrom("support_requests").select("id").where("user_id", "=", member.userId).execute()).toHaveLength(0);
+    });
+
+    it("/support answers before the email is sent, so a slow mail server does not tell registered addresses apart", async () => {
+      const member = await seedMember(t, { accountName: "Support timing" });
+      const original = t.ctx.mailer;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const held: MailMessage[] = [];
+      t.ctx.mailer = {
+        async send(message) {
+          held.push(message);
+          await gate;
+        },
+        async close() {},
+      };
+      try {
+        const b = new Browser(t.app);
+        const page = await b.get("/support");
+        const answer = await Promise.race([
+          b.request("POST", "/support", { form: { _csrf: csrfFrom(page.body), email: member.email, message: "" } }),
+          new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 2000)),
+        ]);
+        expect(answer === "timeout" ? "timeout" : answer.statusCode).toBe(200);
+        // The confirmation email is sent after the answer, and the held mail server does not hold the answer up.
+        await vi.waitFor(() => expect(held.map((m) => m.to)).toEqual([member.email]));
+      } finally {
+        release();
+        await t.app.afterResponse.settled();
+        t.ctx.mailer = original;
+      }
     });
 
     // Measured on PostgreSQL only: there every query is a round trip and the old extra work of a registered address

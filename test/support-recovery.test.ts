@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyDueSupportResets, approveSupportRequest, denySupportRequest } from "../src/team/support-recovery.js";
+import { newId } from "../src/auth/tokens.js";
 import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp } from "./helpers/auth-app.js";
@@ -129,6 +130,18 @@ describeEachDialect("support recovery", (dialect) => {
       expect(fourth.body).toContain("Too many requests for this address today");
       const bad = await ask(t, "not an email");
       expect(bad.statusCode).toBe(422);
+    });
+
+    it("a support message with a NUL byte is refused with a 4xx whether or not the address has a login", async () => {
+      const member = await seedMember(t, { accountName: "Support" });
+      for (const email of [member.email, `nobody-${newId().slice(0, 8)}@example.com`]) {
+        const b = new Browser(t.app);
+        const response = await b.submit("/support", "/support", { email, message: "lost my phone\u0000" });
+        expect(response.statusCode, `${email}: ${response.body.slice(0, 200)}`).toBe(400);
+      }
+      // Ordinary line breaks stay allowed.
+      const ok = await new Browser(t.app).submit("/support", "/support", { email: member.email, message: "Lost my phone.\r\nCall me\tplease." });
+      expect(ok.statusCode).toBe(200);
     });
 
     it("accepts 10 requests from one IP address an hour and refuses the 11th, for any addresses", async () => {
