@@ -64,12 +64,6 @@ describeEachDialect("bad input", (dialect) => {
         expect(await snapshot()).toEqual(before);
       });
 
-      it("answers an empty JSON body with 400 invalid_json", async () => {
-        const response = await postJson("empty json", "/api/v1/login", "");
-        expect(response.statusCode).toBe(400);
-        expect(response.json().error).toBe("invalid_json");
-      });
-
       it("answers a JSON body trying prototype pollution with 400", async () => {
         const response = await postJson("__proto__", "/api/v1/login", '{"email":"a@example.com","password":"x","__proto__":{"admin":true}}');
         expect(response.statusCode).toBe(400);
@@ -214,11 +208,6 @@ describeEachDialect("bad input", (dialect) => {
           const response = await inject(`${method} ${url}`, { method, url });
           expect(response.statusCode, `${method} ${url}`).toBeGreaterThanOrEqual(400);
         }
-      });
-
-      it("answers an absurdly long link token with 4xx", async () => {
-        const response = await inject("long token", { method: "GET", url: `/login/email/${"A".repeat(5000)}` });
-        expect(response.statusCode).toBeGreaterThanOrEqual(400);
       });
     });
 
