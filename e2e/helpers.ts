@@ -10,28 +10,16 @@ import { generateSync } from "otplib";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { PNG } from "pngjs";
 import { TestClock } from "../test/helpers/clock.js";
+import { MemoryMailer, type Browser as HttpBrowser } from "../test/helpers/app.js";
 import { loadConfig, type Config } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
-import type { MailMessage, Mailer } from "../src/mail/mailer.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 
-/** Keeps every message; tests read the newest link like a person reads their inbox. */
-export class InboxMailer implements Mailer {
-  readonly sent: MailMessage[] = [];
-  async send(message: MailMessage): Promise<void> {
-    this.sent.push(message);
-  }
-  async close(): Promise<void> {}
+/** Keeps every message (the tests' MemoryMailer); tests read the newest link like a person reads their inbox. */
+export class InboxMailer extends MemoryMailer {
   count(to: string): number {
     return this.sent.filter((m) => m.to === to).length;
-  }
-  /** The first URL in the newest message to `to`. */
-  lastLink(to: string): string {
-    const message = [...this.sent].reverse().find((m) => m.to === to);
-    const link = message && /https?:\/\/\S+/.exec(message.text)?.[0];
-    if (!link) throw new Error(`no link in mail to ${to}`);
-    return link;
   }
 }
 
@@ -107,6 +95,14 @@ export const SCREENSHOT_DIR = fileURLToPath(new URL("./screenshots", import.meta
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Gives a browser profile the cookies of an HTTP-level browser (test/helpers/app.ts `Browser`, over `app.inject`):
+ * state a step needs (a signed-in person, a challenge) is set up over HTTP, fast, and the step goes on in Chromium.
+ */
+export async function adoptCookies(context: BrowserContext, from: HttpBrowser, baseUrl: string): Promise<void> {
+  await context.addCookies([...from.cookies].map(([name, value]) => ({ name, value, url: baseUrl })));
 }
 
 /** What GET /api/v1/session answers for the cookies of a browser context. */

@@ -162,7 +162,7 @@ export function csrfFrom(body: string): string {
 }
 
 /** Full email-link sign-in in one browser; returns the browser, signed in. */
-export async function signedInBrowser(t: TestApp, member: { email: string; password: string }): Promise<Browser> {
+export async function signedInBrowser(t: Pick<TestApp, "app" | "mail">, member: { email: string; password: string }): Promise<Browser> {
   const browser = new Browser(t.app);
   const response = await browser.signInWithPassword(member.email, member.password);
   if (response.statusCode !== 303) throw new Error(`password step failed: ${response.statusCode}`);
