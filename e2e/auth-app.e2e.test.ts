@@ -3,9 +3,11 @@ import jsQRModule from "jsqr";
 import { generateSync } from "otplib";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { PNG } from "pngjs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
-import { launchChromium, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
+import { seedMember, signedInBrowser, type Browser as HttpBrowser } from "../test/helpers/app.js";
+import { enableAuthApp, passwordStep, submitRecoveryCode as submitRecoveryCodeOverHttp } from "../test/helpers/auth-app.js";
+import { adoptCookies, launchChromium, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
 
 // jsqr is CommonJS with an ES-style `default` in its types: under NodeNext the function is `.default` of the module.
 const jsQR = jsQRModule.default;
@@ -16,14 +18,23 @@ const jsQR = jsQRModule.default;
  * (downloaded file, print view), scans the QR code (a real QR decoder reads a screenshot of it), confirms with a code
  * computed from what was scanned, then signs in with app codes and recovery codes. Everything is found by its visible
  * label or name; the only thing the test reaches into is the server's clock, which stands in for the phone's.
+ *
+ * Each step is a person of their own, brought to where the step starts by its own setup (seeded in the database, the
+ * earlier pages walked without checks, or the auth app set up over HTTP), so one step failing does not fail the next.
  */
 describe("auth app setup and sign-in in a browser", () => {
   let server: E2eServer;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
 
-  const person = { name: "Grace Hopper", email: "grace@example.com", password: "compiler for the harvard mark" };
   const accountName = "Eckert Mauchly";
+  let people = 0;
+  /** This step's person: a new address for each step. */
+  let person = { name: "Grace Hopper", email: "grace@example.com", password: "compiler for the harvard mark" };
+  beforeEach(() => {
+    people += 1;
+    person = { ...person, email: `grace-${people}@example.com` };
+  });
   const CODE = /^[0-9a-z]{5}-[0-9a-z]{5}-[0-9a-z]{5}$/;
 
   beforeAll(async () => {
@@ -133,16 +144,53 @@ describe("auth app setup and sign-in in a browser", () => {
     await expectNoSession(context);
   }
 
-  // One browser for the whole walk; shared state between the steps below, like a person's day.
-  let main: { context: BrowserContext; page: Page };
-  let savedCodes: string[] = [];
-  let secret = "";
+  /** The person as step 1's invitation leaves them: admin of the account, with a password and the email link; seeded. */
+  async function seedPerson(): Promise<void> {
+    await seedMember(server, { email: person.email, password: person.password, name: person.name, role: "admin", accountName });
+  }
+
+  /** A fresh browser holding the session of `from` (signed in over HTTP), on the home page. */
+  async function pageSignedInAs(from: HttpBrowser): Promise<{ context: BrowserContext; page: Page }> {
+    const main = await newPage();
+    await adoptCookies(main.context, from, server.baseUrl);
+    await main.page.goto("/");
+    await main.page.getByRole("heading", { name: `Welcome, ${person.name}` }).waitFor();
+    return main;
+  }
+
+  /** Where step 2 starts: signed in with the email link, Enable pressed; the page shows step 1 of the setup. */
+  async function atSetupStep1(): Promise<{ context: BrowserContext; page: Page }> {
+    await seedPerson();
+    const main = await pageSignedInAs(await signedInBrowser(server, person));
+    await main.page.goto("/settings/two-factor");
+    await main.page.getByRole("button", { name: "Enable" }).click();
+    await main.page.getByRole("heading", { name: "Step 1 of 3: save your recovery codes" }).waitFor();
+    return main;
+  }
+
+  /** Where step 3 starts: the codes confirmed as saved; the page shows the QR code. */
+  async function atSetupStep2(): Promise<{ context: BrowserContext; page: Page }> {
+    const main = await atSetupStep1();
+    await main.page.getByLabel("I have saved my recovery codes").check();
+    await main.page.getByRole("button", { name: "Next" }).click();
+    await main.page.getByRole("heading", { name: "Step 2 of 3: scan the QR code" }).waitFor();
+    return main;
+  }
+
+  /**
+   * Where steps 4 to 6 start: the auth app set up over HTTP (the key and the ten codes kept, as the person kept them),
+   * and a browser signed in (the session that set it up) on the home page.
+   */
+  async function withAuthApp(): Promise<{ main: { context: BrowserContext; page: Page }; savedCodes: string[]; secret: string }> {
+    await seedPerson();
+    const enabled = await enableAuthApp(server, person);
+    return { main: await pageSignedInAs(enabled.browser), savedCodes: enabled.codes, secret: enabled.secret };
+  }
 
   it("1. signs in with the emailed link and goes Settings → Team Members → Edit your settings → Manage → Enable", async () => {
     const created = await createAccountWithAdmin(server.ctx, { name: accountName, adminEmail: person.email });
     if (!created.ok) throw new Error(created.message);
-    main = await newPage();
-    const { page, context } = main;
+    const { page, context } = await newPage();
     await page.goto(created.value.invitationUrl);
     await page.getByLabel("Name").fill(person.name);
     await page.getByLabel("Password").fill(person.password);
@@ -174,8 +222,8 @@ describe("auth app setup and sign-in in a browser", () => {
   });
 
   it("2. step 1: ten recovery codes, downloaded as a file and printed, then confirmed as saved", async () => {
-    const { page, context } = main;
-    savedCodes = await listedCodes(page);
+    const { page, context } = await atSetupStep1();
+    const savedCodes = await listedCodes(page);
     expect(savedCodes).toHaveLength(10);
     for (const code of savedCodes) expect(code).toMatch(CODE);
     expect(new Set(savedCodes).size).toBe(10);
@@ -223,7 +271,7 @@ describe("auth app setup and sign-in in a browser", () => {
   });
 
   it("3. step 2: the QR code, read from a screenshot by a real decoder, holds the key shown; a code from it confirms", async () => {
-    const { page, context } = main;
+    const { page, context } = await atSetupStep2();
     await screenshot(page, "auth-app-05-qr-code");
     const figure = page.getByRole("figure", { name: "QR code for your authenticator app" });
     expect(await figure.locator("svg").count()).toBe(1);
@@ -238,7 +286,7 @@ describe("auth app setup and sign-in in a browser", () => {
     expect(uri.searchParams.get("algorithm")).toBe("SHA1");
     expect(uri.searchParams.get("digits")).toBe("6");
     expect(uri.searchParams.get("period")).toBe("30");
-    secret = uri.searchParams.get("secret") ?? "";
+    const secret = uri.searchParams.get("secret") ?? "";
     expect(secret).toMatch(/^[A-Z2-7]{32}$/);
 
     // The same key for typing in by hand, in groups of four.
@@ -266,6 +314,7 @@ describe("auth app setup and sign-in in a browser", () => {
   });
 
   it("4. signs out, and signs in with Email + Password and a fresh code from the app", async () => {
+    const { main, secret } = await withAuthApp();
     const { page, context } = main;
     await signOut(page, context);
     const mailsBefore = server.mail.count(person.email);
@@ -286,6 +335,7 @@ describe("auth app setup and sign-in in a browser", () => {
   });
 
   it("5. signs in with a downloaded recovery code; the same code a second time is refused", async () => {
+    const { main, savedCodes } = await withAuthApp();
     const { page, context } = main;
     await signOut(page, context);
     const used = savedCodes[3]!;
@@ -306,6 +356,12 @@ describe("auth app setup and sign-in in a browser", () => {
   });
 
   it("6. regenerates the recovery codes (confirming the password): old codes are refused, new ones work", async () => {
+    const { main, savedCodes } = await withAuthApp();
+    // As step 5 left them: two of the saved codes spent on sign-ins elsewhere, eight left.
+    for (const code of [savedCodes[3]!, savedCodes[4]!]) {
+      const response = await submitRecoveryCodeOverHttp(await passwordStep(server, person), code);
+      if (response.statusCode !== 200) throw new Error(`recovery code sign-in: ${response.statusCode} ${response.body}`);
+    }
     const { page, context } = main;
     // Eleven minutes on: the proof from signing in is stale, so the change asks for the password again.
     server.clock.advanceSeconds(11 * 60);

@@ -1,19 +1,29 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
+import { seedMember } from "../test/helpers/app.js";
 import { launchChromium, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
 
 /**
  * A person in a real browser (Debian chromium) against a real Latchkey server on SQLite: invitation, password,
  * the same-browser email link and each way it is refused. Everything is found by its visible label or name.
+ *
+ * Each step is a person of their own, set up for that step alone (seeded in the database, or signed in through the
+ * browser), so one step failing leaves the others to pass or fail on their own.
  */
 describe("email-link sign-in in a browser", () => {
   let server: E2eServer;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
 
-  const person = { name: "Ada Lovelace", email: "ada@example.com", password: "analytical engine notes 1843" };
   const accountName = "Difference Works";
+  let people = 0;
+  /** This step's person: a new address for each step. */
+  let person = { name: "Ada Lovelace", email: "ada@example.com", password: "analytical engine notes 1843" };
+  beforeEach(() => {
+    people += 1;
+    person = { ...person, email: `ada-${people}@example.com` };
+  });
 
   beforeAll(async () => {
     server = await startE2eServer();
@@ -79,16 +89,25 @@ describe("email-link sign-in in a browser", () => {
     expect(new URL(page.url()).pathname).toBe("/login");
   }
 
-  // The first context: "the browser where you signed in" for the whole walk.
-  let main: { context: BrowserContext; page: Page };
+  /** The person as the invitation leaves them (step 1): admin of the account, with a password; seeded directly. */
+  async function seedPerson(): Promise<void> {
+    await seedMember(server, { email: person.email, password: person.password, name: person.name, role: "admin", accountName });
+  }
+
+  /** A fresh browser in which the person has signed in (password, then the link), on the home page. */
+  async function signedInPage(): Promise<{ context: BrowserContext; page: Page }> {
+    const main = await newPage();
+    await openLink(main.page, await enterPassword(main.page));
+    await expectSignedIn(main.page, main.context);
+    return main;
+  }
 
   it("1. accepts the invitation: name and password, then the sign-in page with a notice", async () => {
     const created = await createAccountWithAdmin(server.ctx, { name: accountName, adminEmail: person.email });
     if (!created.ok) throw new Error(created.message);
     expect(created.value.invitationUrl.startsWith(`${server.baseUrl}/invite/`)).toBe(true);
 
-    main = await newPage();
-    const { page } = main;
+    const { page } = await newPage();
     await openLink(page, created.value.invitationUrl);
     expect(await heading(page)).toBe(`Join ${accountName}`);
     await screenshot(page, "01-invitation");
@@ -108,7 +127,8 @@ describe("email-link sign-in in a browser", () => {
   });
 
   it("2. signs in with the password and the emailed link opened in the same browser", async () => {
-    const { page, context } = main;
+    await seedPerson();
+    const { page, context } = await newPage();
     const link = await enterPassword(page);
     expect(link.startsWith(`${server.baseUrl}/login/email/`)).toBe(true);
     expect(await page.locator("main").innerText()).toContain(person.email);
@@ -130,7 +150,8 @@ describe("email-link sign-in in a browser", () => {
   });
 
   it("3. refuses the link in another browser without spending it; the first browser still signs in with it", async () => {
-    const { page, context } = main;
+    await seedPerson();
+    const { page, context } = await signedInPage();
     await signOut(page);
     await expectNoSession(context);
     await screenshot(page, "05-signed-out");
@@ -149,7 +170,8 @@ describe("email-link sign-in in a browser", () => {
   });
 
   it("4. refuses a link that was already used", async () => {
-    const { page, context } = main;
+    await seedPerson();
+    const { page, context } = await signedInPage();
     await signOut(page);
     const link = await enterPassword(page);
     await openLink(page, link);
@@ -167,7 +189,8 @@ describe("email-link sign-in in a browser", () => {
   });
 
   it("5. refuses an expired link (11 minutes later) and signs nobody in", async () => {
-    const { page, context } = main;
+    await seedPerson();
+    const { page, context } = await newPage();
     const link = await enterPassword(page);
     server.clock.advanceSeconds(11 * 60);
     expect(await openLink(page, link)).toBe(410);
@@ -178,7 +201,8 @@ describe("email-link sign-in in a browser", () => {
   });
 
   it('6. "Send a new link" voids the old link; the new one works', async () => {
-    const { page, context } = main;
+    await seedPerson();
+    const { page, context } = await newPage();
     const oldLink = await enterPassword(page);
     // Asking again at once is refused politely (cooldown); after it, a new link is sent.
     await page.getByRole("button", { name: "Send a new link" }).click();
@@ -203,6 +227,7 @@ describe("email-link sign-in in a browser", () => {
   });
 
   it("7. wrong password: an announced error, the email kept, and the form works from the keyboard", async () => {
+    await seedPerson();
     const { page } = await newPage();
     await page.goto("/login");
     await screenshot(page, "11-login");

@@ -9,30 +9,17 @@ import jsQRModule from "jsqr";
 import { generateSync } from "otplib";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { PNG } from "pngjs";
-import { DatabaseAttemptStore } from "../src/auth/attempts.js";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "../test/helpers/clock.js";
+import { MemoryMailer, type Browser as HttpBrowser } from "../test/helpers/app.js";
 import { loadConfig, type Config } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
-import { connect, migrateToLatest } from "../src/db/connect.js";
-import type { MailMessage, Mailer } from "../src/mail/mailer.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 
-/** Keeps every message; tests read the newest link like a person reads their inbox. */
-export class InboxMailer implements Mailer {
-  readonly sent: MailMessage[] = [];
-  async send(message: MailMessage): Promise<void> {
-    this.sent.push(message);
-  }
-  async close(): Promise<void> {}
+/** Keeps every message (the tests' MemoryMailer); tests read the newest link like a person reads their inbox. */
+export class InboxMailer extends MemoryMailer {
   count(to: string): number {
     return this.sent.filter((m) => m.to === to).length;
-  }
-  /** The first URL in the newest message to `to`. */
-  lastLink(to: string): string {
-    const message = [...this.sent].reverse().find((m) => m.to === to);
-    const link = message && /https?:\/\/\S+/.exec(message.text)?.[0];
-    if (!link) throw new Error(`no link in mail to ${to}`);
-    return link;
   }
 }
 
@@ -59,25 +46,25 @@ async function startOnce(port: number): Promise<E2eServer> {
     LATCHKEY_SECRET_KEY: randomBytes(32).toString("base64"),
     LOG_LEVEL: "silent",
   });
-  const store = connect({ databaseUrl: undefined, sqliteFile: join(dataDir, "latchkey.db") });
   const clock = new TestClock();
   const mail = new InboxMailer();
-  const ctx: AppContext = { db: store.db, dialect: store.dialect, config, clock, mailer: mail, attempts: new DatabaseAttemptStore(store.db, clock) };
+  let runtime: Runtime | undefined;
   let app: FastifyInstance | undefined;
   const cleanup = async (): Promise<void> => {
     await app?.close();
-    await store.close();
+    await runtime?.close();
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    await migrateToLatest(store.db);
-    app = await buildApp(ctx, { logger: false });
+    // The runtime `latchkey serve` opens from this configuration (SQLite in the data dir), with the test's clock and inbox.
+    runtime = await openRuntime(config, { clock, mailer: mail, migrate: true });
+    app = await buildApp(runtime.ctx, { logger: false });
     await app.listen({ port, host: "127.0.0.1" });
   } catch (error) {
     await cleanup().catch(() => undefined);
     throw error;
   }
-  return { app, ctx, config, clock, mail, baseUrl, close: cleanup };
+  return { app, ctx: runtime.ctx, config, clock, mail, baseUrl, close: cleanup };
 }
 
 /** A real Latchkey HTTP server on SQLite, on a free loopback port, with a test clock and a readable inbox. */
@@ -108,6 +95,14 @@ export const SCREENSHOT_DIR = fileURLToPath(new URL("./screenshots", import.meta
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Gives a browser profile the cookies of an HTTP-level browser (test/helpers/app.ts `Browser`, over `app.inject`):
+ * state a step needs (a signed-in person, a challenge) is set up over HTTP, fast, and the step goes on in Chromium.
+ */
+export async function adoptCookies(context: BrowserContext, from: HttpBrowser, baseUrl: string): Promise<void> {
+  await context.addCookies([...from.cookies].map(([name, value]) => ({ name, value, url: baseUrl })));
 }
 
 /** What GET /api/v1/session answers for the cookies of a browser context. */

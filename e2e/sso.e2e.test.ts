@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
 import { connectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
+import { Browser as HttpBrowser } from "../test/helpers/app.js";
 import { startTestIdp, type TestIdentity, type TestIdp } from "../test/helpers/oidc-provider.js";
 import { launchChromium, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
 
@@ -13,6 +14,9 @@ import { launchChromium, screenshot, sessionStatus, startE2eServer, type E2eServ
  * "Continue with SSO" → the hand-over page (meta refresh, under Latchkey's CSP) → the provider → /sso/callback → home,
  * with no Latchkey second factor. The callback is bound to the browser that started it: another browser gets a clear
  * page and no session, and a spent callback cannot be replayed. Everything is found by its visible label or name.
+ *
+ * Each step starts from what it needs alone (a spent callback, an SSO member: made over HTTP by `ssoOverHttp`), so
+ * one step failing does not fail another.
  */
 describe("Sign in with SSO in a browser", () => {
   let server: E2eServer;
@@ -105,7 +109,20 @@ describe("Sign in with SSO in a browser", () => {
     expect((await context.cookies()).some((c) => c.name === "latchkey_session")).toBe(false);
   }
 
-  let spentCallback = "";
+  /**
+   * A whole SSO sign-in of `who` over HTTP (the API, the provider, the callback in the same cookie jar): the person
+   * is then an SSO member, and the returned callback URL is spent.
+   */
+  async function ssoOverHttp(who: TestIdentity): Promise<string> {
+    const http = new HttpBrowser(server.app);
+    const started = await http.request("POST", "/api/v1/login/sso", { json: { domain } });
+    if (started.statusCode !== 200) throw new Error(`SSO start: ${started.statusCode} ${started.body}`);
+    idp.nextUser = who;
+    const callback = await idp.signIn(started.json<{ authorizationUrl: string }>().authorizationUrl);
+    const done = await http.get(callback);
+    if (done.statusCode !== 303) throw new Error(`SSO callback: ${done.statusCode} ${done.body.slice(0, 300)}`);
+    return callback;
+  }
 
   it("1. a person signs in with SSO: work email, hand-over page, the provider, the callback, home; method sso", async () => {
     const { context, page } = await newPage();
@@ -127,7 +144,7 @@ describe("Sign in with SSO in a browser", () => {
     // The way it went: Latchkey's form, the provider (and its interaction), Latchkey's callback, home.
     const callbacks = navigations.filter((u) => u.startsWith(`${server.baseUrl}/sso/callback?`));
     expect(callbacks).toHaveLength(1);
-    spentCallback = callbacks[0]!;
+    const spentCallback = callbacks[0]!;
     const authAt = navigations.findIndex((u) => u.startsWith(`${idp.issuer}/auth?`));
     const callbackAt = navigations.indexOf(spentCallback);
     expect(authAt).toBeGreaterThan(navigations.indexOf(`${server.baseUrl}/login/sso`));
@@ -168,6 +185,7 @@ describe("Sign in with SSO in a browser", () => {
   });
 
   it("3. the spent callback URL opened in another browser is refused with a clear page and signs nobody in", async () => {
+    const spentCallback = await ssoOverHttp(grace);
     expect(spentCallback).not.toBe("");
     const { context, page } = await newPage();
     const response = await page.goto(spentCallback);
@@ -232,6 +250,8 @@ describe("Sign in with SSO in a browser", () => {
   });
 
   it("6. the SSO member's email with any password on the normal sign-in form gets the same answer as a wrong password", async () => {
+    // Grace is an SSO member (signed in with SSO once), with no password login.
+    await ssoOverHttp(grace);
     const { context, page } = await newPage();
     async function tryPassword(email: string, password: string): Promise<string> {
       await page.goto("/login");

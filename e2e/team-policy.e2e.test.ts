@@ -1,7 +1,9 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
-import { authenticatorCode, launchChromium, readQrCode, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
+import { Browser as HttpBrowser, signedInBrowser } from "../test/helpers/app.js";
+import { enableAuthApp } from "../test/helpers/auth-app.js";
+import { adoptCookies, authenticatorCode, launchChromium, readQrCode, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
 
 /**
  * The Account Admin side of the seed, in a real browser (Debian chromium) against a real Latchkey server on SQLite:
@@ -11,6 +13,9 @@ import { authenticatorCode, launchChromium, readQrCode, screenshot, sessionStatu
  * they finish; a member who signs in fresh goes from the email link straight into setup. The Audit log shows it all;
  * the Team Members page shows each member's method and has no per-member switch. Everything is found by its visible
  * label or name; the only thing the test reaches into is the server's clock, which stands in for the phones' clocks.
+ *
+ * Each step is a team of its own (a new account, admin and members), brought to where the step starts by its own
+ * setup over HTTP (the same routes, without a browser: `theStorySoFar`), so one step failing does not fail the next.
  */
 describe("Require auth app for all team members, in a browser", () => {
   let server: E2eServer;
@@ -22,10 +27,18 @@ describe("Require auth app for all team members, in a browser", () => {
     email: string;
     password: string;
   }
-  const admin: Person = { name: "Margaret Hamilton", email: "margaret@example.com", password: "priority displays saved apollo 11" };
-  const katherine: Person = { name: "Katherine Johnson", email: "katherine@example.com", password: "trajectories for friendship seven" };
-  const dorothy: Person = { name: "Dorothy Vaughan", email: "dorothy@example.com", password: "fortran for the west computers" };
   const accountName = "Apollo Guidance";
+  let teams = 0;
+  // This step's team: new addresses for each step.
+  let admin: Person = { name: "Margaret Hamilton", email: "margaret@example.com", password: "priority displays saved apollo 11" };
+  let katherine: Person = { name: "Katherine Johnson", email: "katherine@example.com", password: "trajectories for friendship seven" };
+  let dorothy: Person = { name: "Dorothy Vaughan", email: "dorothy@example.com", password: "fortran for the west computers" };
+  beforeEach(() => {
+    teams += 1;
+    admin = { ...admin, email: `margaret-${teams}@example.com` };
+    katherine = { ...katherine, email: `katherine-${teams}@example.com` };
+    dorothy = { ...dorothy, email: `dorothy-${teams}@example.com` };
+  });
 
   beforeAll(async () => {
     server = await startE2eServer();
@@ -159,15 +172,79 @@ describe("Require auth app for all team members, in a browser", () => {
     await page.getByRole("button", { name: "Enable" }).waitFor();
   }
 
-  let adminTab: { context: BrowserContext; page: Page };
-  let katherineTab: { context: BrowserContext; page: Page };
-  let dorothyTab: { context: BrowserContext; page: Page };
+  /** Opens `person`'s invitation (the emailed one unless given) over HTTP and chooses their name and password. */
+  async function acceptInvitationOverHttp(person: Person, invitationUrl = server.mail.lastLink(person.email)): Promise<void> {
+    later(20);
+    const path = new URL(invitationUrl).pathname;
+    const accepted = await new HttpBrowser(server.app).submit(path, path, { name: person.name, password: person.password });
+    if (accepted.statusCode !== 303) throw new Error(`accepting the invitation of ${person.email}: ${accepted.statusCode}`);
+  }
+
+  /** Password and emailed link over HTTP: a signed-in cookie jar. */
+  async function signInOverHttp(person: Person): Promise<HttpBrowser> {
+    later();
+    const signedIn = await signedInBrowser(server, person);
+    later(15);
+    return signedIn;
+  }
+
+  /** The admin invites `person` as a member over the API; the person accepts. */
+  async function inviteOverHttp(adminHttp: HttpBrowser, person: Person): Promise<void> {
+    later();
+    const invited = await adminHttp.request("POST", "/api/v1/team/invitations", { json: { email: person.email, role: "member" } });
+    if (invited.statusCode !== 201) throw new Error(`inviting ${person.email}: ${invited.statusCode} ${invited.body}`);
+    await acceptInvitationOverHttp(person);
+  }
+
+  /** The auth app set up over HTTP in `http`'s session, as a person would through the pages. */
+  async function setUpAuthAppOverHttp(http: HttpBrowser, person: Person): Promise<void> {
+    later();
+    await enableAuthApp(server, person, http);
+    later(20);
+  }
+
+  /** Step 3 over HTTP: the admin sets up the auth app, then requires it. */
+  async function requireAuthAppOverHttp(adminHttp: HttpBrowser): Promise<void> {
+    await setUpAuthAppOverHttp(adminHttp, admin);
+    later();
+    const required = await adminHttp.request("PUT", "/api/v1/policy", { json: { policy: "auth_app_required" } });
+    if (required.statusCode !== 200) throw new Error(`requiring the auth app: ${required.statusCode} ${required.body}`);
+  }
+
+  /**
+   * What the steps before `step` did, over HTTP, for this step's team: 1. the account and its admin (the invitation,
+   * then signed in); 2. Katherine invited, accepted and signed in; 3. the admin's auth app, then the policy required;
+   * 4. Katherine sets it up; 5. Dorothy invited, signed in fresh, and set up. Returns the signed-in cookie jars.
+   */
+  async function theStorySoFar(step: 2 | 3 | 5 | 6): Promise<{ adminHttp: HttpBrowser; katherineHttp: HttpBrowser | undefined }> {
+    const created = await createAccountWithAdmin(server.ctx, { name: accountName, adminEmail: admin.email });
+    if (!created.ok) throw new Error(created.message);
+    await acceptInvitationOverHttp(admin, created.value.invitationUrl);
+    const adminHttp = await signInOverHttp(admin);
+    if (step === 2) return { adminHttp, katherineHttp: undefined };
+    await inviteOverHttp(adminHttp, katherine);
+    const katherineHttp = await signInOverHttp(katherine);
+    if (step === 3) return { adminHttp, katherineHttp };
+    await requireAuthAppOverHttp(adminHttp);
+    if (step === 5) return { adminHttp, katherineHttp };
+    await setUpAuthAppOverHttp(katherineHttp, katherine);
+    await inviteOverHttp(adminHttp, dorothy);
+    await setUpAuthAppOverHttp(await signInOverHttp(dorothy), dorothy);
+    return { adminHttp, katherineHttp };
+  }
+
+  /** A browser tab holding the session of `http`, on the home page. */
+  async function tabSignedInAs(http: HttpBrowser): Promise<{ context: BrowserContext; page: Page }> {
+    const tab = await newPage();
+    await adoptCookies(tab.context, http, server.baseUrl);
+    await tab.page.goto("/");
+    return tab;
+  }
 
   it("1. an admin without the auth app finds Enable Auth App disabled, with the reason and a link to set it up", async () => {
     const created = await createAccountWithAdmin(server.ctx, { name: accountName, adminEmail: admin.email });
     if (!created.ok) throw new Error(created.message);
-    adminTab = await newPage();
-    const { page, context } = adminTab;
+    const { page, context } = await newPage();
     await page.goto(created.value.invitationUrl);
     await page.getByLabel("Name").fill(admin.name);
     await page.getByLabel("Password", { exact: true }).fill(admin.password);
@@ -199,7 +276,7 @@ describe("Require auth app for all team members, in a browser", () => {
   });
 
   it("2. the admin invites a member from Team Members; the member accepts, signs in with the email link, and shows as Email link", async () => {
-    const { page } = adminTab;
+    const { page } = await tabSignedInAs((await theStorySoFar(2)).adminHttp);
     await openSettings(page, "Team Members");
     await page.getByLabel("Email", { exact: true }).fill(katherine.email);
     await page.getByLabel("Role", { exact: true }).selectOption({ label: "Member" });
@@ -207,7 +284,7 @@ describe("Require auth app for all team members, in a browser", () => {
     await page.getByRole("status").filter({ hasText: "Invitation sent." }).waitFor();
     expect(await memberCells(page, katherine.email)).toMatchObject({ Role: "Member", Status: "Invited" });
 
-    katherineTab = await newPage();
+    const katherineTab = await newPage();
     await acceptInvitation(katherineTab.page, katherine);
     await signInWithEmailLink(katherineTab.page, katherine);
     await expectHome(katherineTab.page, katherine);
@@ -224,7 +301,7 @@ describe("Require auth app for all team members, in a browser", () => {
   });
 
   it("3. the admin sets up the auth app, returns to Security, sees how many members it affects, and clicks Enable Auth App", async () => {
-    const { page, context } = adminTab;
+    const { page, context } = await tabSignedInAs((await theStorySoFar(3)).adminHttp);
     await openSettings(page, "Team Members");
     await page.getByRole("link", { name: "Edit your settings" }).click();
     await page.getByRole("heading", { name: "Your settings" }).waitFor();
@@ -257,7 +334,11 @@ describe("Require auth app for all team members, in a browser", () => {
   });
 
   it("4. the member, already signed in, lands on setup at the next click, can reach nothing else, sets it up, and carries on", async () => {
-    const { page, context } = katherineTab;
+    // Katherine's tab shows the home page from before the admin required the auth app.
+    const story = await theStorySoFar(3);
+    const { page, context } = await tabSignedInAs(story.katherineHttp!);
+    await page.getByRole("heading", { name: `Welcome, ${katherine.name}` }).waitFor();
+    await requireAuthAppOverHttp(story.adminHttp);
     // The member's page is still the home page from before the change. Eleven minutes later they click Settings.
     expect(path(page)).toBe("/");
     server.clock.advanceSeconds(11 * 60);
@@ -298,14 +379,14 @@ describe("Require auth app for all team members, in a browser", () => {
   });
 
   it("5. a member who signs in fresh goes from the email link straight into setup", async () => {
-    const { page } = adminTab;
+    const { page } = await tabSignedInAs((await theStorySoFar(5)).adminHttp);
     await openSettings(page, "Team Members");
     await page.getByLabel("Email", { exact: true }).fill(dorothy.email);
     await page.getByLabel("Role", { exact: true }).selectOption({ label: "Member" });
     await page.getByRole("button", { name: "Send invitation" }).click();
     await page.getByRole("status").filter({ hasText: "Invitation sent." }).waitFor();
 
-    dorothyTab = await newPage();
+    const dorothyTab = await newPage();
     await acceptInvitation(dorothyTab.page, dorothy);
     await signInWithEmailLink(dorothyTab.page, dorothy);
     await expectForcedSetupPage(dorothyTab.page);
@@ -322,7 +403,7 @@ describe("Require auth app for all team members, in a browser", () => {
   });
 
   it("6. the admin's Audit log lists the policy change, the invitations and the sign-ins; the filters work", async () => {
-    const { page } = adminTab;
+    const { page } = await tabSignedInAs((await theStorySoFar(6)).adminHttp);
     await openSettings(page, "Audit log");
     expect(path(page)).toBe("/settings/audit");
     await screenshot(page, "team-policy-08-audit-log");
@@ -395,7 +476,7 @@ describe("Require auth app for all team members, in a browser", () => {
   });
 
   it("7. Team Members shows everyone's method as Auth app, and there is no per-member 2FA switch", async () => {
-    const { page } = adminTab;
+    const { page } = await tabSignedInAs((await theStorySoFar(6)).adminHttp);
     await openSettings(page, "Team Members");
     for (const person of [admin, katherine, dorothy]) {
       expect(await memberCells(page, person.email)).toMatchObject({ Name: person.email === admin.email ? `${person.name} (you)` : person.name, "Two-factor authentication": "Auth app", Status: "Active" });

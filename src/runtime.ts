@@ -19,11 +19,17 @@ function outboxDirOf(config: Config): string {
   return join(config.dataDir, "outbox");
 }
 
+export interface RuntimeOptions {
+  clock?: Clock;
+  mailer?: Mailer;
+  onOutboxMessage?: (file: string, message: MailMessage) => void;
+  migrate?: boolean;
+  /** Prefix of the attempt counters' keys in Redis: tests give each app its own, so parallel test files never share counters. */
+  attemptKeyPrefix?: string;
+}
+
 /** Opens what a configuration names: the database, Redis (if set), the mail transport. */
-export async function openRuntime(
-  config: Config,
-  options: { clock?: Clock; mailer?: Mailer; onOutboxMessage?: (file: string, message: MailMessage) => void; migrate?: boolean } = {},
-): Promise<Runtime> {
+export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
   if (options.migrate) await migrateToLatest(store.db);
   const clock = options.clock ?? systemClock;
@@ -39,7 +45,7 @@ export async function openRuntime(
     config,
     clock,
     mailer,
-    attempts: redis ? new RedisAttemptStore(redis) : new DatabaseAttemptStore(store.db, clock),
+    attempts: redis ? new RedisAttemptStore(redis, options.attemptKeyPrefix) : new DatabaseAttemptStore(store.db, clock),
   };
   return {
     ctx,

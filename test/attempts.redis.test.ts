@@ -3,12 +3,14 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DatabaseAttemptStore, RedisAttemptStore } from "../src/auth/attempts.js";
 import { newId } from "../src/auth/tokens.js";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
-import { connect, migrateToLatest, type Dialect, type Store } from "../src/db/connect.js";
+import type { Dialect } from "../src/db/connect.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
-import { createTestDatabase, dialects, postgresAvailable, REDIS_TEST_URL, type TestDatabase } from "./helpers/databases.js";
+import { createTestDatabase, REDIS_TEST_URL, type TestDatabase } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, MemoryMailer, seedMember, startTestApp, TEST_SECRET_KEY, type TestApp } from "./helpers/app.js";
 
 function range(n: number): number[] {
@@ -86,8 +88,7 @@ describe("Redis attempt store", () => {
   });
 });
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`database attempt store (${dialect})`, () => {
+describeEachDialect("database attempt store", (dialect) => {
     let t: TestApp;
     let store: DatabaseAttemptStore;
     beforeAll(async () => {
@@ -130,8 +131,7 @@ for (const dialect of dialects) {
       await store.reset("reset-me");
       expect(await store.count("reset-me")).toBe(0);
     });
-  });
-}
+});
 
 interface Instance {
   app: FastifyInstance;
@@ -154,18 +154,14 @@ async function startTwoInstances(dialect: Dialect): Promise<{ a: Instance; b: In
   });
   const prefix = `latchkey-test:${newId()}:`;
   const clock = new TestClock();
-  const stores: Store[] = [];
-  const clients: Redis[] = [];
+  const runtimes: Runtime[] = [];
   async function instance(): Promise<Instance> {
-    const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: database.sqliteFile });
-    stores.push(store);
-    await migrateToLatest(store.db);
-    const redis = new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: 1 });
-    clients.push(redis);
-    const ctx: AppContext = { db: store.db, dialect: store.dialect, config, clock, mailer: new MemoryMailer(), attempts: new RedisAttemptStore(redis, prefix) };
-    const app = await buildApp(ctx, { logger: false });
+    // Each instance opens its own database connection and its own Redis client, as `latchkey serve` does.
+    const runtime = await openRuntime(config, { clock, mailer: new MemoryMailer(), migrate: true, attemptKeyPrefix: prefix });
+    runtimes.push(runtime);
+    const app = await buildApp(runtime.ctx, { logger: false });
     await app.ready();
-    return { app, ctx, close: () => app.close() };
+    return { app, ctx: runtime.ctx, close: () => app.close() };
   }
   const a = await instance();
   const b = await instance();
@@ -179,15 +175,14 @@ async function startTwoInstances(dialect: Dialect): Promise<{ a: Instance; b: In
       await a.close();
       await b.close();
       await deleteKeys(admin, prefix);
-      for (const c of [...clients, admin]) c.disconnect();
-      for (const s of stores) await s.close();
+      admin.disconnect();
+      for (const runtime of runtimes) await runtime.close();
       await database.drop();
     },
   };
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`password attempt limits shared through Redis by two instances (${dialect})`, () => {
+describeEachDialect("password attempt limits shared through Redis by two instances", (dialect) => {
     let two: Awaited<ReturnType<typeof startTwoInstances>>;
     beforeAll(async () => {
       two = await startTwoInstances(dialect);
@@ -238,5 +233,4 @@ for (const dialect of dialects) {
       const paused = await login(two.b.app, member.email, member.password);
       expect(paused.statusCode).toBe(429);
     });
-  });
-}
+});

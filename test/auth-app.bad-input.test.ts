@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { hashToken } from "../src/auth/tokens.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, totpCode, wrongCode, type EnabledAuthApp } from "./helpers/auth-app.js";
 
@@ -60,8 +60,7 @@ const recoveryCodes: Case[] = [
   ].map(([name, code]) => ({ name: name as string, body: { code }, error: "invalid_code_format", message: /15 letters and digits/ })),
 ];
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`auth app bad input (${dialect})`, () => {
+describeEachDialect("auth app bad input", (dialect) => {
     let t: TestApp;
     let member: Awaited<ReturnType<typeof seedMember>> & EnabledAuthApp;
     beforeAll(async () => {
@@ -204,5 +203,4 @@ for (const dialect of dialects) {
       const user = await t.ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", other.userId).executeTakeFirstOrThrow();
       expect(user.two_factor_method).toBe("email_link");
     });
-  });
-}
+});

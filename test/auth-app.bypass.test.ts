@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp } from "./helpers/auth-app.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`an auth-app user cannot finish with an email link (${dialect})`, () => {
+describeEachDialect("an auth-app user cannot finish with an email link", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -42,5 +41,4 @@ for (const dialect of dialects) {
       expect(opened.body).toContain("now uses an authenticator app");
       expect((await early.get("/api/v1/session")).statusCode).toBe(401);
     });
-  });
-}
+});

@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { csrfFrom, seedMember, startTestApp, Browser, type TestApp } from "./helpers/app.js";
 import { codesOnPage, enableAuthApp, passwordStep, STEP_SECONDS, submitCode, submitRecoveryCode, totpCode } from "./helpers/auth-app.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`auth app codes (${dialect})`, () => {
+describeEachDialect("auth app codes", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -273,5 +272,4 @@ for (const dialect of dialects) {
       // Notices never carry a code.
       for (const message of t.mail.sent.filter((m) => m.to === member.email)) for (const code of codes) expect(message.text).not.toContain(code);
     });
-  });
-}
+});

@@ -1,14 +1,13 @@
 import { generateSync } from "otplib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { csrfFrom, seedMember, signedInBrowser, startTestApp, Browser, type TestApp } from "./helpers/app.js";
 
 function codeFor(secret: string, nowMs: number): string {
   return generateSync({ secret, epoch: Math.floor(nowMs / 1000) });
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`auth app setup and sign-in (${dialect})`, () => {
+describeEachDialect("auth app setup and sign-in", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -74,5 +73,4 @@ for (const dialect of dialects) {
       expect(reused.statusCode).toBe(401);
       expect(reused.json().error).toBe("invalid_code");
     });
-  });
-}
+});

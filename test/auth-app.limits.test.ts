@@ -1,8 +1,8 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultLimits } from "../src/config.js";
 import { hashToken } from "../src/auth/tokens.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, submitRecoveryCode, totpCode, UNISSUED_RECOVERY_CODE, wrongCode } from "./helpers/auth-app.js";
 
@@ -19,8 +19,7 @@ function expectLocked(response: LightMyRequestResponse, aboutSeconds: number): v
   expect(retryAfter).toBeLessThanOrEqual(aboutSeconds);
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`auth app guessing limits (${dialect})`, () => {
+describeEachDialect("auth app guessing limits", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -249,9 +248,9 @@ for (const dialect of dialects) {
       expect((await submitRecoveryCode(f, member.codes[1])).statusCode).toBe(200);
       expect(await t.ctx.db.selectFrom("attempt_counters").select("count").where("key", "=", `code:fail:${member.userId}`).executeTakeFirst()).toBeUndefined();
     });
-  });
+});
 
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`auth app guessing limits with Redis counters (${dialect})`, () => {
+describeEachDialect("auth app guessing limits with Redis counters", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect, { redis: true });
@@ -279,5 +278,4 @@ for (const dialect of dialects) {
       const sessions = await t.ctx.db.selectFrom("sessions").select("id").where("user_id", "=", member.userId).execute();
       expect(sessions).toHaveLength(1);
     });
-  });
-}
+});

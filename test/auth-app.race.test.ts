@@ -1,15 +1,14 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultLimits } from "../src/config.js";
 import { hashToken } from "../src/auth/tokens.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { seedMember, startTestApp, type Browser, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, submitRecoveryCode, totpCode, wrongCode } from "./helpers/auth-app.js";
 
 const PARALLEL = 20;
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`auth app redemption races (${dialect})`, () => {
+describeEachDialect("auth app redemption races", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -135,5 +134,4 @@ for (const dialect of dialects) {
       const after = await submitCode(await passwordStep(t, member), totpCode(t, secret));
       expect(after.statusCode).toBe(429);
     });
-  });
-}
+});

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultLimits } from "../src/config.js";
 import type { Database } from "../src/db/schema.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { codesOnPage, enableAuthApp, passwordStep, STEP_SECONDS, submitCode, submitRecoveryCode, totpCode } from "./helpers/auth-app.js";
 
@@ -42,8 +42,7 @@ function needlesFor(secret: string | null, codes: string[]): string[] {
   return out;
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`auth app settings (${dialect})`, () => {
+describeEachDialect("auth app settings", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -320,5 +319,17 @@ for (const dialect of dialects) {
       const sessions = await t.ctx.db.selectFrom("sessions").select("id").where("user_id", "=", member.userId).execute();
       expect(sessions).toHaveLength(1);
     });
-  });
-}
+
+    it("regenerating recovery codes ends the person's other sessions (a credential change)", async () => {
+      const member = await seedMember(t, { accountName: "Regen" });
+      const app = await enableAuthApp(t, member);
+      // Someone signed in elsewhere with one of the old codes.
+      const elsewhere = await passwordStep(t, member);
+      expect((await submitRecoveryCode(elsewhere, app.codes[0])).statusCode).toBe(200);
+      expect((await elsewhere.get("/api/v1/session")).statusCode).toBe(200);
+      const manage = await app.browser.get("/settings/two-factor");
+      expect((await app.browser.request("POST", "/settings/two-factor/recovery-codes", { form: { _csrf: csrfFrom(manage.body) } })).statusCode).toBe(303);
+      expect((await elsewhere.get("/api/v1/session")).statusCode).toBe(401);
+      expect((await app.browser.get("/api/v1/session")).statusCode).toBe(200);
+    });
+});

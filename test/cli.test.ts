@@ -4,11 +4,11 @@ import { freePort } from "./helpers/ports.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import { connect, migrateToLatest, sqliteFileIn } from "../src/db/connect.js";
-import { DatabaseAttemptStore } from "../src/auth/attempts.js";
 import { hashToken, newId } from "../src/auth/tokens.js";
+import { openRuntime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { Browser, MemoryMailer, signedInBrowser, type TestApp } from "./helpers/app.js";
 
@@ -122,12 +122,11 @@ describe("latchkey CLI", () => {
       run = await latchkey(["account", "create", "--name", "Acme", "--admin-email", "a@example.com"], { LATCHKEY_DATA_DIR: dir });
       // The same SQLite file and secret key the CLI used, served by an in-process app.
       const config = loadConfig({ LATCHKEY_DATA_DIR: dir, LOG_LEVEL: "silent" });
-      const store = connect({ databaseUrl: undefined, sqliteFile: sqliteFileIn(dir) });
       const clock = new TestClock();
       const mail = new MemoryMailer();
-      const ctx = { db: store.db, dialect: store.dialect, config, clock, mailer: mail, attempts: new DatabaseAttemptStore(store.db, clock) };
-      const app = await buildApp(ctx, { logger: false });
-      t = { app, ctx, mail, clock, config, close: async () => (await app.close(), await store.close()) };
+      const runtime = await openRuntime(config, { clock, mailer: mail });
+      const app = await buildApp(runtime.ctx, { logger: false });
+      t = { app, ctx: runtime.ctx, mail, clock, config, close: async () => (await app.close(), await runtime.close()) };
     });
     afterAll(async () => {
       await t?.close();

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 
 const EVIL = "https://evil.example";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`CSRF protection (${dialect})`, () => {
+describeEachDialect("CSRF protection", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -205,5 +204,4 @@ for (const dialect of dialects) {
         expect(response.statusCode).toBe(200);
       });
     });
-  });
-}
+});

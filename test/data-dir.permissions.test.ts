@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { openRuntime } from "../src/runtime.js";
 import { seedMember, TEST_SECRET_KEY } from "./helpers/app.js";
-import { createTestDatabase, dialects, postgresAvailable } from "./helpers/databases.js";
+import { createTestDatabase } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 function modeOf(path: string): string {
   return (statSync(path).mode & 0o777).toString(8).padStart(4, "0");
@@ -67,8 +68,7 @@ describe("data files (sqlite)", () => {
   });
 });
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`data directory (${dialect})`, () => {
+describeEachDialect("data directory", (dialect) => {
     it("Latchkey creates its data directory and outbox readable by the service user only (0700)", async () => {
       const database = await createTestDatabase(dialect);
       const dataDir = freshDataDir();
@@ -84,5 +84,4 @@ for (const dialect of dialects) {
         await database.drop();
       }
     });
-  });
-}
+});

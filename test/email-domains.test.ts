@@ -5,7 +5,7 @@ import { connectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 
 /**
@@ -29,8 +29,7 @@ describe("checkEmail and normalizeEmail: one spelling of a domain", () => {
   });
 });
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`email domains (${dialect})`, () => {
+describeEachDialect("email domains", (dialect) => {
     let t: TestApp;
     let idp: TestIdp;
     let admin: Awaited<ReturnType<typeof seedMember>>;
@@ -84,5 +83,4 @@ for (const dialect of dialects) {
       expect(response.statusCode).toBe(422);
       expect(response.json()).toMatchObject({ error: "email_invalid", message: expect.stringContaining("no dot at its start or end") });
     });
-  });
-}
+});

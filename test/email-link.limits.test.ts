@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { defaultLimits } from "../src/config.js";
 import { hashToken } from "../src/auth/tokens.js";
@@ -10,8 +10,7 @@ const CHALLENGE_TTL = defaultLimits.challengeTtlSeconds;
 const COOLDOWN = defaultLimits.emailLinkResendCooldownSeconds;
 const MAX_SENDS = defaultLimits.emailLinkMaxSendsPerChallenge;
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`email link limits (${dialect})`, () => {
+describeEachDialect("email link limits", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -318,5 +317,4 @@ for (const dialect of dialects) {
         expect((await browser.get(link)).statusCode).toBe(303);
       });
     });
-  });
-}
+});

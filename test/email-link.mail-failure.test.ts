@@ -1,8 +1,8 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
 import type { MailMessage } from "../src/mail/mailer.js";
 import { Browser, csrfFrom, MemoryMailer, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 /** A mailer whose SMTP server can be switched off. */
 class FlakyMailer extends MemoryMailer {
@@ -22,8 +22,7 @@ const RESEND_FAILED = "We could not send the email right now. Try again in a min
  * with no working link and an error page (review issue 7). Now: send first, void after; a mail failure is a 503
  * `mail_unavailable` that keeps what worked.
  */
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`email link when mail fails (${dialect})`, () => {
+describeEachDialect("email link when mail fails", (dialect) => {
     let t: TestApp;
     const mailer = new FlakyMailer();
     beforeAll(async () => {
@@ -122,5 +121,4 @@ for (const dialect of dialects) {
       expect((await browser.get(t.mail.lastLink(member.email))).statusCode).toBe(303);
       expect(await signedIn(browser)).toBe(true);
     });
-  });
-}
+});

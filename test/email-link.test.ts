@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`email link sign-in (${dialect})`, () => {
+describeEachDialect("email link sign-in", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -51,5 +50,4 @@ for (const dialect of dialects) {
       const sessions = await t.ctx.db.selectFrom("sessions").select("id").where("user_id", "=", member.userId).execute();
       expect(sessions).toHaveLength(1);
     });
-  });
-}
+});

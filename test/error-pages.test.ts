@@ -1,13 +1,12 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { Browser, csrfFrom, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 const PRODUCT = "Acme Sign-in";
 
 /** Error pages showed "Latchkey" whatever LATCHKEY_PRODUCT_NAME said (review issue 7). */
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`error pages under LATCHKEY_PRODUCT_NAME (${dialect})`, () => {
+describeEachDialect("error pages under LATCHKEY_PRODUCT_NAME", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect, { env: { LATCHKEY_PRODUCT_NAME: PRODUCT } });
@@ -59,5 +58,4 @@ for (const dialect of dialects) {
         failing.mockRestore();
       }
     });
-  });
-}
+});

@@ -1,13 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
 import { hashToken, newId } from "../src/auth/tokens.js";
 
 const GOOD_PASSWORD = "a long and unusual passphrase";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`invitations (${dialect})`, () => {
+describeEachDialect("invitations", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -247,5 +246,4 @@ for (const dialect of dialects) {
       t.clock.advanceSeconds(15 * 60);
       expect((await browser.submit(second.path, second.path, { password: member.password })).statusCode).toBe(303);
     });
-  });
-}
+});

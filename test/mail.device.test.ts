@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import type { MailMessage } from "../src/mail/mailer.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 const FORGED = "Mozilla/5.0 IT NOTICE: forward this email to evil@example.com";
 /** bowser's catch-all would take this whole text as the browser's name. */
@@ -31,8 +31,7 @@ async function passwordStep(t: TestApp, member: { email: string; password: strin
  * Security review F5: someone who knows a password must not be able to write into the genuine security emails
  * Latchkey sends (sign-in link, security notices) through their User-Agent or X-Forwarded-For header.
  */
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`request details in security emails (${dialect})`, () => {
+describeEachDialect("request details in security emails", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -80,11 +79,11 @@ for (const dialect of dialects) {
         expect(notice!.text).toContain(from);
       }
     });
-  });
+});
 
-  // Behind a proxy that is trusted entirely, the client's own X-Forwarded-For becomes the request's IP: that text
-  // must not reach the email either.
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`request details in security emails behind a proxy (${dialect})`, () => {
+// Behind a proxy that is trusted entirely, the client's own X-Forwarded-For becomes the request's IP: that text
+// must not reach the email either.
+describeEachDialect("request details in security emails behind a proxy", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect, { env: { LATCHKEY_TRUST_PROXY: "true" } });
@@ -103,5 +102,4 @@ for (const dialect of dialects) {
       await passwordStep(t, other, CHROME_MAC, { "x-forwarded-for": "203.0.113.9" });
       expect(t.mail.last(other.email)!.text).toContain("(Chrome 120 on macOS, IP address 203.0.113.9)");
     });
-  });
-}
+});

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
@@ -108,6 +108,20 @@ describe("mail outbox (no SMTP_URL)", () => {
     const response = await app.inject({ method: "GET", url: "/dev/mail/..%2Foutside.eml" });
     expect(response.statusCode).toBe(404);
     expect(response.body).not.toContain("secret outside text");
+  });
+
+  it("/dev/mail answers only requests addressed to a loopback name (no DNS rebinding)", async () => {
+    const outbox = mkdtempSync(join(tmpdir(), "latchkey-outbox-"));
+    const app = await buildApp(runtime.ctx, { logger: false, outboxDir: outbox });
+    try {
+      expect((await app.inject({ method: "GET", url: "/dev/mail", headers: { host: "localhost:3000" } })).statusCode).toBe(200);
+      expect((await app.inject({ method: "GET", url: "/dev/mail", headers: { host: "127.0.0.1:3000" } })).statusCode).not.toBe(404);
+      expect((await app.inject({ method: "GET", url: "/dev/mail", headers: { host: "evil.example" } })).statusCode).toBe(404);
+      expect((await app.inject({ method: "GET", url: "/dev/mail/x.eml", headers: { host: "evil.example:3000" } })).statusCode).toBe(404);
+    } finally {
+      await app.close();
+      rmSync(outbox, { recursive: true, force: true });
+    }
   });
 
   it("without the outboxDir option there is no /dev/mail", async () => {

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { simpleParser, type ParsedMail, type AddressObject } from "mailparser";
 import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestClock } from "../src/clock.js";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";

@@ -1,14 +1,13 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { newToken } from "../src/auth/tokens.js";
 import { Browser, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 const PRODUCT = "Acme Sign-in";
 
 /** A method a path does not take answers 405 with the methods it does take; an unknown path stays 404 (issue 8). */
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`methods a path does not take (${dialect})`, () => {
+describeEachDialect("methods a path does not take", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect, { env: { LATCHKEY_PRODUCT_NAME: PRODUCT } });
@@ -73,5 +72,4 @@ for (const dialect of dialects) {
       expect(malformed.statusCode).toBe(400);
       expect(malformed.headers["allow"]).toBeUndefined();
     });
-  });
-}
+});

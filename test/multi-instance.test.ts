@@ -2,14 +2,15 @@ import { spawn } from "node:child_process";
 import { freePort } from "./helpers/ports.js";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DatabaseAttemptStore } from "../src/auth/attempts.js";
-import { TestClock } from "../src/clock.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
-import { connect, migrateToLatest, type Dialect, type Store } from "../src/db/connect.js";
+import type { Dialect } from "../src/db/connect.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
-import { createTestDatabase, dialects, postgresAvailable, type TestDatabase } from "./helpers/databases.js";
+import { createTestDatabase, type TestDatabase } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, MemoryMailer, seedMember, TEST_SECRET_KEY } from "./helpers/app.js";
 
 interface Instance {
@@ -31,18 +32,16 @@ async function startCluster(dialect: Dialect): Promise<{ a: Instance; b: Instanc
     ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
   });
   const clock = new TestClock();
-  const stores: Store[] = [];
+  const runtimes: Runtime[] = [];
   const apps: FastifyInstance[] = [];
   async function instance(): Promise<Instance> {
-    const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: database.sqliteFile });
-    stores.push(store);
-    await migrateToLatest(store.db);
     const mail = new MemoryMailer();
-    const ctx: AppContext = { db: store.db, dialect: store.dialect, config, clock, mailer: mail, attempts: new DatabaseAttemptStore(store.db, clock) };
-    const app = await buildApp(ctx, { logger: false });
+    const runtime = await openRuntime(config, { clock, mailer: mail, migrate: true });
+    runtimes.push(runtime);
+    const app = await buildApp(runtime.ctx, { logger: false });
     await app.ready();
     apps.push(app);
-    return { app, ctx, mail };
+    return { app, ctx: runtime.ctx, mail };
   }
   const a = await instance();
   const b = await instance();
@@ -53,7 +52,7 @@ async function startCluster(dialect: Dialect): Promise<{ a: Instance; b: Instanc
     database,
     async close() {
       for (const app of apps) await app.close();
-      for (const store of stores) await store.close();
+      for (const runtime of runtimes) await runtime.close();
       await database.drop();
     },
   };
@@ -124,8 +123,7 @@ class BalancedBrowser {
   }
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`two instances on one database (${dialect})`, () => {
+describeEachDialect("two instances on one database", (dialect) => {
     let cluster: Awaited<ReturnType<typeof startCluster>>;
     let serve: Awaited<ReturnType<typeof startServeProcess>>;
     beforeAll(async () => {
@@ -267,5 +265,4 @@ for (const dialect of dialects) {
       expect(out.status).toBe(204);
       expect((await a.app.inject({ method: "GET", url: "/api/v1/session", headers: { cookie } })).statusCode).toBe(401);
     });
-  });
-}
+});

@@ -10,7 +10,8 @@ import { connectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, seedMember, startTestApp, TEST_SECRET_KEY, type TestApp } from "./helpers/app.js";
-import { createTestDatabase, dialects, postgresAvailable } from "./helpers/databases.js";
+import { createTestDatabase } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 
 /** Names that look like another name, or reorder what follows them on screen (review issue 7). */
@@ -53,8 +54,7 @@ describe("checkName, the one check of people's and account names", () => {
   });
 });
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`names with invisible characters (${dialect})`, () => {
+describeEachDialect("names with invisible characters", (dialect) => {
     describe("first-run setup page", () => {
       let t: TestApp;
       beforeEach(async () => {
@@ -180,6 +180,5 @@ for (const dialect of dialects) {
         await database.drop();
       }
     });
-  });
-}
+});
 

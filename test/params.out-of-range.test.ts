@@ -1,9 +1,9 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { errorCodes } from "../src/errors.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 /**
  * Security review, issue 7, F4: a forged audit cursor reached PostgreSQL as an out-of-range bigint and came back as a
@@ -89,8 +89,7 @@ const HOSTILE_DATES = [
   "2026-02-31",
 ];
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`out-of-range parameters (${dialect})`, () => {
+describeEachDialect("out-of-range parameters", (dialect) => {
     let t: TestApp;
     let admin: Browser;
     beforeAll(async () => {
@@ -207,5 +206,4 @@ for (const dialect of dialects) {
       }
       expect((await admin.get("/api/v1/session")).statusCode).toBe(200);
     });
-  });
-}
+});

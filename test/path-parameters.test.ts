@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
 import { routes } from "../src/paths.js";
 import { newToken } from "../src/auth/tokens.js";
 import { requestSupportReset } from "../src/team/support-recovery.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 
 /**
  * The class behind review finding F1: no page may put request text into a URL. Every route that takes a path
@@ -71,8 +71,7 @@ function assertSafePage(response: LightMyRequestResponse, pageUrl: string): void
   }
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`path parameters on every page (${dialect})`, () => {
+describeEachDialect("path parameters on every page", (dialect) => {
     let t: TestApp;
     let admin: Browser;
     let anonymous: Browser;
@@ -157,5 +156,4 @@ for (const dialect of dialects) {
       expect(confirmed.statusCode).toBe(200);
       expect(confirmed.body).toContain("Request confirmed");
     });
-  });
-}
+});

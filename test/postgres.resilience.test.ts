@@ -1,9 +1,10 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { POSTGRES_ADMIN_URL, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { POSTGRES_ADMIN_URL } from "./helpers/databases.js";
+import { describeOnPostgres } from "./helpers/dialects.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 
-describe.skipIf(!(await postgresAvailable()))("when PostgreSQL ends Latchkey's idle connections", () => {
+describeOnPostgres("when PostgreSQL ends Latchkey's idle connections", () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp("postgres");

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { defaultLimits } from "../src/config.js";
 
@@ -27,8 +27,7 @@ function sha256(value: string): string {
   return createHash("sha256").update(value, "utf8").digest("hex");
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`sessions (${dialect})`, () => {
+describeEachDialect("sessions", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -346,5 +345,4 @@ for (const dialect of dialects) {
         }
       });
     });
-  });
-}
+});

@@ -1,13 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { createAccountWithAdmin } from "../src/team/accounts.js";
 import { issueSetupLink } from "../src/team/setup.js";
 import { hashToken } from "../src/auth/tokens.js";
 
 const ADMIN = { accountName: "Acme Inc.", name: "Ada Lovelace", email: "Ada@Example.com", password: "first admin passphrase" };
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`first-run setup link (${dialect})`, () => {
+describeEachDialect("first-run setup link", (dialect) => {
     let t: TestApp;
     beforeEach(async () => {
       t = await startTestApp(dialect);
@@ -137,5 +137,33 @@ for (const dialect of dialects) {
       expect(await count("accounts")).toBe(0);
       expect((await browser.submit(path, path, ADMIN)).statusCode).toBe(303);
     });
+});
+
+describe("first-run setup link and an account made another way", () => {
+  it("a setup link printed on an empty database is void once an account exists (e.g. made with the CLI)", async () => {
+    const fresh = await startTestApp("sqlite");
+    try {
+      const setup = await issueSetupLink(fresh.ctx);
+      expect(setup).not.toBeNull();
+      const created = await createAccountWithAdmin(fresh.ctx, { name: "Made by CLI", adminEmail: "ops@example.com" });
+      expect(created.ok).toBe(true);
+      const browser = new Browser(fresh.app);
+      const path = new URL(setup!.url).pathname;
+      const page = await browser.get(path);
+      expect(page.statusCode).toBe(410);
+      const form = await fresh.app.inject({ method: "GET", url: "/login" });
+      const cookie = form.cookies.map((c) => `${c.name}=${c.value}`).join("; ");
+      const posted = await fresh.app.inject({
+        method: "POST",
+        url: path,
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+        payload: new URLSearchParams({ _csrf: csrfFrom(form.body), accountName: "Hijack", name: "X", email: "x@example.com", password: "a long enough password" }).toString(),
+      });
+      expect(posted.statusCode).toBe(410);
+      const accounts = await fresh.ctx.db.selectFrom("accounts").select("name").execute();
+      expect(accounts.map((a) => a.name)).toEqual(["Made by CLI"]);
+    } finally {
+      await fresh.close();
+    }
   });
-}
+});

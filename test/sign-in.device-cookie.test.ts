@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, submitRecoveryCode, totpCode } from "./helpers/auth-app.js";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
@@ -36,13 +36,12 @@ function apiLogin(browser: Browser, email: string, password: string): Promise<Li
   return browser.request("POST", "/api/v1/login", { json: { email, password } });
 }
 
-const modes = dialects.flatMap((dialect) => [
-  { dialect, redis: false },
-  { dialect, redis: true },
-]);
+const attemptStores = [
+  { label: "database attempt store", options: { redis: false } },
+  { label: "Redis attempt store", options: { redis: true } },
+];
 
-for (const { dialect, redis } of modes) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`device cookies against the per-email lock (${dialect}, ${redis ? "Redis" : "database"} attempt store)`, () => {
+describeEachDialect("device cookies against the per-email lock", attemptStores, (dialect, { redis }) => {
     // A fresh app per test: every counter (per email, per device, per IP: all requests come from 127.0.0.1) starts
     // at zero, in Redis too, whose windows the test clock cannot move.
     let t: TestApp;
@@ -356,5 +355,4 @@ for (const { dialect, redis } of modes) {
         expect((await apiLogin(owner, member.email, member.password)).statusCode).toBe(429);
       });
     });
-  });
-}
+});

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { defaultLimits } from "../src/config.js";
 import { hashPassword } from "../src/auth/passwords.js";
@@ -16,8 +16,7 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`password sign-in (${dialect})`, () => {
+describeEachDialect("password sign-in", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -287,5 +286,4 @@ for (const dialect of dialects) {
         expect((await apiLogin({ email: member.email, password: member.password }, "203.0.113.8")).statusCode).toBe(200);
       }, 180_000);
     });
-  });
-}
+});

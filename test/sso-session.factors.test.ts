@@ -1,11 +1,11 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { connectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { codesOnPage, totpCode } from "./helpers/auth-app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { codesOnPage, enableAuthApp, passwordStep, submitRecoveryCode, totpCode } from "./helpers/auth-app.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 
 /**
@@ -42,8 +42,7 @@ const PERSONAL_PREFIXES = ["/settings", "/api/v1/two-factor"];
 /** The message of the one guard (`passwordLoginFactors`): a 403 for another reason (role, CSRF) does not count. */
 const GUARD_MESSAGE = /signed in with single sign-on/;
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`an SSO session and the password login's factors (${dialect})`, () => {
+describeEachDialect("an SSO session and the password login's factors", (dialect) => {
     let t: TestApp;
     let idp: TestIdp;
     const domain = `corp-${newId().slice(0, 6)}.example`;
@@ -244,5 +243,57 @@ for (const dialect of dialects) {
       const events = await t.ctx.db.selectFrom("audit_events").select("type").where("user_id", "=", member.userId).where("type", "=", "session.reauthenticated").execute();
       expect(events).toEqual([]);
     });
-  });
-}
+
+    /**
+     * One login, a password member of a vendor account (with the auth app) and an SSO member of the corp account. The
+     * corp's identity provider (or whoever controls it) signs in as that person: the SSO session must not manage the
+     * password login's factors — neither take over its second factor nor lock the person out.
+     */
+    async function personInBoth(): Promise<{ member: Awaited<ReturnType<typeof seedMember>>; app: Awaited<ReturnType<typeof enableAuthApp>>; sso: Browser }> {
+      const member = await seedMember(t, { email: `person-${newId().slice(0, 8)}@${domain}`, accountName: "Vendor" });
+      const app = await enableAuthApp(t, member);
+      const sso = await ssoBrowser(member.email);
+      return { member, app, sso };
+    }
+
+    it("an SSO session cannot regenerate the recovery codes of the person's password login", async () => {
+      const { member, app, sso } = await personInBoth();
+      const manage = await sso.get("/settings/two-factor");
+      const regenerated = await sso.request("POST", "/settings/two-factor/recovery-codes", { form: { _csrf: csrfFrom(manage.body) } });
+      expect(regenerated.statusCode).toBe(403);
+      const shown = await sso.get("/settings/two-factor/recovery-codes");
+      expect(codesOnPage(shown.body)).toEqual([]);
+      // The person's own codes still work at the password sign-in.
+      const challenge = await passwordStep(t, member);
+      expect((await submitRecoveryCode(challenge, app.codes[0])).statusCode).toBe(200);
+    });
+
+    it("an SSO session cannot turn off, or set up, the auth app of the person's password login", async () => {
+      const { member, app, sso } = await personInBoth();
+      const manage = await sso.get("/settings/two-factor");
+      const disabled = await sso.request("POST", "/settings/two-factor/disable", { form: { _csrf: csrfFrom(manage.body) } });
+      expect(disabled.statusCode).toBe(403);
+      const user = await t.ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", member.userId).executeTakeFirstOrThrow();
+      expect(user.two_factor_method).toBe("auth_app");
+      // The person's session in the vendor account was not ended either.
+      expect((await app.browser.get("/api/v1/session")).statusCode).toBe(200);
+
+      const other = await seedMember(t, { email: `email-${newId().slice(0, 8)}@${domain}`, accountName: "Vendor 2" });
+      const otherSso = await ssoBrowser(other.email);
+      const page = await otherSso.get("/settings/two-factor");
+      const started = await otherSso.request("POST", "/settings/two-factor/setup", { form: { _csrf: csrfFrom(page.body) } });
+      expect(started.statusCode).toBe(403);
+      const setups = await t.ctx.db.selectFrom("totp_setups").select("user_id").where("user_id", "=", other.userId).execute();
+      expect(setups).toEqual([]);
+    });
+
+    it("an SSO session cannot change the password of the person's password login", async () => {
+      const member = await seedMember(t, { email: `pw-${newId().slice(0, 8)}@${domain}`, accountName: "Vendor 3" });
+      const vendor = await signedInBrowser(t, member);
+      const sso = await ssoBrowser(member.email);
+      const changed = await sso.submit("/settings/password", "/settings/password", { currentPassword: member.password, newPassword: "a whole new passphrase here" });
+      expect(changed.statusCode).toBe(403);
+      expect((await vendor.get("/api/v1/session")).statusCode).toBe(200);
+      expect((await new Browser(t.app).signInWithPassword(member.email, member.password)).statusCode).toBe(303);
+    });
+});

@@ -7,11 +7,10 @@ import { connectSso, disconnectSso } from "../src/team/sso.js";
 import { ssoRedirectUri } from "../src/auth/sso-sign-in.js";
 import { newId } from "../src/auth/tokens.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`single sign-on with OpenID Connect (${dialect})`, () => {
+describeEachDialect("single sign-on with OpenID Connect", (dialect) => {
     let t: TestApp;
     let idp: TestIdp;
     let accountId: string;
@@ -171,6 +170,14 @@ for (const dialect of dialects) {
       expect(await t.ctx.db.selectFrom("users").select("id").where("email", "=", who.email.toLowerCase()).executeTakeFirst()).toBeUndefined();
     });
 
+    it("an identity provider's email with a control character is refused, never a 500", async () => {
+      const browser = new Browser(t.app);
+      const started = await browser.request("POST", "/api/v1/login/sso", { json: { domain } });
+      idp.nextUser = { sub: `sub-${newId().slice(0, 10)}`, email: `bad\u0000name@${domain}`, email_verified: true };
+      const done = await browser.get(await idp.signIn(started.json<{ authorizationUrl: string }>().authorizationUrl));
+      expect(done.statusCode, done.body.slice(0, 300)).toBe(401);
+    });
+
     it("an unknown domain gets a clear answer, on the API and the page", async () => {
       const api = await t.app.inject({ method: "POST", url: "/api/v1/login/sso", payload: { domain: "someone@Unknown-Corp.example" } });
       expect(api.statusCode).toBe(404);
@@ -229,8 +236,7 @@ for (const dialect of dialects) {
       const reconnected = await connectSso(t.ctx, { accountId, issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, domains: [domain, `sub.${domain}`] });
       expect(reconnected.ok).toBe(true);
     });
-  });
-}
+});
 
 /** Runs `latchkey ARGS` from the sources with only the given variables (plus PATH/HOME), as an operator would. */
 function latchkey(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyDueSupportResets, approveSupportRequest, denySupportRequest } from "../src/team/support-recovery.js";
 import { afterWrongCode, codeEntryLockedFor } from "../src/auth/code-limits.js";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { newId } from "../src/auth/tokens.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp } from "./helpers/auth-app.js";
 
@@ -33,8 +34,7 @@ async function confirmFromInbox(t: TestApp, email: string): Promise<string> {
   return id!;
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`support recovery (${dialect})`, () => {
+describeEachDialect("support recovery", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -148,6 +148,18 @@ for (const dialect of dialects) {
       expect(bad.statusCode).toBe(422);
     });
 
+    it("a support message with a NUL byte is refused with a 4xx whether or not the address has a login", async () => {
+      const member = await seedMember(t, { accountName: "Support" });
+      for (const email of [member.email, `nobody-${newId().slice(0, 8)}@example.com`]) {
+        const b = new Browser(t.app);
+        const response = await b.submit("/support", "/support", { email, message: "lost my phone\u0000" });
+        expect(response.statusCode, `${email}: ${response.body.slice(0, 200)}`).toBe(400);
+      }
+      // Ordinary line breaks stay allowed.
+      const ok = await new Browser(t.app).submit("/support", "/support", { email: member.email, message: "Lost my phone.\r\nCall me\tplease." });
+      expect(ok.statusCode).toBe(200);
+    });
+
     it("accepts 10 requests from one IP address an hour and refuses the 11th, for any addresses", async () => {
       t.clock.advanceSeconds(2 * 60 * 60);
       for (let i = 0; i < 10; i++) expect((await ask(t, `someone-${i}@example.com`)).statusCode).toBe(200);
@@ -157,8 +169,7 @@ for (const dialect of dialects) {
       t.clock.advanceSeconds(60 * 60);
       expect((await ask(t, "someone-else@example.com")).statusCode).toBe(200);
     });
-  });
-}
+});
 
 describe("latchkey support (CLI)", () => {
   let dir: string;

@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, STEP_SECONDS, totpCode } from "./helpers/auth-app.js";
 import { newId } from "../src/auth/tokens.js";
 import type { Role, SignInMethod } from "../src/db/schema.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`several accounts per person (${dialect})`, () => {
+describeEachDialect("several accounts per person", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -158,5 +157,4 @@ for (const dialect of dialects) {
       expect(page.statusCode).toBe(303);
       expect(page.headers.location).toBe("/login");
     });
-  });
-}
+});

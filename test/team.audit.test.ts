@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp } from "./helpers/auth-app.js";
 import { newId } from "../src/auth/tokens.js";
@@ -18,8 +18,7 @@ interface ApiEvent {
   detail: Record<string, unknown>;
 }
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`audit log (${dialect})`, () => {
+describeEachDialect("audit log", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -293,5 +292,4 @@ for (const dialect of dialects) {
       // Empty filters are no filters.
       expect((await browser.get("/api/v1/audit?member=&event=&from=&to=")).statusCode).toBe(200);
     });
-  });
-}
+});

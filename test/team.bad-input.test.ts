@@ -1,11 +1,10 @@
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { csrfFrom, seedMember, signedInBrowser, startTestApp, type Browser, type TestApp } from "./helpers/app.js";
 import { newId } from "../src/auth/tokens.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`team bad input (${dialect})`, () => {
+describeEachDialect("team bad input", (dialect) => {
     let t: TestApp;
     let admin: Awaited<ReturnType<typeof seedMember>>;
     let member: Awaited<ReturnType<typeof seedMember>>;
@@ -158,5 +157,27 @@ for (const dialect of dialects) {
       expect(pending.map((i: { id: string }) => i.id)).toEqual([invitationId]);
       expect((await browser.get("/api/v1/session")).json().role).toBe("admin");
     });
+});
+
+describe("team bad input: invitation addresses with header structure", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp("sqlite");
   });
-}
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it.each(["a@x.com,b@corp.com", "a@x.com;b@corp.com", '"a"@x.com', "a<b@corp.com>@x.com", "a(b)@x.com", "a@[127.0.0.1].com"])(
+    "an invitation to an address with header structure (%s) is refused with 422 email_invalid and nothing is sent",
+    async (email) => {
+      const admin = await seedMember(t, { role: "admin" });
+      const browser = await signedInBrowser(t, admin);
+      const sent = t.mail.sent.length;
+      const response = await browser.request("POST", "/api/v1/team/invitations", { json: { email, role: "member" } });
+      expect(response.statusCode).toBe(422);
+      expect(response.json().error).toBe("email_invalid");
+      expect(t.mail.sent.length).toBe(sent);
+    },
+  );
+});

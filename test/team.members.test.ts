@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { newId } from "../src/auth/tokens.js";
 
 const NEW_PASSWORD = "a long and unusual passphrase";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`team members and invitations (${dialect})`, () => {
+describeEachDialect("team members and invitations", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -371,5 +370,4 @@ for (const dialect of dialects) {
         expect(same.statusCode).toBe(200);
       });
     });
-  });
-}
+});

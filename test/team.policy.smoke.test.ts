@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`require auth app policy (${dialect})`, () => {
+describeEachDialect("require auth app policy", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -61,5 +60,4 @@ for (const dialect of dialects) {
       const audit = await adminBrowser.get("/api/v1/audit?event=member.");
       expect(audit.json().events.map((e: { type: string }) => e.type)).toContain("member.removed");
     });
-  });
-}
+});

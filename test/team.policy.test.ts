@@ -1,14 +1,13 @@
 import type { LightMyRequestResponse } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, totpCode } from "./helpers/auth-app.js";
 import { newId } from "../src/auth/tokens.js";
 
 const POLICY_SUBJECT = "now requires an authenticator app";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`"Require auth app" policy (${dialect})`, () => {
+describeEachDialect('"Require auth app" policy', (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -264,5 +263,4 @@ for (const dialect of dialects) {
       if (signedIn.statusCode !== 200) throw new Error(`code sign-in failed: ${signedIn.body}`);
       return browser;
     }
-  });
-}
+});

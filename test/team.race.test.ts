@@ -1,13 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { newId } from "../src/auth/tokens.js";
 
 const NEW_PASSWORD = "a long and unusual passphrase";
 const PARALLEL = 20;
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`team races (${dialect})`, () => {
+describeEachDialect("team races", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -119,11 +118,9 @@ for (const dialect of dialects) {
         expect(responses.filter((r) => r.statusCode === 200)).toHaveLength(3 - left.length);
       }
     });
-  });
-}
+});
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`parallel resends (${dialect})`, () => {
+describeEachDialect("parallel resends", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -152,5 +149,4 @@ for (const dialect of dialects) {
         .execute();
       expect(open).toHaveLength(1);
     });
-  });
-}
+});

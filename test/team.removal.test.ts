@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dialects, postgresAvailable } from "./helpers/databases.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeEachDialect } from "./helpers/dialects.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, submitCode, submitRecoveryCode, totpCode } from "./helpers/auth-app.js";
 import { createInvitation } from "../src/team/invitations.js";
@@ -7,8 +7,7 @@ import { newId } from "../src/auth/tokens.js";
 
 const NEW_PASSWORD = "a brand new and unusual passphrase";
 
-for (const dialect of dialects) {
-  describe.skipIf(dialect === "postgres" && !(await postgresAvailable()))(`removing members (${dialect})`, () => {
+describeEachDialect("removing members", (dialect) => {
     let t: TestApp;
     beforeAll(async () => {
       t = await startTestApp(dialect);
@@ -212,5 +211,4 @@ for (const dialect of dialects) {
       expect((await strangerBrowser.get("/api/v1/session")).statusCode).toBe(200);
       expect((await rowsOf(stranger.userId)).memberships).toHaveLength(1);
     });
-  });
-}
+});

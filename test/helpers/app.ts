@@ -1,15 +1,14 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
-import { Redis } from "ioredis";
-import { TestClock } from "../../src/clock.js";
+import { TestClock } from "./clock.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { AppContext } from "../../src/context.js";
-import { connect, migrateToLatest, type Dialect } from "../../src/db/connect.js";
-import { DatabaseAttemptStore, RedisAttemptStore } from "../../src/auth/attempts.js";
+import type { Dialect } from "../../src/db/connect.js";
 import { hashPassword } from "../../src/auth/passwords.js";
 import { newId } from "../../src/auth/tokens.js";
 import type { MailMessage, Mailer } from "../../src/mail/mailer.js";
 import type { Role } from "../../src/db/schema.js";
+import { openRuntime } from "../../src/runtime.js";
 import { buildApp } from "../../src/server.js";
 import { createTestDatabase, REDIS_TEST_URL } from "./databases.js";
 
@@ -59,38 +58,26 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
     LOG_LEVEL: "silent",
     ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
+    ...(options.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
     ...options.env,
   });
-  const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: database.sqliteFile });
-  await migrateToLatest(store.db);
   const clock = new TestClock();
   const mail = options.mailer ?? new MemoryMailer();
-  let redis: Redis | undefined;
-  if (options.redis) {
-    redis = new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: 1 });
-    await redis.ping();
-  }
-  const ctx: AppContext = {
-    db: store.db,
-    dialect: store.dialect,
-    config,
-    clock,
-    mailer: mail,
-    attempts: redis ? new RedisAttemptStore(redis, `latchkey-test:${newId()}:`) : new DatabaseAttemptStore(store.db, clock),
-  };
-  const app = await buildApp(ctx, { logger: false });
+  // The runtime `latchkey serve` opens (the SQLite file in the data dir, or DATABASE_URL; Redis if REDIS_URL), with
+  // the test's clock and mailer, and counters of its own in Redis.
+  const runtime = await openRuntime(config, { clock, mailer: mail, migrate: true, attemptKeyPrefix: `latchkey-test:${newId()}:` });
+  const app = await buildApp(runtime.ctx, { logger: false });
   await app.ready();
   return {
     app,
-    ctx,
+    ctx: runtime.ctx,
     config,
     clock,
     mail,
     dialect,
     async close() {
       await app.close();
-      redis?.disconnect();
-      await store.close();
+      await runtime.close();
       await database.drop();
     },
   };
@@ -175,7 +162,7 @@ export function csrfFrom(body: string): string {
 }
 
 /** Full email-link sign-in in one browser; returns the browser, signed in. */
-export async function signedInBrowser(t: TestApp, member: { email: string; password: string }): Promise<Browser> {
+export async function signedInBrowser(t: Pick<TestApp, "app" | "mail">, member: { email: string; password: string }): Promise<Browser> {
   const browser = new Browser(t.app);
   const response = await browser.signInWithPassword(member.email, member.password);
   if (response.statusCode !== 303) throw new Error(`password step failed: ${response.statusCode}`);

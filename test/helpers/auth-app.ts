@@ -32,7 +32,7 @@ function expectStatus(response: LightMyRequestResponse, status: number, what: st
  * Sets up the auth app through the web pages as a person would (Manage → Enable → save codes → scan → confirm).
  * The confirming code's time step is spent: advance the clock one step before signing in with a code.
  */
-export async function enableAuthApp(t: TestApp, member: { email: string; password: string }, browser?: Browser): Promise<EnabledAuthApp> {
+export async function enableAuthApp(t: Pick<TestApp, "app" | "mail" | "clock">, member: { email: string; password: string }, browser?: Browser): Promise<EnabledAuthApp> {
   const b = browser ?? (await signedInBrowser(t, member));
   const manage = await b.get("/settings/two-factor");
   expectStatus(manage, 200, "manage page");
@@ -49,7 +49,7 @@ export async function enableAuthApp(t: TestApp, member: { email: string; passwor
 }
 
 /** The password step over the API: a new browser holding a challenge cookie for an auth-app user. */
-export async function passwordStep(t: TestApp, member: { email: string; password: string }): Promise<Browser> {
+export async function passwordStep(t: Pick<TestApp, "app">, member: { email: string; password: string }): Promise<Browser> {
   const browser = new Browser(t.app);
   const response = await browser.request("POST", "/api/v1/login", { json: { email: member.email, password: member.password } });
   expectStatus(response, 200, "password step");
