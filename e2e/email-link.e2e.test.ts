@@ -159,7 +159,7 @@ describe("email-link sign-in in a browser", () => {
     const link = await enterPassword(page);
     const other = await newPage();
     expect(await openLink(other.page, link)).toBe(403);
-    expect(await heading(other.page)).toBe("Open this link in the browser where you signed in");
+    expect(await heading(other.page)).toBe("Open this in the browser where you started");
     expect(await other.page.locator("main").innerText()).toContain("browser where you entered your password");
     await screenshot(other.page, "06-wrong-browser");
     await expectNoSession(other.context);

@@ -219,7 +219,7 @@ describe("Sign in with SSO in a browser", () => {
     const other = await newPage();
     const refused = await other.page.goto(captured);
     expect(refused?.status()).toBe(403);
-    expect(await heading(other.page)).toBe("Finish single sign-on in the browser where you started");
+    expect(await heading(other.page)).toBe("Open this in the browser where you started");
     expect(await other.page.getByRole("main").innerText()).toContain("browser where you started");
     await screenshot(other.page, "sso-05-wrong-browser");
     await expectNoSession(other.context);
