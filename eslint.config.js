@@ -5,7 +5,10 @@ import tseslint from "typescript-eslint";
 
 /** What the domain (auth/, team/, audit/, mail/, db/) must never import: the web framework, the HTTP layer, views. */
 const domainMayNotImport = [
-  { group: ["fastify", "fastify/*", "@fastify/*", "fastify-*"], message: "Domain code has no HTTP in it: return a Result and let src/http map it." },
+  {
+    group: ["fastify", "fastify/*", "@fastify/*", "fastify-*"],
+    message: "Domain code has no HTTP in it: return a Result and let src/http map it.",
+  },
   { group: ["**/http/*", "**/http/**"], message: "Dependencies point http → team, auth, audit → db, never back." },
 ];
 
@@ -36,7 +39,15 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": [
         "error",
-        { patterns: [{ group: ["**/db/*", "**/db/**", "**/team/*", "**/auth/*", "**/audit/*", "kysely", "fastify"], message: "Views render what routes hand them; they do not query or decide (types are fine).", allowTypeImports: true }] },
+        {
+          patterns: [
+            {
+              group: ["**/db/*", "**/db/**", "**/team/*", "**/auth/*", "**/audit/*", "kysely", "fastify"],
+              message: "Views render what routes hand them; they do not query or decide (types are fine).",
+              allowTypeImports: true,
+            },
+          ],
+        },
       ],
     },
   },
@@ -44,7 +55,12 @@ export default tseslint.config(
     // Routes parse, call one domain function and map the result: no SQL in http/.
     files: ["src/http/**/*.ts"],
     ignores: ["src/http/views/**"],
-    rules: { "no-restricted-imports": ["error", { patterns: [{ group: ["kysely", "**/db/connect*"], message: "Routes call domain functions; they do not query the database." }] }] },
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["kysely", "**/db/connect*"], message: "Routes call domain functions; they do not query the database." }] },
+      ],
+    },
   },
   {
     files: ["test/**/*.ts", "e2e/**/*.ts", "bench/**/*.ts"],

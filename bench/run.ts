@@ -53,7 +53,8 @@ function boundedInt(name: string, fallback: number, min: number, max: number): n
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name}: expected a whole number from ${min} to ${max}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new Error(`${name}: expected a whole number from ${min} to ${max}, got "${raw}"`);
   return value;
 }
 
@@ -74,8 +75,17 @@ function tempDir(prefix: string): string {
 }
 
 /** Starts a child in its own process group, so it and anything it starts (npm → node-gyp …) can be killed together. */
-function start(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): ChildProcess & { output: () => string } {
-  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+function start(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv },
+): ChildProcess & { output: () => string } {
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
   let output = "";
   const keep = (chunk: Buffer): void => {
@@ -136,10 +146,16 @@ async function run(command: string, args: string[], options: { cwd: string; env?
   return stdout;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, child?: ChildProcess & { output: () => string }): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  child?: ChildProcess & { output: () => string },
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`${what}: the process exited (${child.exitCode}):\n${child.output().slice(-4000)}`);
+    if (child && child.exitCode !== null)
+      throw new Error(`${what}: the process exited (${child.exitCode}):\n${child.output().slice(-4000)}`);
     if (await check().catch(() => false)) return;
     await sleep(200);
   }
@@ -205,13 +221,24 @@ async function startLatchkey(): Promise<Server> {
   const dataDir = join(tempDir("latchkey-bench-"), "data");
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: "127.0.0.1", LATCHKEY_PUBLIC_URL: base, LATCHKEY_DATA_DIR: dataDir, LOG_LEVEL: "silent" };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    LATCHKEY_PUBLIC_URL: base,
+    LATCHKEY_DATA_DIR: dataDir,
+    LOG_LEVEL: "silent",
+  };
   // The embedded default, whatever the caller's environment says: SQLite in the data dir, mail to the outbox.
   for (const name of ["DATABASE_URL", "REDIS_URL", "SMTP_URL", "LATCHKEY_SECRET_KEY"]) delete env[name];
   const cli = ["--import", "tsx", join(ROOT, "src", "cli.ts")];
 
   log("latchkey: account create");
-  const created = await run(process.execPath, [...cli, "account", "create", "--name", "Bench", "--admin-email", EMAIL], { cwd: ROOT, env, timeoutMs: 60_000 });
+  const created = await run(process.execPath, [...cli, "account", "create", "--name", "Bench", "--admin-email", EMAIL], {
+    cwd: ROOT,
+    env,
+    timeoutMs: 60_000,
+  });
   const invitationUrl = created.trim().split("\n").pop() ?? "";
   if (!invitationUrl.includes("/invite/")) throw new Error(`account create printed no invitation URL:\n${created}`);
 
@@ -239,7 +266,10 @@ async function startLatchkey(): Promise<Server> {
   const challenge = [...cookiesOf(login)].find(([name]) => name.endsWith("latchkey_challenge"));
   if (!challenge) throw new Error("POST /api/v1/login set no challenge cookie");
   const link = await linkFromOutbox(join(dataDir, "outbox"));
-  const redeemed = await fetch(`${base}${new URL(link).pathname}`, { redirect: "manual", headers: { cookie: `${challenge[0]}=${challenge[1]}` } });
+  const redeemed = await fetch(`${base}${new URL(link).pathname}`, {
+    redirect: "manual",
+    headers: { cookie: `${challenge[0]}=${challenge[1]}` },
+  });
   const session = [...cookiesOf(redeemed)].find(([name]) => name.endsWith("latchkey_session"));
   if (redeemed.status !== 303 || !session) throw new Error(`opening the sign-in link: ${redeemed.status}, no session cookie`);
   const sessionHeaders = { cookie: `${session[0]}=${session[1]}` };
@@ -306,7 +336,11 @@ async function startPeer(dir: string): Promise<Server> {
     name: "better-auth",
     base,
     session: { path: "/api/auth/get-session", headers: { cookie } },
-    login: { path: "/api/auth/sign-in/email", headers: { "content-type": "application/json", ...origin }, body: JSON.stringify({ email: EMAIL, password: PASSWORD }) },
+    login: {
+      path: "/api/auth/sign-in/email",
+      headers: { "content-type": "application/json", ...origin },
+      body: JSON.stringify({ email: EMAIL, password: PASSWORD }),
+    },
   };
 }
 
@@ -323,7 +357,10 @@ interface Sample {
 }
 
 async function measure(server: Server, operation: Operation, seconds: number): Promise<Sample> {
-  const target = operation === "session" ? { method: "GET" as const, path: server.session.path, headers: server.session.headers } : { method: "POST" as const, ...server.login };
+  const target =
+    operation === "session"
+      ? { method: "GET" as const, path: server.session.path, headers: server.session.headers }
+      : { method: "POST" as const, ...server.login };
   rotateSourceAddress = operation === "login";
   let result: Result;
   try {
@@ -355,7 +392,13 @@ async function hashOpsPerSecond(kind: "argon2id" | "scrypt", seconds: number): P
       ? async (): Promise<void> => void (await argon2Verify(argon2Stored, password))
       : (): Promise<void> =>
           new Promise((done, fail) =>
-            scryptCallback(password.normalize("NFKC"), salt, SCRYPT.dkLen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: SCRYPT.maxmem }, (error) => (error ? fail(error) : done())),
+            scryptCallback(
+              password.normalize("NFKC"),
+              salt,
+              SCRYPT.dkLen,
+              { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: SCRYPT.maxmem },
+              (error) => (error ? fail(error) : done()),
+            ),
           );
   await once(); // warm-up
   const end = performance.now() + seconds * 1000;
@@ -415,7 +458,12 @@ async function main(): Promise<void> {
 
   const summary = (server: Server, operation: Operation): Sample => {
     const list = samples.get(`${server.name}:${operation}`) ?? [];
-    return { rps: mean(list.map((s) => s.rps)), p50: mean(list.map((s) => s.p50)), p99: mean(list.map((s) => s.p99)), bad: list.reduce((a, s) => a + s.bad, 0) };
+    return {
+      rps: mean(list.map((s) => s.rps)),
+      p50: mean(list.map((s) => s.p50)),
+      p99: mean(list.map((s) => s.p99)),
+      bad: list.reduce((a, s) => a + s.bad, 0),
+    };
   };
   const rows: string[] = [];
   const line = (cells: string[]): void => void rows.push(`| ${cells.join(" | ")} |`);
@@ -430,7 +478,9 @@ async function main(): Promise<void> {
     line([labels[operation], "Latchkey", fmt(l.rps), fmt(l.p50), fmt(l.p99)]);
     line([labels[operation], "better-auth", fmt(p.rps), fmt(p.p50), fmt(p.p99)]);
     line([labels[operation], "**ratio Latchkey/peer**", fmt(l.rps / p.rps, 2), fmt(l.p50 / p.p50, 2), fmt(l.p99 / p.p99, 2)]);
-    const perRound = (samples.get(`${latchkey.name}:${operation}`) ?? []).map((s, i) => s.rps / (samples.get(`${peer.name}:${operation}`)?.[i]?.rps ?? NaN));
+    const perRound = (samples.get(`${latchkey.name}:${operation}`) ?? []).map(
+      (s, i) => s.rps / (samples.get(`${peer.name}:${operation}`)?.[i]?.rps ?? NaN),
+    );
     spreads.push(`${labels[operation]} req/s ratio per round: ${perRound.map((r) => fmt(r, 2)).join(", ")}`);
     ratios[`${operation}.rps`] = l.rps / p.rps;
     ratios[`${operation}.p50`] = l.p50 / p.p50;
@@ -461,7 +511,9 @@ async function main(): Promise<void> {
     ...spreads,
     "",
     `ratios: ${JSON.stringify(Object.fromEntries(Object.entries({ ...ratios, "hash.argon2id/scrypt": argon2 / scrypt, "login.latchkey/argon2id": loginL / argon2, "login.peer/scrypt": loginP / scrypt }).map(([k, v]) => [k, Number(v.toFixed(2))])))}`,
-    bad > 0 ? `INVALID: ${bad} non-2xx answers, errors or timeouts during measured runs (see warnings above).` : "All measured requests answered 2xx.",
+    bad > 0
+      ? `INVALID: ${bad} non-2xx answers, errors or timeouts during measured runs (see warnings above).`
+      : "All measured requests answered 2xx.",
     "",
   ];
   process.stdout.write(out.join("\n"));

@@ -49,7 +49,12 @@ describe("auth app setup and sign-in in a browser", () => {
   });
 
   async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
-    const context = await browser.newContext({ baseURL: server.baseUrl, viewport: { width: 900, height: 800 }, colorScheme: "light", acceptDownloads: true });
+    const context = await browser.newContext({
+      baseURL: server.baseUrl,
+      viewport: { width: 900, height: 800 },
+      colorScheme: "light",
+      acceptDownloads: true,
+    });
     contexts.push(context);
     return { context, page: await context.newPage() };
   }
@@ -238,7 +243,10 @@ describe("auth app setup and sign-in in a browser", () => {
     expect(fileName).toContain(person.email);
     expect(fileName.endsWith(".txt")).toBe(true);
     const file = readFileSync(await download.path(), "utf8");
-    const codesInFile = file.split(/\r?\n/).filter((line) => CODE.test(line.trim())).map((line) => line.trim());
+    const codesInFile = file
+      .split(/\r?\n/)
+      .filter((line) => CODE.test(line.trim()))
+      .map((line) => line.trim());
     expect(codesInFile).toEqual(savedCodes);
     expect(file).toContain(person.email);
     // Downloading does not leave the page.

@@ -74,7 +74,12 @@ describe("email-link sign-in in a browser", () => {
     expect(body).toContain(accountName);
     const session = await sessionStatus(context, server.baseUrl);
     expect(session.status).toBe(200);
-    expect(session.body).toMatchObject({ user: { email: person.email, name: person.name }, account: { name: accountName }, role: "admin", twoFactor: { method: "email_link" } });
+    expect(session.body).toMatchObject({
+      user: { email: person.email, name: person.name },
+      account: { name: accountName },
+      role: "admin",
+      twoFactor: { method: "email_link" },
+    });
   }
 
   async function expectNoSession(context: BrowserContext): Promise<void> {

@@ -34,7 +34,6 @@ export interface E2eServer {
   close(): Promise<void>;
 }
 
-
 async function startOnce(port: number): Promise<E2eServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -85,7 +84,16 @@ export const CHROMIUM_PATH = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM_PATH,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-quic",
+    ],
   });
 }
 

@@ -26,7 +26,12 @@ describe("Sign in with SSO in a browser", () => {
 
   const domain = "analytical.example";
   const accountName = "Analytical Engines";
-  const grace: TestIdentity = { sub: "idp-user-grace", email: "Grace.Hopper@analytical.example", email_verified: true, name: "Grace Hopper" };
+  const grace: TestIdentity = {
+    sub: "idp-user-grace",
+    email: "Grace.Hopper@analytical.example",
+    email_verified: true,
+    name: "Grace Hopper",
+  };
   const graceEmail = "grace.hopper@analytical.example";
 
   beforeAll(async () => {
@@ -35,7 +40,13 @@ describe("Sign in with SSO in a browser", () => {
     const created = await createAccountWithAdmin(server.ctx, { name: accountName, adminEmail: `admin@${domain}` });
     if (!created.ok) throw new Error(created.message);
     // As `latchkey sso connect --account … --issuer … --client-id … --client-secret … --domain …` does.
-    const connected = await connectSso(server.ctx, { accountId: created.value.accountId, issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, domains: [domain] });
+    const connected = await connectSso(server.ctx, {
+      accountId: created.value.accountId,
+      issuer: idp.issuer,
+      clientId: idp.clientId,
+      clientSecret: idp.clientSecret,
+      domains: [domain],
+    });
     if (!connected.ok) throw new Error(connected.message);
     expect(connected.value.redirectUri).toBe(`${server.baseUrl}/sso/callback`);
     browser = await launchChromium();
@@ -50,7 +61,12 @@ describe("Sign in with SSO in a browser", () => {
 
   /** A fresh browser profile: its own cookies (at Latchkey and at the provider), nothing shared with any other. */
   async function newPage(options: { javaScriptEnabled?: boolean } = {}): Promise<{ context: BrowserContext; page: Page }> {
-    const context = await browser.newContext({ baseURL: server.baseUrl, viewport: { width: 900, height: 700 }, colorScheme: "light", ...options });
+    const context = await browser.newContext({
+      baseURL: server.baseUrl,
+      viewport: { width: 900, height: 700 },
+      colorScheme: "light",
+      ...options,
+    });
     contexts.push(context);
     return { context, page: await context.newPage() };
   }
@@ -100,7 +116,12 @@ describe("Sign in with SSO in a browser", () => {
     expect(body).toContain("Two-factor authentication: SSO");
     const session = await sessionStatus(context, server.baseUrl);
     expect(session.status).toBe(200);
-    expect(session.body).toMatchObject({ user: { email: graceEmail, name: grace.name }, account: { name: accountName }, role: "member", twoFactor: { method: "sso" } });
+    expect(session.body).toMatchObject({
+      user: { email: graceEmail, name: grace.name },
+      account: { name: accountName },
+      role: "member",
+      twoFactor: { method: "sso" },
+    });
   }
 
   async function expectNoSession(context: BrowserContext): Promise<void> {
@@ -173,7 +194,9 @@ describe("Sign in with SSO in a browser", () => {
     await page.getByRole("heading", { name: "Continue to your identity provider" }).waitFor();
     await expect.poll(() => refreshed).toBe(1);
     expect(path(page)).toBe("/login/sso");
-    expect(await page.getByRole("main").innerText()).toContain(`Single sign-on for ${domain} continues at your company's identity provider.`);
+    expect(await page.getByRole("main").innerText()).toContain(
+      `Single sign-on for ${domain} continues at your company's identity provider.`,
+    );
     const link = page.getByRole("link", { name: "Continue to sign in" });
     expect((await link.getAttribute("href"))?.startsWith(`${idp.issuer}/auth?`)).toBe(true);
     expect(await page.locator('meta[http-equiv="refresh"]').getAttribute("content")).toBe(`0;url=${await link.getAttribute("href")}`);

@@ -3,7 +3,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createAccountWithAdmin } from "../src/team/accounts.js";
 import { Browser as HttpBrowser, signedInBrowser } from "../test/helpers/app.js";
 import { enableAuthApp } from "../test/helpers/auth-app.js";
-import { adoptCookies, authenticatorCode, launchChromium, readQrCode, screenshot, sessionStatus, startE2eServer, type E2eServer } from "./helpers.js";
+import {
+  adoptCookies,
+  authenticatorCode,
+  launchChromium,
+  readQrCode,
+  screenshot,
+  sessionStatus,
+  startE2eServer,
+  type E2eServer,
+} from "./helpers.js";
 
 /**
  * The Account Admin side of the seed, in a real browser (Debian chromium) against a real Latchkey server on SQLite:
@@ -139,7 +148,9 @@ describe("Require auth app for all team members, in a browser", () => {
     await page.getByRole("heading", { name: "Two-factor authentication", level: 1 }).waitFor();
     await page.getByRole("button", { name: "Enable" }).click();
     await page.getByRole("heading", { name: /^(Confirm your password|Step 1 of 3: save your recovery codes)$/ }).waitFor();
-    expect((await page.getByRole("heading", { level: 1 }).innerText()).trim()).toBe(options.confirmPassword ? "Confirm your password" : "Step 1 of 3: save your recovery codes");
+    expect((await page.getByRole("heading", { level: 1 }).innerText()).trim()).toBe(
+      options.confirmPassword ? "Confirm your password" : "Step 1 of 3: save your recovery codes",
+    );
     if (options.confirmPassword) {
       if (shot) await screenshot(page, `${shot}-confirm-password`);
       await page.getByLabel("Password").fill(person.password);
@@ -260,7 +271,9 @@ describe("Require auth app for all team members, in a browser", () => {
     const enable = page.getByRole("button", { name: "Enable Auth App" });
     expect(await enable.isDisabled()).toBe(true);
     // The reason is tied to the control, so a screen reader reads it with the button.
-    const reason = await enable.evaluate((button) => document.getElementById(button.getAttribute("aria-describedby") ?? "")?.textContent ?? "");
+    const reason = await enable.evaluate(
+      (button) => document.getElementById(button.getAttribute("aria-describedby") ?? "")?.textContent ?? "",
+    );
     expect(reason).toContain("set up the auth app on your own login first");
     const text = await mainText(page);
     // The page says plainly that email is the weaker second factor.
@@ -288,7 +301,11 @@ describe("Require auth app for all team members, in a browser", () => {
     await acceptInvitation(katherineTab.page, katherine);
     await signInWithEmailLink(katherineTab.page, katherine);
     await expectHome(katherineTab.page, katherine);
-    expect((await sessionStatus(katherineTab.context, server.baseUrl)).body).toMatchObject({ user: { email: katherine.email }, role: "member", twoFactor: { method: "email_link" } });
+    expect((await sessionStatus(katherineTab.context, server.baseUrl)).body).toMatchObject({
+      user: { email: katherine.email },
+      role: "member",
+      twoFactor: { method: "email_link" },
+    });
 
     await page.reload();
     const cells = await memberCells(page, katherine.email);
@@ -399,7 +416,10 @@ describe("Require auth app for all team members, in a browser", () => {
     await setUpAuthApp(dorothyTab.page, dorothy, { confirmPassword: false });
     await dorothyTab.page.getByRole("link", { name: "Continue" }).click();
     await expectHome(dorothyTab.page, dorothy);
-    expect((await sessionStatus(dorothyTab.context, server.baseUrl)).body).toMatchObject({ role: "member", twoFactor: { method: "auth_app" } });
+    expect((await sessionStatus(dorothyTab.context, server.baseUrl)).body).toMatchObject({
+      role: "member",
+      twoFactor: { method: "auth_app" },
+    });
   });
 
   it("6. the admin's Audit log lists the policy change, the invitations and the sign-ins; the filters work", async () => {
@@ -417,7 +437,10 @@ describe("Require auth app for all team members, in a browser", () => {
       for (const row of await rows.all()) {
         const cells = await row.getByRole("cell").allInnerTexts();
         if (cells.length === 0) continue; // header
-        const [who = "", ...rest] = cells[2]!.trim().split("\n").map((line) => line.trim());
+        const [who = "", ...rest] = cells[2]!
+          .trim()
+          .split("\n")
+          .map((line) => line.trim());
         const by = rest.find((line) => line.startsWith("by "))?.slice(3) ?? "";
         out.push({ type: cells[1]!.trim(), who, by });
       }
@@ -454,7 +477,8 @@ describe("Require auth app for all team members, in a browser", () => {
     const signIns = await events();
     expect(signIns.length).toBeGreaterThanOrEqual(3);
     for (const e of signIns) expect(e.type.startsWith("sign_in.")).toBe(true);
-    for (const person of [admin, katherine, dorothy]) expect(signIns).toContainEqual(expect.objectContaining({ type: "sign_in.succeeded", who: person.email }));
+    for (const person of [admin, katherine, dorothy])
+      expect(signIns).toContainEqual(expect.objectContaining({ type: "sign_in.succeeded", who: person.email }));
 
     // Filter by member as well: only Dorothy's sign-in events.
     await page.getByLabel("Member").selectOption({ label: dorothy.email });
@@ -479,14 +503,22 @@ describe("Require auth app for all team members, in a browser", () => {
     const { page } = await tabSignedInAs((await theStorySoFar(6)).adminHttp);
     await openSettings(page, "Team Members");
     for (const person of [admin, katherine, dorothy]) {
-      expect(await memberCells(page, person.email)).toMatchObject({ Name: person.email === admin.email ? `${person.name} (you)` : person.name, "Two-factor authentication": "Auth app", Status: "Active" });
+      expect(await memberCells(page, person.email)).toMatchObject({
+        Name: person.email === admin.email ? `${person.name} (you)` : person.name,
+        "Two-factor authentication": "Auth app",
+        Status: "Active",
+      });
     }
     // The admin can change roles and remove members, but nothing in a member's row turns two-factor on or off.
     for (const person of [admin, katherine, dorothy]) {
       const row = memberRow(page, person.email);
       expect(await row.getByRole("checkbox").count()).toBe(0);
       expect(await row.getByRole("switch").count()).toBe(0);
-      const controls = [...(await row.getByRole("button").allInnerTexts()), ...(await row.getByRole("link").allInnerTexts()), ...(await row.getByRole("combobox").allInnerTexts())];
+      const controls = [
+        ...(await row.getByRole("button").allInnerTexts()),
+        ...(await row.getByRole("link").allInnerTexts()),
+        ...(await row.getByRole("combobox").allInnerTexts()),
+      ];
       for (const control of controls) expect(control).not.toMatch(/two-factor|2fa|auth app|email link|disable|enable|turn (on|off)|reset/i);
     }
     expect(await mainText(page)).toContain("there is no per-member switch");

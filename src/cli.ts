@@ -8,7 +8,14 @@ import { issueSetupLink } from "./team/setup.js";
 import { createAccountWithAdmin } from "./team/accounts.js";
 import { isLoopbackHost } from "./http/routes/dev-mail.js";
 import { connectSso, disconnectSso, showSso, type SsoConnectionView } from "./team/sso.js";
-import { applyDueSupportResets, approveSupportRequest, denySupportRequest, listSupportRequests, showSupportRequest, type SupportRequestView } from "./team/support-recovery.js";
+import {
+  applyDueSupportResets,
+  approveSupportRequest,
+  denySupportRequest,
+  listSupportRequests,
+  showSupportRequest,
+  type SupportRequestView,
+} from "./team/support-recovery.js";
 import { urlTo } from "./paths.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 
@@ -38,7 +45,9 @@ async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>,
   try {
     runtime = await openRuntime(cfg, { migrate });
   } catch (error) {
-    fatal(`cannot open the database${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}: ${error instanceof Error ? error.message : String(error)}`);
+    fatal(
+      `cannot open the database${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   try {
     return await fn(runtime);
@@ -49,7 +58,9 @@ async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>,
 
 const program = new Command()
   .name("latchkey")
-  .description("Self-hosted sign-in and two-factor authentication for team accounts.\nConfiguration comes from the environment: see README.md.")
+  .description(
+    "Self-hosted sign-in and two-factor authentication for team accounts.\nConfiguration comes from the environment: see README.md.",
+  )
   .showHelpAfterError();
 
 program
@@ -65,7 +76,9 @@ program
         migrate: options.migrate,
         onOutboxMessage: (file, message) => {
           const link = /https?:\/\/\S+/.exec(message.text)?.[0];
-          log(`mail to ${quoteForTerminal(message.to)}: ${quoteForTerminal(message.subject)}${link ? ` — ${escapeForTerminal(link)}` : ""} (${escapeForTerminal(file)})`);
+          log(
+            `mail to ${quoteForTerminal(message.to)}: ${quoteForTerminal(message.subject)}${link ? ` — ${escapeForTerminal(link)}` : ""} (${escapeForTerminal(file)})`,
+          );
         },
       });
     } catch (error) {
@@ -79,8 +92,11 @@ program
       await runtime.close();
       fatal(`cannot listen on ${cfg.host}:${cfg.port}: ${error instanceof Error ? error.message : String(error)} (set PORT or HOST)`);
     }
-    log(`Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`);
-    if (cfg.smtpUrl === undefined) log(`Mail goes to ${runtime.outboxDir}${devMail ? ` — read it at ${urlTo(cfg.publicUrl, "devMail")}` : ""}.`);
+    log(
+      `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
+    );
+    if (cfg.smtpUrl === undefined)
+      log(`Mail goes to ${runtime.outboxDir}${devMail ? ` — read it at ${urlTo(cfg.publicUrl, "devMail")}` : ""}.`);
     const setup = await issueSetupLink(runtime.ctx);
     if (setup) {
       log("");
@@ -116,7 +132,9 @@ program
       async ({ store }) => {
         const result = await migrateToLatest(store.db);
         const applied = result.results?.filter((r) => r.status === "Success").map((r) => r.migrationName) ?? [];
-        process.stdout.write(applied.length ? `Applied ${applied.length} migration(s): ${applied.join(", ")}\n` : "The database is up to date.\n");
+        process.stdout.write(
+          applied.length ? `Applied ${applied.length} migration(s): ${applied.join(", ")}\n` : "The database is up to date.\n",
+        );
       },
       false,
     );
@@ -134,7 +152,9 @@ account
       const result = await createAccountWithAdmin(ctx, { name: options.name, adminEmail: options.adminEmail });
       if (!result.ok) fatal(result.message);
       process.stdout.write(`Created account ${quoteForTerminal(options.name.trim())} (${result.value.accountId}).\n`);
-      process.stdout.write(`Send this invitation link to ${options.adminEmail.trim()}; it works once, until ${new Date(result.value.expiresAt).toISOString()}:\n`);
+      process.stdout.write(
+        `Send this invitation link to ${options.adminEmail.trim()}; it works once, until ${new Date(result.value.expiresAt).toISOString()}:\n`,
+      );
       process.stdout.write(`${result.value.invitationUrl}\n`);
     });
   });
@@ -156,11 +176,15 @@ support
       await applyDueSupportResets(ctx);
       const rows = await listSupportRequests(ctx, { all: Boolean(options.all) });
       if (rows.length === 0) {
-        process.stdout.write(options.all ? "No support requests.\n" : "No support requests waiting. (`latchkey support list --all` shows past ones.)\n");
+        process.stdout.write(
+          options.all ? "No support requests.\n" : "No support requests waiting. (`latchkey support list --all` shows past ones.)\n",
+        );
         return;
       }
       for (const r of rows) process.stdout.write(`${supportLine(r)}\n`);
-      process.stdout.write(`${rows.length} request(s). Verify the person out of band, then \`latchkey support approve ID\` or \`deny ID\`.\n`);
+      process.stdout.write(
+        `${rows.length} request(s). Verify the person out of band, then \`latchkey support approve ID\` or \`deny ID\`.\n`,
+      );
     });
   });
 support
@@ -184,7 +208,8 @@ support
       ];
       if (r.user) {
         lines.push(`Person      ${quoteForTerminal(r.user.name)}, 2FA ${r.user.method}, login since ${iso(r.user.createdAt)}`);
-        for (const a of r.user.accounts) lines.push(`  account   ${quoteForTerminal(a.name)} (${a.role}), last sign-in ${iso(a.lastSignInAt)}`);
+        for (const a of r.user.accounts)
+          lines.push(`  account   ${quoteForTerminal(a.name)} (${a.role}), last sign-in ${iso(a.lastSignInAt)}`);
       }
       process.stdout.write(`${lines.join("\n")}\n`);
     });
@@ -205,7 +230,9 @@ for (const [name, describe] of [
         if (name === "approve") {
           const result = await approveSupportRequest(ctx, input);
           if (!result.ok) fatal(result.message);
-          process.stdout.write(`Approved. ${quoteForTerminal(result.value.email)} was emailed; the reset happens at ${iso(result.value.resetsAt)} unless they cancel.\n`);
+          process.stdout.write(
+            `Approved. ${quoteForTerminal(result.value.email)} was emailed; the reset happens at ${iso(result.value.resetsAt)} unless they cancel.\n`,
+          );
         } else {
           const result = await denySupportRequest(ctx, input);
           if (!result.ok) fatal(result.message);
@@ -216,7 +243,9 @@ for (const [name, describe] of [
 }
 support
   .command("apply-due")
-  .description("Apply approved resets whose waiting period is over (`serve` does this every minute; use this from cron when no server runs).")
+  .description(
+    "Apply approved resets whose waiting period is over (`serve` does this every minute; use this from cron when no server runs).",
+  )
   .action(async () => {
     await withRuntime(config(), async ({ ctx }) => {
       const n = await applyDueSupportResets(ctx);
@@ -239,12 +268,19 @@ function ssoLines(view: SsoConnectionView): string {
 
 const sso = program
   .command("sso")
-  .description("Single sign-on with OpenID Connect, per account: people of the named email domains sign in through the account's identity provider.");
+  .description(
+    "Single sign-on with OpenID Connect, per account: people of the named email domains sign in through the account's identity provider.",
+  );
 sso
   .command("connect")
   .description("Connect (or replace) an account's OpenID Connect provider. Register the printed redirect URI at the provider.")
   .addOption(new Option("--account <id>", "the account's id").makeOptionMandatory())
-  .addOption(new Option("--issuer <url>", "the provider's issuer URL (https; its /.well-known/openid-configuration must answer)").makeOptionMandatory())
+  .addOption(
+    new Option(
+      "--issuer <url>",
+      "the provider's issuer URL (https; its /.well-known/openid-configuration must answer)",
+    ).makeOptionMandatory(),
+  )
   .addOption(new Option("--client-id <id>", "the client id Latchkey has at the provider").makeOptionMandatory())
   .addOption(new Option("--client-secret <secret>", "the client secret (stored encrypted)").makeOptionMandatory())
   .addOption(
@@ -254,7 +290,13 @@ sso
   )
   .action(async (options: { account: string; issuer: string; clientId: string; clientSecret: string; domain: string[] }) => {
     await withRuntime(config(), async ({ ctx }) => {
-      const result = await connectSso(ctx, { accountId: options.account, issuer: options.issuer, clientId: options.clientId, clientSecret: options.clientSecret, domains: options.domain });
+      const result = await connectSso(ctx, {
+        accountId: options.account,
+        issuer: options.issuer,
+        clientId: options.clientId,
+        clientSecret: options.clientSecret,
+        domains: options.domain,
+      });
       if (!result.ok) fatal(result.message);
       process.stdout.write(`Connected single sign-on for ${quoteForTerminal(result.value.accountName)}.\n${ssoLines(result.value)}\n`);
       process.stdout.write(`Register this redirect URI at the provider (exactly): ${result.value.redirectUri}\n`);
@@ -279,7 +321,9 @@ sso
     await withRuntime(config(), async ({ ctx }) => {
       const result = await disconnectSso(ctx, { accountId: options.account });
       if (!result.ok) fatal(result.message);
-      process.stdout.write(`Disconnected single sign-on from ${options.account}; ${result.value.sessionsEnded} SSO session(s) ended. SSO members stay listed until an admin removes them.\n`);
+      process.stdout.write(
+        `Disconnected single sign-on from ${options.account}; ${result.value.sessionsEnded} SSO session(s) ended. SSO members stay listed until an admin removes them.\n`,
+      );
     });
   });
 

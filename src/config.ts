@@ -243,7 +243,10 @@ export function loadConfig(env: Env = process.env): Config {
   const host = read(env, "HOST") ?? "127.0.0.1";
   const publicUrl = url("LATCHKEY_PUBLIC_URL", read(env, "LATCHKEY_PUBLIC_URL") ?? `http://localhost:${port}`, ["http", "https"]);
   if (publicUrl.pathname !== "/" || publicUrl.search || publicUrl.hash) {
-    throw new ConfigError("LATCHKEY_PUBLIC_URL", `expected an origin without a path, e.g. https://auth.example.com, got "${publicUrl.href}"`);
+    throw new ConfigError(
+      "LATCHKEY_PUBLIC_URL",
+      `expected an origin without a path, e.g. https://auth.example.com, got "${publicUrl.href}"`,
+    );
   }
   const dataDir = resolve(read(env, "LATCHKEY_DATA_DIR") ?? "./data");
   const databaseUrl = read(env, "DATABASE_URL");
@@ -270,9 +273,15 @@ export function loadConfig(env: Env = process.env): Config {
     if (trustRaw === "true" || trustRaw === "false") trustProxy = trustRaw === "true";
     else if (/^\d{1,2}$/.test(trustRaw)) trustProxy = Number(trustRaw);
     else {
-      const list = trustRaw.split(",").map((v) => v.trim()).filter(Boolean);
+      const list = trustRaw
+        .split(",")
+        .map((v) => v.trim())
+        .filter(Boolean);
       if (list.length === 0 || !list.every((v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v))) {
-        throw new ConfigError("LATCHKEY_TRUST_PROXY", `expected true, false, a hop count, or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8), got "${trustRaw}"`);
+        throw new ConfigError(
+          "LATCHKEY_TRUST_PROXY",
+          `expected true, false, a hop count, or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8), got "${trustRaw}"`,
+        );
       }
       trustProxy = list;
     }
@@ -280,7 +289,13 @@ export function loadConfig(env: Env = process.env): Config {
   const limits: Limits = {
     ...defaultLimits,
     sessionIdleTimeoutSeconds: integer(env, "LATCHKEY_SESSION_IDLE_SECONDS", defaultLimits.sessionIdleTimeoutSeconds, 60, 30 * 24 * 3600),
-    sessionAbsoluteTimeoutSeconds: integer(env, "LATCHKEY_SESSION_ABSOLUTE_SECONDS", defaultLimits.sessionAbsoluteTimeoutSeconds, 60, 90 * 24 * 3600),
+    sessionAbsoluteTimeoutSeconds: integer(
+      env,
+      "LATCHKEY_SESSION_ABSOLUTE_SECONDS",
+      defaultLimits.sessionAbsoluteTimeoutSeconds,
+      60,
+      90 * 24 * 3600,
+    ),
   };
   if (limits.sessionIdleTimeoutSeconds > limits.sessionAbsoluteTimeoutSeconds) {
     throw new ConfigError("LATCHKEY_SESSION_IDLE_SECONDS", "must not be longer than LATCHKEY_SESSION_ABSOLUTE_SECONDS");

@@ -76,12 +76,17 @@ export class LatchkeyError extends Error {
 }
 
 /** A domain result: success with a value, or an expected failure with a stable code. */
-export type Result<T, C extends ErrorCode = ErrorCode> = { ok: true; value: T } | { ok: false; reason: C; message: string; details?: Record<string, unknown> };
+export type Result<T, C extends ErrorCode = ErrorCode> =
+  { ok: true; value: T } | { ok: false; reason: C; message: string; details?: Record<string, unknown> };
 
 export function ok<T>(value: T): { ok: true; value: T } {
   return { ok: true, value };
 }
 
-export function fail<C extends ErrorCode>(reason: C, message: string, details?: Record<string, unknown>): { ok: false; reason: C; message: string; details?: Record<string, unknown> } {
+export function fail<C extends ErrorCode>(
+  reason: C,
+  message: string,
+  details?: Record<string, unknown>,
+): { ok: false; reason: C; message: string; details?: Record<string, unknown> } {
   return details === undefined ? { ok: false, reason, message } : { ok: false, reason, message, details };
 }

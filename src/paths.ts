@@ -85,7 +85,11 @@ export const routes = {
 export type RouteName = keyof typeof routes;
 
 /** The `:name` parameters of a path pattern, as a union of names. */
-type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}` ? Name | ParamNames<`/${Rest}`> : P extends `${string}:${infer Name}` ? Name : never;
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamNames<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never;
 
 /** Query values; `undefined` leaves the key out. */
 export type Query = Readonly<Record<string, string | undefined>>;

@@ -38,7 +38,12 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
   const outboxDir = outboxDirOf(config);
   const mailer =
     options.mailer ??
-    createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, outboxDir, ...(options.onOutboxMessage ? { onOutboxMessage: options.onOutboxMessage } : {}) });
+    createMailer({
+      smtpUrl: config.smtpUrl,
+      from: config.mailFrom,
+      outboxDir,
+      ...(options.onOutboxMessage ? { onOutboxMessage: options.onOutboxMessage } : {}),
+    });
   const ctx: AppContext = {
     db: store.db,
     dialect: store.dialect,

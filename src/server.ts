@@ -64,7 +64,15 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
             level: ctx.config.logLevel,
             redact: ["req.headers.cookie", 'res.headers["set-cookie"]'],
             // Fastify's own request fields, with the URL's tokens taken out (links stay live after they are logged).
-            serializers: { req: (request: FastifyRequest) => ({ method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort }) },
+            serializers: {
+              req: (request: FastifyRequest) => ({
+                method: request.method,
+                url: redactUrl(request.url),
+                host: request.host,
+                remoteAddress: request.ip,
+                remotePort: request.socket?.remotePort,
+              }),
+            },
           },
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Fastify accepts a hop count too (documented), though its type omits it.
@@ -73,7 +81,10 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     // The router's own refusals (a path part over maxParamLength, a broken %-escape) answer in our format, with a
     // stable code, instead of Fastify's bare JSON.
     frameworkErrors: (error, request, reply) => {
-      const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "This address is not valid: a part of it is too long." : "This address is not valid: it has a malformed %-escape.";
+      const message =
+        error.code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? "This address is not valid: a part of it is too long."
+          : "This address is not valid: it has a malformed %-escape.";
       sendError(request, reply, "invalid_request", message);
     },
   });
@@ -82,7 +93,15 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
   await app.register(helmet, {
     contentSecurityPolicy: {
-      directives: { upgradeInsecureRequests: ctx.config.secureCookies ? [] : null, defaultSrc: ["'none'"], styleSrc: ["'unsafe-inline'"], imgSrc: ["'self'", "data:"], formAction: ["'self'"], frameAncestors: ["'none'"], baseUri: ["'none'"] },
+      directives: {
+        upgradeInsecureRequests: ctx.config.secureCookies ? [] : null,
+        defaultSrc: ["'none'"],
+        styleSrc: ["'unsafe-inline'"],
+        imgSrc: ["'self'", "data:"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
     },
     strictTransportSecurity: ctx.config.secureCookies,
     // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on form POSTs, which the CSRF check

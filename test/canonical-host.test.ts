@@ -19,7 +19,12 @@ describe("opening the default server by IP address", () => {
 
   it("leaves requests to the public host, and non-GET requests, alone", async () => {
     expect((await t.app.inject({ method: "GET", url: "/login", headers: { host: "localhost:3000" } })).statusCode).toBe(200);
-    const post = await t.app.inject({ method: "POST", url: "/api/v1/login", headers: { host: "127.0.0.1:3000" }, payload: { email: "a@example.com", password: "wrong password" } });
+    const post = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/login",
+      headers: { host: "127.0.0.1:3000" },
+      payload: { email: "a@example.com", password: "wrong password" },
+    });
     expect(post.statusCode).toBe(401);
   });
 });

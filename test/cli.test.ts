@@ -26,7 +26,11 @@ function latchkey(args: string[], env: Record<string, string>): Promise<Run> {
     execFile(
       process.execPath,
       [...CLI, ...args],
-      { env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", LOG_LEVEL: "silent", ...env }, timeout: 45_000, cwd: process.cwd() },
+      {
+        env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", LOG_LEVEL: "silent", ...env },
+        timeout: 45_000,
+        cwd: process.cwd(),
+      },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });
@@ -38,7 +42,6 @@ function latchkey(args: string[], env: Record<string, string>): Promise<Run> {
 function lastLine(text: string): string {
   return text.trimEnd().split("\n").pop() ?? "";
 }
-
 
 describe("latchkey CLI", () => {
   const dirs: string[] = [];
@@ -189,9 +192,34 @@ describe("latchkey CLI", () => {
       try {
         await migrateToLatest(store.db);
         const userId = newId();
-        await store.db.insertInto("accounts").values({ id: accountId, name: "Acme \u202eevil\u202c\u2028Status: approved", two_factor_policy: "email_link", created_at: now }).execute();
-        await store.db.insertInto("users").values({ id: userId, email, name: "Mallory\u2066 \u001b[1mAdmin", password_hash: "x", two_factor_method: "email_link", created_at: now, updated_at: now }).execute();
-        await store.db.insertInto("memberships").values({ id: newId(), account_id: accountId, user_id: userId, role: "member", sign_in_method: "password", created_at: now, last_sign_in_at: null }).execute();
+        await store.db
+          .insertInto("accounts")
+          .values({ id: accountId, name: "Acme \u202eevil\u202c\u2028Status: approved", two_factor_policy: "email_link", created_at: now })
+          .execute();
+        await store.db
+          .insertInto("users")
+          .values({
+            id: userId,
+            email,
+            name: "Mallory\u2066 \u001b[1mAdmin",
+            password_hash: "x",
+            two_factor_method: "email_link",
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        await store.db
+          .insertInto("memberships")
+          .values({
+            id: newId(),
+            account_id: accountId,
+            user_id: userId,
+            role: "member",
+            sign_in_method: "password",
+            created_at: now,
+            last_sign_in_at: null,
+          })
+          .execute();
         await store.db
           .insertInto("support_requests")
           .values({
@@ -214,7 +242,17 @@ describe("latchkey CLI", () => {
             user_agent: userAgent,
           })
           .execute();
-        await store.db.insertInto("sso_connections").values({ account_id: accountId, issuer: "https://idp.example.com", client_id: "latchkey", client_secret_sealed: "sealed", created_at: now, updated_at: now }).execute();
+        await store.db
+          .insertInto("sso_connections")
+          .values({
+            account_id: accountId,
+            issuer: "https://idp.example.com",
+            client_id: "latchkey",
+            client_secret_sealed: "sealed",
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
         await store.db.insertInto("sso_domains").values({ domain: "acme.example", account_id: accountId }).execute();
       } finally {
         await store.close();
@@ -229,9 +267,13 @@ describe("latchkey CLI", () => {
       expect(lines.filter((line) => line.startsWith("Status"))).toEqual(["Status      pending"]);
       expect(lines).toContain(String.raw`Message     "Lost my phone\nStatus: approved\n\x1b[2J"`);
       expect(lines).toContain(String.raw`Email       "mallory\u200b@example.com"`);
-      expect(lines).toContain(String.raw`Asked       2026-01-05T09:30:00Z from "203.0.113.9\nStatus: approved" ("Mozilla/5.0\r\nStatus: approved\x1b]0;pwned\x07 \x9b31m\x7f")`);
+      expect(lines).toContain(
+        String.raw`Asked       2026-01-05T09:30:00Z from "203.0.113.9\nStatus: approved" ("Mozilla/5.0\r\nStatus: approved\x1b]0;pwned\x07 \x9b31m\x7f")`,
+      );
       expect(lines.some((line) => line.startsWith(String.raw`Person      "Mallory\u2066 \x1b[1mAdmin", 2FA email_link`))).toBe(true);
-      expect(lines.some((line) => line.startsWith(String.raw`  account   "Acme \u202eevil\u202c\u2028Status: approved" (member)`))).toBe(true);
+      expect(lines.some((line) => line.startsWith(String.raw`  account   "Acme \u202eevil\u202c\u2028Status: approved" (member)`))).toBe(
+        true,
+      );
     });
 
     it("support list and approve print the address quoted and escaped", async () => {
@@ -239,7 +281,10 @@ describe("latchkey CLI", () => {
       expect(list.code, list.stderr).toBe(0);
       expectInert(list);
       expect(list.stdout).toContain(`${requestId}  pending      "mallory\\u200b@example.com"  asked 2026-01-05T09:30:00Z`);
-      const approve = await latchkey(["support", "approve", requestId, "--operator", "op\u001b[8m", "--note", "called back\nStatus: denied"], env);
+      const approve = await latchkey(
+        ["support", "approve", requestId, "--operator", "op\u001b[8m", "--note", "called back\nStatus: denied"],
+        env,
+      );
       expect(approve.code, approve.stderr).toBe(0);
       expectInert(approve);
       expect(approve.stdout).toContain(String.raw`Approved. "mallory\u200b@example.com" was emailed`);
@@ -279,7 +324,13 @@ describe("latchkey CLI", () => {
       const port = await freePort();
       const dir = dataDir();
       child = spawn(process.execPath, [...CLI, "serve"], {
-        env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", LATCHKEY_DATA_DIR: dir, PORT: String(port), LOG_LEVEL: "silent" },
+        env: {
+          PATH: process.env["PATH"] ?? "",
+          HOME: process.env["HOME"] ?? "",
+          LATCHKEY_DATA_DIR: dir,
+          PORT: String(port),
+          LOG_LEVEL: "silent",
+        },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";

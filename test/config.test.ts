@@ -96,7 +96,13 @@ describe("configuration from the environment", () => {
         MAIL_FROM: "Acme Sign-in <sign-in@example.com>",
       }),
     );
-    expect(config).toMatchObject({ port: 8080, host: "0.0.0.0", databaseUrl: "postgres://latchkey@db.internal:5432/latchkey", redisUrl: "redis://cache.internal:6379/0", mailFrom: "Acme Sign-in <sign-in@example.com>" });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: "0.0.0.0",
+      databaseUrl: "postgres://latchkey@db.internal:5432/latchkey",
+      redisUrl: "redis://cache.internal:6379/0",
+      mailFrom: "Acme Sign-in <sign-in@example.com>",
+    });
     expect(config.publicUrl.origin).toBe("https://auth.example.com");
     expect(config.secretKey.equals(Buffer.from(KEY, "base64"))).toBe(true);
   });

@@ -35,7 +35,14 @@ describe("data files (sqlite)", () => {
       // While the database is open in WAL mode, SQLite keeps all three files.
       expect(existsSync(`${db}-wal`)).toBe(true);
       expect(existsSync(`${db}-shm`)).toBe(true);
-      expect({ dir: modeOf(dataDir), key: modeOf(join(dataDir, "secret.key")), db: modeOf(db), wal: modeOf(`${db}-wal`), shm: modeOf(`${db}-shm`), outbox: modeOf(join(dataDir, "outbox")) }).toEqual({
+      expect({
+        dir: modeOf(dataDir),
+        key: modeOf(join(dataDir, "secret.key")),
+        db: modeOf(db),
+        wal: modeOf(`${db}-wal`),
+        shm: modeOf(`${db}-shm`),
+        outbox: modeOf(join(dataDir, "outbox")),
+      }).toEqual({
         dir: "0700",
         key: "0600",
         db: "0600",
@@ -69,19 +76,24 @@ describe("data files (sqlite)", () => {
 });
 
 describeEachDialect("data directory", (dialect) => {
-    it("Latchkey creates its data directory and outbox readable by the service user only (0700)", async () => {
-      const database = await createTestDatabase(dialect);
-      const dataDir = freshDataDir();
-      const runtime = await openRuntime(
-        loadConfig({ LATCHKEY_DATA_DIR: dataDir, LATCHKEY_SECRET_KEY: TEST_SECRET_KEY, LOG_LEVEL: "silent", ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}) }),
-        { migrate: true },
-      );
-      try {
-        await seedMember(runtime);
-        expect({ dir: modeOf(dataDir), outbox: modeOf(join(dataDir, "outbox")) }).toEqual({ dir: "0700", outbox: "0700" });
-      } finally {
-        await runtime.close();
-        await database.drop();
-      }
-    });
+  it("Latchkey creates its data directory and outbox readable by the service user only (0700)", async () => {
+    const database = await createTestDatabase(dialect);
+    const dataDir = freshDataDir();
+    const runtime = await openRuntime(
+      loadConfig({
+        LATCHKEY_DATA_DIR: dataDir,
+        LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
+        LOG_LEVEL: "silent",
+        ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
+      }),
+      { migrate: true },
+    );
+    try {
+      await seedMember(runtime);
+      expect({ dir: modeOf(dataDir), outbox: modeOf(join(dataDir, "outbox")) }).toEqual({ dir: "0700", outbox: "0700" });
+    } finally {
+      await runtime.close();
+      await database.drop();
+    }
+  });
 });

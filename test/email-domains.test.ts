@@ -14,7 +14,11 @@ import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
  */
 describe("checkEmail and normalizeEmail: one spelling of a domain", () => {
   it.each(["v@corp.test.", "v@.corp.test", "v@corp..test", "v@corp.test.."])("refuses %s (an empty label in the domain)", (email) => {
-    expect(checkEmail(email, defaultLimits)).toMatchObject({ ok: false, reason: "email_invalid", message: "The part after @ must be a domain like example.com, with no dot at its start or end and no two dots in a row." });
+    expect(checkEmail(email, defaultLimits)).toMatchObject({
+      ok: false,
+      reason: "email_invalid",
+      message: "The part after @ must be a domain like example.com, with no dot at its start or end and no two dots in a row.",
+    });
   });
 
   it.each([
@@ -30,57 +34,69 @@ describe("checkEmail and normalizeEmail: one spelling of a domain", () => {
 });
 
 describeEachDialect("email domains", (dialect) => {
-    let t: TestApp;
-    let idp: TestIdp;
-    let admin: Awaited<ReturnType<typeof seedMember>>;
-    const domain = `corp-${newId().slice(0, 6)}.test`;
+  let t: TestApp;
+  let idp: TestIdp;
+  let admin: Awaited<ReturnType<typeof seedMember>>;
+  const domain = `corp-${newId().slice(0, 6)}.test`;
 
-    beforeAll(async () => {
-      t = await startTestApp(dialect);
-      idp = await startTestIdp({ redirectUri: ssoRedirectUri(t.ctx) });
-      admin = await seedMember(t, { role: "admin", email: `admin@${domain}`, accountName: "Corp SSO" });
-      expect((await connectSso(t.ctx, { accountId: admin.accountId, issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, domains: [domain] })).ok).toBe(true);
+  beforeAll(async () => {
+    t = await startTestApp(dialect);
+    idp = await startTestIdp({ redirectUri: ssoRedirectUri(t.ctx) });
+    admin = await seedMember(t, { role: "admin", email: `admin@${domain}`, accountName: "Corp SSO" });
+    expect(
+      (
+        await connectSso(t.ctx, {
+          accountId: admin.accountId,
+          issuer: idp.issuer,
+          clientId: idp.clientId,
+          clientSecret: idp.clientSecret,
+          domains: [domain],
+        })
+      ).ok,
+    ).toBe(true);
+  });
+  afterAll(async () => {
+    await idp?.close();
+    await t?.close();
+  });
+
+  async function ssoCallback(browser: Browser, email: string): Promise<Awaited<ReturnType<Browser["get"]>>> {
+    const started = await browser.request("POST", "/api/v1/login/sso", { json: { domain } });
+    expect(started.statusCode, started.body).toBe(200);
+    idp.nextUser = { sub: `sub-${newId().slice(0, 10)}`, email, email_verified: true, name: "V" };
+    return browser.get(await idp.signIn(started.json<{ authorizationUrl: string }>().authorizationUrl));
+  }
+
+  async function usersLike(local: string): Promise<string[]> {
+    const rows = await t.ctx.db.selectFrom("users").select("email").where("email", "like", `${local}@%`).execute();
+    return rows.map((r) => r.email);
+  }
+
+  it("an id token with the email v@corp.test. is refused with a clear page and creates no user", async () => {
+    const local = `v-${newId().slice(0, 8)}`;
+    const browser = new Browser(t.app);
+    const refused = await ssoCallback(browser, `${local}@${domain}.`);
+    expect(refused.statusCode).toBe(401);
+    expect(refused.headers["content-type"]).toContain("text/html");
+    expect(refused.body).toContain("Your identity provider sent an email address that is not valid");
+    expect((await browser.get("/api/v1/session")).statusCode).toBe(401);
+    expect(await usersLike(local)).toEqual([]);
+  });
+
+  it("the same mailbox spelled with an ideographic full stop signs in as the one existing user", async () => {
+    const local = `w-${newId().slice(0, 8)}`;
+    expect((await ssoCallback(new Browser(t.app), `${local}@${domain}`)).statusCode).toBe(303);
+    const again = await ssoCallback(new Browser(t.app), `${local}@${domain.replace(".", "\u3002")}`);
+    expect(again.statusCode, again.body.slice(0, 300)).toBe(303);
+    expect(await usersLike(local)).toEqual([`${local}@${domain}`]);
+  });
+
+  it("an admin cannot invite an address with a trailing dot: 422 email_invalid", async () => {
+    const browser = await signedInBrowser(t, admin);
+    const response = await browser.request("POST", "/api/v1/team/invitations", {
+      json: { email: `x-${newId().slice(0, 6)}@example.com.`, role: "member" },
     });
-    afterAll(async () => {
-      await idp?.close();
-      await t?.close();
-    });
-
-    async function ssoCallback(browser: Browser, email: string): Promise<Awaited<ReturnType<Browser["get"]>>> {
-      const started = await browser.request("POST", "/api/v1/login/sso", { json: { domain } });
-      expect(started.statusCode, started.body).toBe(200);
-      idp.nextUser = { sub: `sub-${newId().slice(0, 10)}`, email, email_verified: true, name: "V" };
-      return browser.get(await idp.signIn(started.json<{ authorizationUrl: string }>().authorizationUrl));
-    }
-
-    async function usersLike(local: string): Promise<string[]> {
-      const rows = await t.ctx.db.selectFrom("users").select("email").where("email", "like", `${local}@%`).execute();
-      return rows.map((r) => r.email);
-    }
-
-    it("an id token with the email v@corp.test. is refused with a clear page and creates no user", async () => {
-      const local = `v-${newId().slice(0, 8)}`;
-      const browser = new Browser(t.app);
-      const refused = await ssoCallback(browser, `${local}@${domain}.`);
-      expect(refused.statusCode).toBe(401);
-      expect(refused.headers["content-type"]).toContain("text/html");
-      expect(refused.body).toContain("Your identity provider sent an email address that is not valid");
-      expect((await browser.get("/api/v1/session")).statusCode).toBe(401);
-      expect(await usersLike(local)).toEqual([]);
-    });
-
-    it("the same mailbox spelled with an ideographic full stop signs in as the one existing user", async () => {
-      const local = `w-${newId().slice(0, 8)}`;
-      expect((await ssoCallback(new Browser(t.app), `${local}@${domain}`)).statusCode).toBe(303);
-      const again = await ssoCallback(new Browser(t.app), `${local}@${domain.replace(".", "\u3002")}`);
-      expect(again.statusCode, again.body.slice(0, 300)).toBe(303);
-      expect(await usersLike(local)).toEqual([`${local}@${domain}`]);
-    });
-
-    it("an admin cannot invite an address with a trailing dot: 422 email_invalid", async () => {
-      const browser = await signedInBrowser(t, admin);
-      const response = await browser.request("POST", "/api/v1/team/invitations", { json: { email: `x-${newId().slice(0, 6)}@example.com.`, role: "member" } });
-      expect(response.statusCode).toBe(422);
-      expect(response.json()).toMatchObject({ error: "email_invalid", message: expect.stringContaining("no dot at its start or end") });
-    });
+    expect(response.statusCode).toBe(422);
+    expect(response.json()).toMatchObject({ error: "email_invalid", message: expect.stringContaining("no dot at its start or end") });
+  });
 });

@@ -11,18 +11,31 @@ describe("the layering lint rule", () => {
   }
 
   it("refuses a domain module that imports the web framework or the HTTP layer", async () => {
-    const messages = await restricted("src/auth/example.ts", 'import type { FastifyReply } from "fastify";\nimport { sendError } from "../http/errors.js";\nexport const x = (r: FastifyReply): unknown => [r, sendError];\n');
+    const messages = await restricted(
+      "src/auth/example.ts",
+      'import type { FastifyReply } from "fastify";\nimport { sendError } from "../http/errors.js";\nexport const x = (r: FastifyReply): unknown => [r, sendError];\n',
+    );
     expect(messages).toHaveLength(2);
     expect(messages[0]).toContain("Domain code has no HTTP in it");
   });
 
   it("refuses a view that queries the database or calls the domain", async () => {
-    const messages = await restricted("src/http/views/example.ts", 'import { listTeamMembers } from "../../team/members.js";\nexport const x = listTeamMembers;\n');
+    const messages = await restricted(
+      "src/http/views/example.ts",
+      'import { listTeamMembers } from "../../team/members.js";\nexport const x = listTeamMembers;\n',
+    );
     expect(messages).toHaveLength(1);
   });
 
   it("lets a view import the domain's types, and a domain module import its own layer", async () => {
-    expect(await restricted("src/http/views/example.ts", 'import type { TeamMember } from "../../team/members.js";\nexport type X = TeamMember;\n')).toEqual([]);
-    expect(await restricted("src/team/example.ts", 'import { hashToken } from "../auth/tokens.js";\nexport const x = hashToken;\n')).toEqual([]);
+    expect(
+      await restricted(
+        "src/http/views/example.ts",
+        'import type { TeamMember } from "../../team/members.js";\nexport type X = TeamMember;\n',
+      ),
+    ).toEqual([]);
+    expect(
+      await restricted("src/team/example.ts", 'import { hashToken } from "../auth/tokens.js";\nexport const x = hashToken;\n'),
+    ).toEqual([]);
   });
 });

@@ -23,7 +23,11 @@ describe("mail outbox (no SMTP_URL)", () => {
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "latchkey-outbox-"));
     const config = loadConfig({ LATCHKEY_DATA_DIR: dataDir, LOG_LEVEL: "silent" });
-    runtime = await openRuntime(config, { clock: new TestClock(), migrate: true, onOutboxMessage: (file, message) => logged.push({ file, message }) });
+    runtime = await openRuntime(config, {
+      clock: new TestClock(),
+      migrate: true,
+      onOutboxMessage: (file, message) => logged.push({ file, message }),
+    });
     app = await buildApp(runtime.ctx, { logger: false, outboxDir: runtime.outboxDir });
   });
   afterAll(async () => {

@@ -20,7 +20,9 @@ interface Received {
 }
 
 /** A real SMTP server on loopback that keeps what it receives, or refuses recipients when told to. */
-async function startSmtp(options: { refuseRecipients?: boolean } = {}): Promise<{ port: number; received: Received[]; close(): Promise<void> }> {
+async function startSmtp(
+  options: { refuseRecipients?: boolean } = {},
+): Promise<{ port: number; received: Received[]; close(): Promise<void> }> {
   const received: Received[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -39,7 +41,11 @@ async function startSmtp(options: { refuseRecipients?: boolean } = {}): Promise<
       const chunks: Buffer[] = [];
       stream.on("data", (chunk: Buffer) => chunks.push(chunk));
       stream.on("end", () => {
-        received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined, to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks) });
+        received.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks),
+        });
         callback();
       });
     },
@@ -145,7 +151,11 @@ describe("mail over real SMTP", () => {
 
     it("the password step answers 503 mail_unavailable on the API, not 500", async () => {
       const member = await seedMember({ ctx: t.runtime.ctx });
-      const response = await t.app.inject({ method: "POST", url: "/api/v1/login", payload: { email: member.email, password: member.password } });
+      const response = await t.app.inject({
+        method: "POST",
+        url: "/api/v1/login",
+        payload: { email: member.email, password: member.password },
+      });
       expect(response.statusCode).toBe(503);
       expect(response.json()).toMatchObject({ error: "mail_unavailable" });
       expect(response.json().message).toMatch(/could not send the sign-in email/);
@@ -168,7 +178,11 @@ describe("mail over real SMTP", () => {
     const t = await startApp(`smtp://127.0.0.1:${port}`);
     try {
       const member = await seedMember({ ctx: t.runtime.ctx });
-      const response = await t.app.inject({ method: "POST", url: "/api/v1/login", payload: { email: member.email, password: member.password } });
+      const response = await t.app.inject({
+        method: "POST",
+        url: "/api/v1/login",
+        payload: { email: member.email, password: member.password },
+      });
       expect(response.statusCode).toBe(503);
       expect(response.json().error).toBe("mail_unavailable");
     } finally {

@@ -28,7 +28,9 @@ describe("the OpenAPI document", () => {
   it("describes every /api/v1 route the server answers, with the same methods, and nothing it does not", async () => {
     const doc = JSON.parse(await documentText()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toBe("3.1.0");
-    const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`));
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`),
+    );
     const served = t.app.latchkeyRoutes.filter((r) => r.split(" ")[1]!.startsWith("/api/v1/"));
     expect(served.length).toBeGreaterThan(15);
     expect([...documented].sort()).toEqual([...served].sort());
@@ -39,9 +41,14 @@ describe("the OpenAPI document", () => {
     try {
       const file = join(dir, "openapi.json");
       writeFileSync(file, await documentText());
-      const result = await run(join(process.cwd(), "node_modules", ".bin", "redocly"), ["lint", file, "--extends=recommended", "--format=summary"], { env: { ...process.env, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true" } }).catch(
-        (error: { stdout: string; stderr: string }) => ({ stdout: error.stdout, stderr: `${error.stderr}\n(redocly exited non-zero)` }),
-      );
+      const result = await run(
+        join(process.cwd(), "node_modules", ".bin", "redocly"),
+        ["lint", file, "--extends=recommended", "--format=summary"],
+        { env: { ...process.env, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true" } },
+      ).catch((error: { stdout: string; stderr: string }) => ({
+        stdout: error.stdout,
+        stderr: `${error.stderr}\n(redocly exited non-zero)`,
+      }));
       const output = `${result.stdout}\n${result.stderr}`;
       expect(output, output).not.toContain("non-zero");
       expect(output, output).toMatch(/valid/i);
@@ -54,7 +61,9 @@ describe("the OpenAPI document", () => {
   }, 120_000);
 
   it("documents every error an operation answers: an unauthenticated call's 401 and a forced-setup 403 are in the document", async () => {
-    const doc = JSON.parse(await documentText()) as { paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>> };
+    const doc = JSON.parse(await documentText()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>>;
+    };
     const verify = doc.paths["/api/v1/verify"]!["get"]!;
     expect(verify.responses["401"]!.description).toContain("unauthenticated");
     expect(verify.responses["403"]!.description).toContain("two_factor_setup_required");
@@ -68,7 +77,10 @@ describe("the OpenAPI document", () => {
     const admin = await seedMember(t, { role: "admin" });
     await seedMember(t, { accountId: admin.accountId });
     const browser: Browser = await signedInBrowser(t, admin);
-    await browser.request("POST", routes.apiTeamInvitations, { json: { email: "new-person@example.com", role: "member" }, headers: { origin: t.config.publicUrl.origin } });
+    await browser.request("POST", routes.apiTeamInvitations, {
+      json: { email: "new-person@example.com", role: "member" },
+      headers: { origin: t.config.publicUrl.origin },
+    });
     const gets = t.app.apiOperations.filter((op) => op.method === "GET" && !routes[op.route].includes(":"));
     expect(gets.length).toBeGreaterThan(6);
     for (const op of gets) {

@@ -48,7 +48,10 @@ function targetsOf(response: LightMyRequestResponse, pageUrl: string): Array<{ k
   if (!String(response.headers["content-type"] ?? "").includes("text/html")) return [];
   const out: Array<{ kind: "action" | "href"; path: string }> = [];
   for (const match of response.body.matchAll(/\b(action|href)="([^"]*)"/g)) {
-    const raw = match[2]!.replace(/&amp;/g, "&").replace(/&#39;/g, "'").replace(/&quot;/g, '"');
+    const raw = match[2]!
+      .replace(/&amp;/g, "&")
+      .replace(/&#39;/g, "'")
+      .replace(/&quot;/g, '"');
     if (raw.startsWith("#")) continue;
     const resolved = new URL(raw, new URL(pageUrl, "http://localhost:3000"));
     if (resolved.origin !== "http://localhost:3000") continue;
@@ -72,88 +75,94 @@ function assertSafePage(response: LightMyRequestResponse, pageUrl: string): void
 }
 
 describeEachDialect("path parameters on every page", (dialect) => {
-    let t: TestApp;
-    let admin: Browser;
-    let anonymous: Browser;
-    let memberId: string;
-    let accountId: string;
+  let t: TestApp;
+  let admin: Browser;
+  let anonymous: Browser;
+  let memberId: string;
+  let accountId: string;
 
-    beforeAll(async () => {
-      t = await startTestApp(dialect);
-      const a = await seedMember(t, { role: "admin" });
-      accountId = a.accountId;
-      memberId = (await seedMember(t, { accountId })).userId;
-      admin = await signedInBrowser(t, a);
-      anonymous = new Browser(t.app);
-      await anonymous.get("/login");
-    });
-    afterAll(async () => {
-      await t?.close();
-    });
+  beforeAll(async () => {
+    t = await startTestApp(dialect);
+    const a = await seedMember(t, { role: "admin" });
+    accountId = a.accountId;
+    memberId = (await seedMember(t, { accountId })).userId;
+    admin = await signedInBrowser(t, a);
+    anonymous = new Browser(t.app);
+    await anonymous.get("/login");
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
 
-    async function memberCount(): Promise<number> {
-      return (await t.ctx.db.selectFrom("memberships").select("id").where("account_id", "=", accountId).execute()).length;
-    }
+  async function memberCount(): Promise<number> {
+    return (await t.ctx.db.selectFrom("memberships").select("id").where("account_id", "=", accountId).execute()).length;
+  }
 
-    it("the walk covers every route with a parameter that the app registers", () => {
-      const registered = t.app.latchkeyRoutes.map((r) => r.split(" ")[1]!).filter((p) => p.includes(":"));
-      expect(registered.length).toBeGreaterThan(0);
-      for (const path of registered) expect(paramRoutes, `${path} is not in src/paths.ts`).toContain(path);
-    });
+  it("the walk covers every route with a parameter that the app registers", () => {
+    const registered = t.app.latchkeyRoutes.map((r) => r.split(" ")[1]!).filter((p) => p.includes(":"));
+    expect(registered.length).toBeGreaterThan(0);
+    for (const path of registered) expect(paramRoutes, `${path} is not in src/paths.ts`).toContain(path);
+  });
 
-    it("no page answers a hostile path parameter with a 5xx, a form aimed elsewhere or an unchecked link", async () => {
-      const registered = t.app.latchkeyRoutes.filter((r) => r.includes(":"));
-      const before = await memberCount();
-      for (const route of registered) {
-        const [method, pattern] = route.split(" ") as [string, string];
-        for (const value of hostileValues(memberId)) {
-          const url = pattern.replace(/:[A-Za-z]+/g, value);
-          for (const browser of [admin, anonymous]) {
-            const page = await browser.get("/settings/team").catch(() => null);
-            const csrf = page && /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1];
-            const response =
-              method === "GET"
-                ? await browser.get(url)
-                : await browser.request(method as "POST" | "PATCH" | "DELETE", url, method === "POST" && !pattern.startsWith("/api/") ? { form: csrf ? { _csrf: csrf } : {} } : { json: {}, headers: { origin: t.config.publicUrl.origin } });
-            assertSafePage(response, url);
-          }
+  it("no page answers a hostile path parameter with a 5xx, a form aimed elsewhere or an unchecked link", async () => {
+    const registered = t.app.latchkeyRoutes.filter((r) => r.includes(":"));
+    const before = await memberCount();
+    for (const route of registered) {
+      const [method, pattern] = route.split(" ") as [string, string];
+      for (const value of hostileValues(memberId)) {
+        const url = pattern.replace(/:[A-Za-z]+/g, value);
+        for (const browser of [admin, anonymous]) {
+          const page = await browser.get("/settings/team").catch(() => null);
+          const csrf = page && /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1];
+          const response =
+            method === "GET"
+              ? await browser.get(url)
+              : await browser.request(
+                  method as "POST" | "PATCH" | "DELETE",
+                  url,
+                  method === "POST" && !pattern.startsWith("/api/")
+                    ? { form: csrf ? { _csrf: csrf } : {} }
+                    : { json: {}, headers: { origin: t.config.publicUrl.origin } },
+                );
+          assertSafePage(response, url);
         }
       }
-      expect(await memberCount()).toBe(before);
-      // The admin is still signed in: no hostile value reached sign-out either.
-      expect((await admin.get("/api/v1/session")).statusCode).toBe(200);
-    });
+    }
+    expect(await memberCount()).toBe(before);
+    // The admin is still signed in: no hostile value reached sign-out either.
+    expect((await admin.get("/api/v1/session")).statusCode).toBe(200);
+  });
 
-    it("a support confirmation link crafted to aim at a member's removal shows no form and removes nobody", async () => {
-      const crafted = `/support/confirm/..%2F..%2Fsettings%2Fteam%2Fmembers%2F${memberId}%2Fremove`;
-      const page = await admin.get(crafted);
-      // Whatever form the page draws, the admin presses its button, as the reviewer's admin did.
-      for (const match of page.body.matchAll(/<form method="post" action="([^"]+)"/g)) {
-        if (match[1] === "/logout") continue;
-        const action = new URL(match[1]!.replace(/&amp;/g, "&"), `http://localhost:3000${crafted}`);
-        await admin.request("POST", action.pathname, { form: { _csrf: csrfFrom(page.body) } });
-      }
-      expect((await t.ctx.db.selectFrom("memberships").select("id").where("user_id", "=", memberId).execute()).length).toBe(1);
-      expect(page.statusCode).toBe(400);
-      expect(page.body).toContain("This link does not work");
-    });
+  it("a support confirmation link crafted to aim at a member's removal shows no form and removes nobody", async () => {
+    const crafted = `/support/confirm/..%2F..%2Fsettings%2Fteam%2Fmembers%2F${memberId}%2Fremove`;
+    const page = await admin.get(crafted);
+    // Whatever form the page draws, the admin presses its button, as the reviewer's admin did.
+    for (const match of page.body.matchAll(/<form method="post" action="([^"]+)"/g)) {
+      if (match[1] === "/logout") continue;
+      const action = new URL(match[1]!.replace(/&amp;/g, "&"), `http://localhost:3000${crafted}`);
+      await admin.request("POST", action.pathname, { form: { _csrf: csrfFrom(page.body) } });
+    }
+    expect((await t.ctx.db.selectFrom("memberships").select("id").where("user_id", "=", memberId).execute()).length).toBe(1);
+    expect(page.statusCode).toBe(400);
+    expect(page.body).toContain("This link does not work");
+  });
 
-    it("a support confirmation page is drawn only for a token that names a request, with a form aimed at itself", async () => {
-      const unknown = await anonymous.get(`/support/confirm/${newToken()}`);
-      expect(unknown.statusCode).toBe(400);
-      expect(unknown.body).not.toContain("<form method=\"post\" action=\"/support/confirm");
+  it("a support confirmation page is drawn only for a token that names a request, with a form aimed at itself", async () => {
+    const unknown = await anonymous.get(`/support/confirm/${newToken()}`);
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.body).not.toContain('<form method="post" action="/support/confirm');
 
-      const person = await seedMember(t, { accountId });
-      t.mail.sent.length = 0;
-      const requested = await requestSupportReset(t.ctx, { email: person.email, message: "", info: { ip: "127.0.0.1", userAgent: null } });
-      if (!requested.ok) throw new Error(requested.message);
-      await requested.value.afterAnswer();
-      const link = new URL(t.mail.lastLink(person.email));
-      const page = await anonymous.get(link.pathname);
-      expect(page.statusCode).toBe(200);
-      expect(page.body).toContain(`action="${link.pathname}"`);
-      const confirmed = await anonymous.request("POST", link.pathname, { form: { _csrf: csrfFrom(page.body) } });
-      expect(confirmed.statusCode).toBe(200);
-      expect(confirmed.body).toContain("Request confirmed");
-    });
+    const person = await seedMember(t, { accountId });
+    t.mail.sent.length = 0;
+    const requested = await requestSupportReset(t.ctx, { email: person.email, message: "", info: { ip: "127.0.0.1", userAgent: null } });
+    if (!requested.ok) throw new Error(requested.message);
+    await requested.value.afterAnswer();
+    const link = new URL(t.mail.lastLink(person.email));
+    const page = await anonymous.get(link.pathname);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain(`action="${link.pathname}"`);
+    const confirmed = await anonymous.request("POST", link.pathname, { form: { _csrf: csrfFrom(page.body) } });
+    expect(confirmed.statusCode).toBe(200);
+    expect(confirmed.body).toContain("Request confirmed");
+  });
 });

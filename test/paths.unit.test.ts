@@ -8,7 +8,9 @@ describe("the route table", () => {
   });
 
   it("builds a path with each parameter as exactly one percent-encoded segment", () => {
-    expect(pathTo("supportConfirm", { token: "../../settings/team/members/abc/remove" })).toBe("/support/confirm/..%2F..%2Fsettings%2Fteam%2Fmembers%2Fabc%2Fremove");
+    expect(pathTo("supportConfirm", { token: "../../settings/team/members/abc/remove" })).toBe(
+      "/support/confirm/..%2F..%2Fsettings%2Fteam%2Fmembers%2Fabc%2Fremove",
+    );
     expect(pathTo("teamMemberRemove", { userId: "a?b#c%d\\e" })).toBe("/settings/team/members/a%3Fb%23c%25d%5Ce/remove");
     expect(pathTo("invitation", { token: "ü\u202e" })).toBe("/invite/%C3%BC%E2%80%AE");
     // Resolved the way a browser resolves a form's action, the path stays on its own route.

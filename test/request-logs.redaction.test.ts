@@ -8,8 +8,14 @@ describe("request logs", () => {
     for (const path of ["/login/email/", "/invite/", "/setup/", "/support/confirm/", "/support/cancel/"]) {
       expect(redactUrl(`${path}${token}`)).toBe(`${path}[redacted]`);
     }
-    expect(redactUrl(`/sso/callback?code=abc.def&state=${token}&iss=https%3A%2F%2Fidp`)).toBe("/sso/callback?code=[redacted]&state=[redacted]&iss=https%3A%2F%2Fidp");
-    expect(redactUrl("/settings/two-factor/recovery-codes?notice=codes_done")).toBe("/settings/two-factor/recovery-codes?notice=codes_done");
-    expect(redactUrl("/settings/team/members/0123456789abcdef0123456789abcdef/remove")).toBe("/settings/team/members/0123456789abcdef0123456789abcdef/remove");
+    expect(redactUrl(`/sso/callback?code=abc.def&state=${token}&iss=https%3A%2F%2Fidp`)).toBe(
+      "/sso/callback?code=[redacted]&state=[redacted]&iss=https%3A%2F%2Fidp",
+    );
+    expect(redactUrl("/settings/two-factor/recovery-codes?notice=codes_done")).toBe(
+      "/settings/two-factor/recovery-codes?notice=codes_done",
+    );
+    expect(redactUrl("/settings/team/members/0123456789abcdef0123456789abcdef/remove")).toBe(
+      "/settings/team/members/0123456789abcdef0123456789abcdef/remove",
+    );
   });
 });

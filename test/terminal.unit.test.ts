@@ -17,9 +17,13 @@ describe("quoteForTerminal", () => {
 
   it("shows bidi controls, zero-width and other invisible format characters, separators and non-characters as escapes", () => {
     expect(quoteForTerminal("a\u202ab\u202ec\u2066d\u2069e")).toBe(String.raw`"a\u202ab\u202ec\u2066d\u2069e"`);
-    expect(quoteForTerminal("a\u200bb\u200c\u200d\u200e\u200f\u2060\ufeff\u00ad")).toBe(String.raw`"a\u200bb\u200c\u200d\u200e\u200f\u2060\ufeff\xad"`);
+    expect(quoteForTerminal("a\u200bb\u200c\u200d\u200e\u200f\u2060\ufeff\u00ad")).toBe(
+      String.raw`"a\u200bb\u200c\u200d\u200e\u200f\u2060\ufeff\xad"`,
+    );
     expect(quoteForTerminal("a\u2028b\u2029c")).toBe(String.raw`"a\u2028b\u2029c"`);
-    expect(quoteForTerminal("tag\u{e0041}\u{e007f} private\ue000 lone\ud800")).toBe(String.raw`"tag\u{e0041}\u{e007f} private\ue000 lone\ud800"`);
+    expect(quoteForTerminal("tag\u{e0041}\u{e007f} private\ue000 lone\ud800")).toBe(
+      String.raw`"tag\u{e0041}\u{e007f} private\ue000 lone\ud800"`,
+    );
   });
 
   it("leaves ordinary text of any script alone", () => {

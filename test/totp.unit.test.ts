@@ -6,14 +6,38 @@ const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** RFC 6238 Appendix B: the seeds are ASCII strings used as raw key bytes, 8-digit codes, 30 s steps from T0 = 0. */
 const RFC6238 = {
-  sha1: { seed: "12345678901234567890", codes: { 59: "94287082", 1111111109: "07081804", 1111111111: "14050471", 1234567890: "89005924", 2000000000: "69279037", 20000000000: "65353130" } },
+  sha1: {
+    seed: "12345678901234567890",
+    codes: {
+      59: "94287082",
+      1111111109: "07081804",
+      1111111111: "14050471",
+      1234567890: "89005924",
+      2000000000: "69279037",
+      20000000000: "65353130",
+    },
+  },
   sha256: {
     seed: "12345678901234567890123456789012",
-    codes: { 59: "46119246", 1111111109: "68084774", 1111111111: "67062674", 1234567890: "91819424", 2000000000: "90698825", 20000000000: "77737706" },
+    codes: {
+      59: "46119246",
+      1111111109: "68084774",
+      1111111111: "67062674",
+      1234567890: "91819424",
+      2000000000: "90698825",
+      20000000000: "77737706",
+    },
   },
   sha512: {
     seed: "1234567890123456789012345678901234567890123456789012345678901234",
-    codes: { 59: "90693936", 1111111109: "25091201", 1111111111: "99943326", 1234567890: "93441116", 2000000000: "38618901", 20000000000: "47863826" },
+    codes: {
+      59: "90693936",
+      1111111109: "25091201",
+      1111111111: "99943326",
+      1234567890: "93441116",
+      2000000000: "38618901",
+      20000000000: "47863826",
+    },
   },
 } as const;
 
@@ -24,7 +48,13 @@ describe("otplib against the RFC test vectors", () => {
   for (const [algorithm, { seed, codes }] of Object.entries(RFC6238)) {
     for (const [time, code] of Object.entries(codes)) {
       it(`RFC 6238 ${algorithm.toUpperCase()} at T=${time} → ${code}`, async () => {
-        const options = { secret: bytes(seed), epoch: Number(time), digits: 8, algorithm: algorithm as "sha1" | "sha256" | "sha512", period: 30 } as const;
+        const options = {
+          secret: bytes(seed),
+          epoch: Number(time),
+          digits: 8,
+          algorithm: algorithm as "sha1" | "sha256" | "sha512",
+          period: 30,
+        } as const;
         expect(generateSync(options)).toBe(code);
         expect(await generate(options)).toBe(code);
         const checked = await verify({ ...options, token: code });
@@ -56,7 +86,8 @@ describe("matchTotp (our use of the library)", () => {
   const nowMs = 1111111111_000; // step 37037037
   const step = Math.floor(nowMs / 1000 / 30);
   const codeAt = (offset: number): string => generateSync({ secret, epoch: nowMs / 1000 + offset * 30 });
-  const match = (code: string, afterStep: number | null = null): Promise<number | null> => matchTotp({ secret, code, nowMs, stepSeconds: 30, driftSteps: 1, afterStep });
+  const match = (code: string, afterStep: number | null = null): Promise<number | null> =>
+    matchTotp({ secret, code, nowMs, stepSeconds: 30, driftSteps: 1, afterStep });
 
   it("accepts the current step and one step either side, and returns the matched step", async () => {
     expect(await match(codeAt(0))).toBe(step);
@@ -85,14 +116,23 @@ describe("matchTotp (our use of the library)", () => {
 
 describe("totpUri", () => {
   it("spells out every parameter in the Google Authenticator key-URI format", () => {
-    expect(totpUri({ issuer: "Latchkey", accountName: "ana@example.com", secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", stepSeconds: 30 })).toBe(
+    expect(
+      totpUri({ issuer: "Latchkey", accountName: "ana@example.com", secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", stepSeconds: 30 }),
+    ).toBe(
       "otpauth://totp/Latchkey:ana%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Latchkey&algorithm=SHA1&digits=6&period=30",
     );
   });
 
   it("URI-encodes the label and the parameters (an email with +, a product name with a space)", () => {
-    const uri = totpUri({ issuer: "Acme Sign In", accountName: "ana+work@example.com", secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", stepSeconds: 30 });
-    expect(uri).toBe("otpauth://totp/Acme%20Sign%20In:ana%2Bwork%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Acme%20Sign%20In&algorithm=SHA1&digits=6&period=30");
+    const uri = totpUri({
+      issuer: "Acme Sign In",
+      accountName: "ana+work@example.com",
+      secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+      stepSeconds: 30,
+    });
+    expect(uri).toBe(
+      "otpauth://totp/Acme%20Sign%20In:ana%2Bwork%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Acme%20Sign%20In&algorithm=SHA1&digits=6&period=30",
+    );
     // No raw space or '+' anywhere: a '+' would be read back as a space by some apps.
     expect(uri).not.toMatch(/[ +]/);
     const parsed = new URL(uri);
@@ -111,7 +151,9 @@ describe("totpUri", () => {
   });
 
   it("carries the configured step", () => {
-    expect(new URL(totpUri({ issuer: "L", accountName: "a@b.c", secret: "JBSWY3DPEHPK3PXP", stepSeconds: 60 })).searchParams.get("period")).toBe("60");
+    expect(
+      new URL(totpUri({ issuer: "L", accountName: "a@b.c", secret: "JBSWY3DPEHPK3PXP", stepSeconds: 60 })).searchParams.get("period"),
+    ).toBe("60");
   });
 });
 

@@ -58,7 +58,11 @@ let sequence = 0;
  */
 function auditId(nowMs: number): string {
   sequence = (sequence + 1) % 0x10000;
-  return Math.max(0, Math.floor(nowMs)).toString(16).padStart(12, "0").slice(-12) + sequence.toString(16).padStart(4, "0") + randomBytes(8).toString("hex");
+  return (
+    Math.max(0, Math.floor(nowMs)).toString(16).padStart(12, "0").slice(-12) +
+    sequence.toString(16).padStart(4, "0") +
+    randomBytes(8).toString("hex")
+  );
 }
 
 export async function recordEvent(ctx: Db, input: AuditInput): Promise<void> {

@@ -50,26 +50,57 @@ export function decodeCursor(cursor: string): { at: number; id: string } | null 
  * The account's security events, newest first. Events recorded before an account is known (password steps, code
  * attempts) belong to a user, not an account: they show in every account that person is a member of.
  */
-export async function listAuditEvents(ctx: Pick<AppContext, "db">, query: AuditQuery): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
+export async function listAuditEvents(
+  ctx: Pick<AppContext, "db">,
+  query: AuditQuery,
+): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
   let q = ctx.db
     .selectFrom("audit_events as e")
     .leftJoin("users as u", "u.id", "e.user_id")
     .leftJoin("users as a", "a.id", "e.actor_user_id")
-    .select(["e.id", "e.type", "e.created_at", "e.user_id", "e.actor_user_id", "e.ip", "e.user_agent", "e.detail", "u.email as userEmail", "a.email as actorEmail"])
+    .select([
+      "e.id",
+      "e.type",
+      "e.created_at",
+      "e.user_id",
+      "e.actor_user_id",
+      "e.ip",
+      "e.user_agent",
+      "e.detail",
+      "u.email as userEmail",
+      "a.email as actorEmail",
+    ])
     .where((eb) =>
       eb.or([
         eb("e.account_id", "=", query.accountId),
-        eb.and([eb("e.account_id", "is", null), eb("e.user_id", "in", eb.selectFrom("memberships").select("memberships.user_id").where("memberships.account_id", "=", query.accountId))]),
+        eb.and([
+          eb("e.account_id", "is", null),
+          eb(
+            "e.user_id",
+            "in",
+            eb.selectFrom("memberships").select("memberships.user_id").where("memberships.account_id", "=", query.accountId),
+          ),
+        ]),
       ]),
     );
   if (query.userId) q = q.where((eb) => eb.or([eb("e.user_id", "=", query.userId!), eb("e.actor_user_id", "=", query.userId!)]));
   // A prefix is matched with LIKE, its own "_" and "%" escaped (event types are full of "_": "sign_in.").
-  if (query.type) q = query.type.endsWith(".") ? q.where(sql<boolean>`${sql.ref("e.type")} like ${`${query.type.replace(/[%_!]/g, "!$&")}%`} escape '!'`) : q.where("e.type", "=", query.type);
+  if (query.type)
+    q = query.type.endsWith(".")
+      ? q.where(sql<boolean>`${sql.ref("e.type")} like ${`${query.type.replace(/[%_!]/g, "!$&")}%`} escape '!'`)
+      : q.where("e.type", "=", query.type);
   if (query.fromMs !== undefined) q = q.where("e.created_at", ">=", query.fromMs);
   if (query.toMs !== undefined) q = q.where("e.created_at", "<", query.toMs);
   const cursor = query.cursor ? decodeCursor(query.cursor) : null;
-  if (cursor) q = q.where((eb) => eb.or([eb("e.created_at", "<", cursor.at), eb.and([eb("e.created_at", "=", cursor.at), eb("e.id", "<", cursor.id)])]));
-  const rows = await q.orderBy("e.created_at", "desc").orderBy("e.id", "desc").limit(query.limit + 1).execute();
+  if (cursor)
+    q = q.where((eb) =>
+      eb.or([eb("e.created_at", "<", cursor.at), eb.and([eb("e.created_at", "=", cursor.at), eb("e.id", "<", cursor.id)])]),
+    );
+  const rows = await q
+    .orderBy("e.created_at", "desc")
+    .orderBy("e.id", "desc")
+    .limit(query.limit + 1)
+    .execute();
   const page = rows.slice(0, query.limit);
   const last = page[page.length - 1];
   return {
@@ -80,7 +111,18 @@ export async function listAuditEvents(ctx: Pick<AppContext, "db">, query: AuditQ
       } catch {
         // A row we did not write: show it without details rather than fail the page.
       }
-      return { id: r.id, type: r.type, at: r.created_at, userId: r.user_id, userEmail: r.userEmail, actorUserId: r.actor_user_id, actorEmail: r.actorEmail, ip: r.ip, userAgent: r.user_agent, detail };
+      return {
+        id: r.id,
+        type: r.type,
+        at: r.created_at,
+        userId: r.user_id,
+        userEmail: r.userEmail,
+        actorUserId: r.actor_user_id,
+        actorEmail: r.actorEmail,
+        ip: r.ip,
+        userAgent: r.user_agent,
+        detail,
+      };
     }),
     nextCursor: rows.length > query.limit && last ? encodeCursor(last.created_at, last.id) : null,
   };

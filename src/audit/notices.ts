@@ -6,7 +6,10 @@ import { urlTo } from "../paths.js";
  * Emails a person about a change to their sign-in. A notice that cannot be sent must not undo or block the change
  * itself (the change is already committed), so failures are swallowed here and the audit log keeps the record.
  */
-export async function notifyUser(ctx: AppContext, input: { userId: string; kind: SecurityNoticeKind; info: RequestInfo; facts?: Record<string, string | number> }): Promise<void> {
+export async function notifyUser(
+  ctx: AppContext,
+  input: { userId: string; kind: SecurityNoticeKind; info: RequestInfo; facts?: Record<string, string | number> },
+): Promise<void> {
   const user = await ctx.db.selectFrom("users").select("email").where("id", "=", input.userId).executeTakeFirst();
   if (!user) return;
   try {

@@ -32,7 +32,12 @@ export class DatabaseAttemptStore implements AttemptStore {
       .values({ key, count: 1, reset_at: resetAt })
       .onConflict((oc) =>
         oc.column("key").doUpdateSet((eb) => ({
-          count: eb.case().when("attempt_counters.reset_at", "<=", now).then(1).else(eb("attempt_counters.count", "+", 1)).end(),
+          count: eb
+            .case()
+            .when("attempt_counters.reset_at", "<=", now)
+            .then(1)
+            .else(eb("attempt_counters.count", "+", 1))
+            .end(),
           reset_at: eb.case().when("attempt_counters.reset_at", "<=", now).then(resetAt).else(eb.ref("attempt_counters.reset_at")).end(),
         })),
       )

@@ -43,7 +43,17 @@ export async function afterWrongCode(ctx: AppContext, userId: string, attemptNum
   await ctx.attempts.reset(lockKey(userId));
   await ctx.attempts.hit(lockKey(userId), lockSeconds);
   await ctx.attempts.reset(failKey(userId));
-  await recordEvent(ctx, { type: "sign_in.code_entry_locked", userId, info, detail: { lockSeconds, failures: limits.codeFailuresPerUser } });
-  await notifyUser(ctx, { userId, kind: "code_entry_locked", info, facts: { failures: limits.codeFailuresPerUser, minutes: Math.round(lockSeconds / 60) } });
+  await recordEvent(ctx, {
+    type: "sign_in.code_entry_locked",
+    userId,
+    info,
+    detail: { lockSeconds, failures: limits.codeFailuresPerUser },
+  });
+  await notifyUser(ctx, {
+    userId,
+    kind: "code_entry_locked",
+    info,
+    facts: { failures: limits.codeFailuresPerUser, minutes: Math.round(lockSeconds / 60) },
+  });
   return lockSeconds;
 }

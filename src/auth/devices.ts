@@ -30,7 +30,9 @@ function deviceKey(secretKey: Buffer): Buffer {
 function mac(key: Buffer, userId: string, nonce: string, issuedAtSeconds: string, passwordHash: string): string {
   // The hash of the password hash, not the hash itself: the MAC input needs only to change when the password does.
   const passwordFingerprint = createHash("sha256").update(passwordHash, "utf8").digest("hex");
-  return createHmac("sha256", key).update(`${VERSION}\0${userId}\0${nonce}\0${issuedAtSeconds}\0${passwordFingerprint}`, "utf8").digest("base64url");
+  return createHmac("sha256", key)
+    .update(`${VERSION}\0${userId}\0${nonce}\0${issuedAtSeconds}\0${passwordFingerprint}`, "utf8")
+    .digest("base64url");
 }
 
 /** A new device cookie value for a user with a password (its current hash binds the cookie to that password). */
@@ -65,6 +67,8 @@ export function trustedDevice(
   // Only the upper bound: a cookie from an instance whose clock runs a little ahead is still genuine.
   if (ageSeconds >= ctx.config.limits.deviceCookieMaxAgeSeconds) return null;
   // Previous secret keys still count, so a key rotation does not untrust every browser at once.
-  const genuine = [ctx.config.secretKey, ...ctx.config.previousSecretKeys].some((key) => constantTimeEqual(given, mac(deviceKey(key), userId, nonce, issuedAt, user.passwordHash as string)));
+  const genuine = [ctx.config.secretKey, ...ctx.config.previousSecretKeys].some((key) =>
+    constantTimeEqual(given, mac(deviceKey(key), userId, nonce, issuedAt, user.passwordHash as string)),
+  );
   return genuine ? { nonce } : null;
 }

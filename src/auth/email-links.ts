@@ -41,7 +41,11 @@ export async function sendEmailLink(
   const { limits } = ctx.config;
   // The email link is the second factor only for email-link users: for an auth-app user it would be a way
   // around the app, so a challenge of theirs never gets one.
-  const user = await ctx.db.selectFrom("users").select(["id", "email", "two_factor_method"]).where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
+  const user = await ctx.db
+    .selectFrom("users")
+    .select(["id", "email", "two_factor_method"])
+    .where("id", "=", challenge.user_id)
+    .executeTakeFirstOrThrow();
   if (user.two_factor_method !== "email_link") {
     return fail("auth_app_required", "This login uses an authenticator app: enter the code from your app instead.");
   }
@@ -57,18 +61,35 @@ export async function sendEmailLink(
     .where((eb) => eb.or([eb("last_link_sent_at", "is", null), eb("last_link_sent_at", "<=", now - cooldownMs)]))
     .executeTakeFirst();
   if (Number(claim.numUpdatedRows) !== 1) {
-    const current = await ctx.db.selectFrom("challenges").select(["links_sent", "last_link_sent_at"]).where("id", "=", challenge.id).executeTakeFirst();
+    const current = await ctx.db
+      .selectFrom("challenges")
+      .select(["links_sent", "last_link_sent_at"])
+      .where("id", "=", challenge.id)
+      .executeTakeFirst();
     if (!current || current.links_sent >= limits.emailLinkMaxSendsPerChallenge) {
-      return fail("too_many_attempts", `We already sent ${limits.emailLinkMaxSendsPerChallenge} links for this sign-in. Sign in again to get a new one.`);
+      return fail(
+        "too_many_attempts",
+        `We already sent ${limits.emailLinkMaxSendsPerChallenge} links for this sign-in. Sign in again to get a new one.`,
+      );
     }
     const retryAfterSeconds = Math.max(1, Math.ceil(((current.last_link_sent_at ?? now) + cooldownMs - now) / 1000));
-    return fail("rate_limited", `A link was sent moments ago. You can ask for a new one in ${retryAfterSeconds} seconds.`, { retryAfterSeconds });
+    return fail("rate_limited", `A link was sent moments ago. You can ask for a new one in ${retryAfterSeconds} seconds.`, {
+      retryAfterSeconds,
+    });
   }
   const token = newToken();
   const linkId = newId();
   await ctx.db
     .insertInto("email_links")
-    .values({ id: linkId, challenge_id: challenge.id, token_hash: hashToken(token), created_at: now, expires_at: now + limits.emailLinkTtlSeconds * 1000, used_at: null, voided_at: null })
+    .values({
+      id: linkId,
+      challenge_id: challenge.id,
+      token_hash: hashToken(token),
+      created_at: now,
+      expires_at: now + limits.emailLinkTtlSeconds * 1000,
+      used_at: null,
+      voided_at: null,
+    })
     .execute();
   try {
     await ctx.mailer.send(
@@ -95,7 +116,14 @@ export async function sendEmailLink(
     throw new LatchkeyError("mail_unavailable", RESEND_MAIL_FAILED, undefined, { cause: error });
   }
   // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
-  await ctx.db.updateTable("email_links").set({ voided_at: now }).where("challenge_id", "=", challenge.id).where("id", "!=", linkId).where("used_at", "is", null).where("voided_at", "is", null).execute();
+  await ctx.db
+    .updateTable("email_links")
+    .set({ voided_at: now })
+    .where("challenge_id", "=", challenge.id)
+    .where("id", "!=", linkId)
+    .where("used_at", "is", null)
+    .where("voided_at", "is", null)
+    .execute();
   await recordEvent(ctx, { type: "sign_in.email_link_sent", userId: user.id, info });
   return ok({ sentTo: user.email, retryAfterSeconds: limits.emailLinkResendCooldownSeconds });
 }
@@ -109,8 +137,11 @@ export type RedeemLinkFailure = "link_invalid" | "link_used" | "link_expired" | 
 export async function redeemEmailLink(
   ctx: AppContext,
   input: { linkToken: string; challengeToken: string | undefined; info: RequestInfo },
-): Promise<Result<{ sessionToken: string; userId: string; accountId: string; chooseAccount: boolean; deviceToken: string | null }, RedeemLinkFailure>> {
-  if (!looksLikeToken(input.linkToken)) return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
+): Promise<
+  Result<{ sessionToken: string; userId: string; accountId: string; chooseAccount: boolean; deviceToken: string | null }, RedeemLinkFailure>
+> {
+  if (!looksLikeToken(input.linkToken))
+    return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
   const now = ctx.clock.now();
   const link = await ctx.db
     .selectFrom("email_links")
@@ -129,20 +160,31 @@ export async function redeemEmailLink(
     .where("email_links.token_hash", "=", hashToken(input.linkToken))
     .executeTakeFirst();
   if (!link) return fail("link_invalid", "This sign-in link is not valid. Check that you copied the whole link, or sign in again.");
-  if (link.used_at !== null) return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
-  if (link.voided_at !== null) return fail("link_invalid", "A newer sign-in link was sent, so this one no longer works. Use the newest email.");
+  if (link.used_at !== null)
+    return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
+  if (link.voided_at !== null)
+    return fail("link_invalid", "A newer sign-in link was sent, so this one no longer works. Use the newest email.");
   if (link.expires_at <= now) return fail("link_expired", "This sign-in link has expired. Sign in again to get a new one.");
   // A dead link says why, from any browser; a live one is spent only in the browser that holds its challenge cookie.
   if (input.challengeToken === undefined || !constantTimeEqual(hashToken(input.challengeToken), link.challengeHash)) {
     await recordEvent(ctx, { type: "sign_in.email_link_wrong_browser", userId: link.userId, info: input.info });
-    return fail("wrong_browser", "Open this link in the browser where you entered your password. Sign-in links only work in that browser, so nobody else can use yours.");
+    return fail(
+      "wrong_browser",
+      "Open this link in the browser where you entered your password. Sign-in links only work in that browser, so nobody else can use yours.",
+    );
   }
-  if (link.challengeConsumedAt !== null || link.challengeExpiresAt <= now) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
+  if (link.challengeConsumedAt !== null || link.challengeExpiresAt <= now)
+    return fail("challenge_expired", "This sign-in has ended. Sign in again.");
   // The user may have switched to the auth app after this link was sent: then it no longer counts as a second factor.
-  if ((await secondFactorOf(ctx, link.userId)) !== "email_link") return fail("link_invalid", "This login now uses an authenticator app, so sign-in links no longer work. Sign in again and enter the code from your app.");
+  if ((await secondFactorOf(ctx, link.userId)) !== "email_link")
+    return fail(
+      "link_invalid",
+      "This login now uses an authenticator app, so sign-in links no longer work. Sign in again and enter the code from your app.",
+    );
 
   const accountId = await pickAccountForSignIn(ctx, link.userId);
-  if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
+  if (accountId === null)
+    return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
 
   return ctx.db.transaction().execute(async (tx) => {
     // The guarded UPDATE is the race barrier: of parallel redemptions exactly one changes the row.
@@ -154,7 +196,8 @@ export async function redeemEmailLink(
       .where("voided_at", "is", null)
       .where("expires_at", ">", now)
       .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== 1) return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
+    if (Number(claimed.numUpdatedRows) !== 1)
+      return fail("link_used", "This sign-in link was already used. Each link works once: sign in again to get a new one.");
     if (!(await consumeChallenge(tx, link.challengeId, now))) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
     return ok(await completeSignIn(ctx, tx, { userId: link.userId, accountId, proof: "email_link", info: input.info }));
   });

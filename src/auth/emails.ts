@@ -22,15 +22,20 @@ export function normalizeEmail(email: string): string {
 export function checkEmail(email: string, limits: Limits): Result<string, "email_invalid"> {
   const normalized = normalizeEmail(email);
   if (normalized.length === 0) return fail("email_invalid", "Enter an email address.");
-  if (normalized.length > limits.emailMaxLength) return fail("email_invalid", `An email address has at most ${limits.emailMaxLength} characters.`);
-  if (!/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(normalized)) return fail("email_invalid", "Enter an email address like name@example.com.");
+  if (normalized.length > limits.emailMaxLength)
+    return fail("email_invalid", `An email address has at most ${limits.emailMaxLength} characters.`);
+  if (!/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(normalized))
+    return fail("email_invalid", "Enter an email address like name@example.com.");
   // Characters that address headers treat as structure (lists, display names, comments, routes): an address
   // containing them could deliver somewhere other than the address we store and show.
-  if (/[<>(),;:"[\]\\]/.test(normalized)) return fail("email_invalid", "An email address cannot contain < > ( ) , ; : \" [ ] or \\.");
+  if (/[<>(),;:"[\]\\]/.test(normalized)) return fail("email_invalid", 'An email address cannot contain < > ( ) , ; : " [ ] or \\.');
   const domain = normalized.slice(normalized.lastIndexOf("@") + 1);
   // A trailing dot names the same host ("corp.test." is corp.test) but would be a second spelling of the address.
   if (domain.split(".").includes("")) {
-    return fail("email_invalid", "The part after @ must be a domain like example.com, with no dot at its start or end and no two dots in a row.");
+    return fail(
+      "email_invalid",
+      "The part after @ must be a domain like example.com, with no dot at its start or end and no two dots in a row.",
+    );
   }
   if (domainToASCII(domain) === "") return fail("email_invalid", "Enter an email address like name@example.com.");
   return ok(normalized);
@@ -85,15 +90,22 @@ export function checkAccountName(name: string, limits: Limits): Result<string, "
   return checkNameText(name, limits, "account_name_invalid", { article: "an", what: "account name" });
 }
 
-function checkNameText<C extends "name_invalid" | "account_name_invalid">(name: string, limits: Limits, code: C, words: { article: "a" | "an"; what: string }): Result<string, C> {
+function checkNameText<C extends "name_invalid" | "account_name_invalid">(
+  name: string,
+  limits: Limits,
+  code: C,
+  words: { article: "a" | "an"; what: string },
+): Result<string, C> {
   const trimmed = name.normalize("NFC").trim();
   const length = [...trimmed].length;
   const { article, what } = words;
   const capitalArticle = article === "an" ? "An" : "A";
   if (length === 0) return fail(code, `Enter ${article} ${what}.`);
-  if (length > limits.nameMaxLength) return fail(code, `${capitalArticle} ${what} has at most ${limits.nameMaxLength} characters (this one has ${length}).`);
+  if (length > limits.nameMaxLength)
+    return fail(code, `${capitalArticle} ${what} has at most ${limits.nameMaxLength} characters (this one has ${length}).`);
   if (/\p{Cc}/u.test(trimmed)) return fail(code, `${capitalArticle} ${what} cannot contain control characters.`);
-  if (withoutInvisible(trimmed) !== trimmed) return fail(code, `${capitalArticle} ${what} cannot contain invisible characters or text-direction controls.`);
+  if (withoutInvisible(trimmed) !== trimmed)
+    return fail(code, `${capitalArticle} ${what} cannot contain invisible characters or text-direction controls.`);
   return ok(trimmed);
 }
 

@@ -10,7 +10,8 @@ export function hasFreshProof(ctx: Pick<AppContext, "clock" | "config">, signedI
 }
 
 /** Why an SSO session is refused every factor route (tests look for it: a 403 for another reason does not count). */
-const SSO_SESSION_MESSAGE = "You signed in with single sign-on: your password and two-factor authentication can only be seen or changed after signing in with your password.";
+const SSO_SESSION_MESSAGE =
+  "You signed in with single sign-on: your password and two-factor authentication can only be seen or changed after signing in with your password.";
 
 declare const passwordLoginBrand: unique symbol;
 
@@ -39,7 +40,12 @@ export function passwordLoginFactors(signedIn: SignedIn): Result<PasswordLogin, 
 }
 
 /** Confirms the password again inside a session: the next `freshProofSeconds` allow sensitive changes. */
-export async function reauthenticate(ctx: AppContext, login: PasswordLogin, password: string, info: RequestInfo): Promise<Result<null, "invalid_credentials" | "too_many_attempts">> {
+export async function reauthenticate(
+  ctx: AppContext,
+  login: PasswordLogin,
+  password: string,
+  info: RequestInfo,
+): Promise<Result<null, "invalid_credentials" | "too_many_attempts">> {
   const { userId, session: signedIn } = login;
   const key = `reauth:user:${userId}`;
   const { limits } = ctx.config;
@@ -47,7 +53,9 @@ export async function reauthenticate(ctx: AppContext, login: PasswordLogin, pass
   const attempt = await ctx.attempts.hit(key, limits.passwordAttemptWindowSeconds);
   if (attempt > limits.reauthFailuresPerUser) {
     const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(key));
-    return fail("too_many_attempts", `Too many wrong passwords. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
+    return fail("too_many_attempts", `Too many wrong passwords. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, {
+      retryAfterSeconds,
+    });
   }
   const user = await ctx.db.selectFrom("users").select("password_hash").where("id", "=", userId).executeTakeFirst();
   if (!user?.password_hash || !(await verifyPassword(user.password_hash, password))) {

@@ -39,7 +39,8 @@ export function checkIssuerUrl(raw: string): Result<string, "invalid_request"> {
   if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) {
     return fail("invalid_request", "The issuer must be an https URL (http is accepted only on localhost, for development).");
   }
-  if (url.search || url.hash || url.username || url.password) return fail("invalid_request", "The issuer URL must not carry a query, a fragment or credentials.");
+  if (url.search || url.hash || url.username || url.password)
+    return fail("invalid_request", "The issuer URL must not carry a query, a fragment or credentials.");
   return ok(raw.trim());
 }
 
@@ -57,7 +58,10 @@ export async function discoverProvider(settings: OidcClientSettings): Promise<cl
   });
   const server = discovered.serverMetadata();
   const methods = server.token_endpoint_auth_methods_supported;
-  const auth = !methods || methods.includes("client_secret_basic") ? client.ClientSecretBasic(settings.clientSecret) : client.ClientSecretPost(settings.clientSecret);
+  const auth =
+    !methods || methods.includes("client_secret_basic")
+      ? client.ClientSecretBasic(settings.clientSecret)
+      : client.ClientSecretPost(settings.clientSecret);
   const configuration = new client.Configuration(server, settings.clientId, undefined, auth);
   configuration.timeout = settings.timeoutSeconds;
   if (insecure) client.allowInsecureRequests(configuration);
@@ -72,7 +76,10 @@ export interface AuthorizationRequest {
 }
 
 /** A fresh authorization request: new PKCE verifier, state and nonce every time. */
-export async function buildAuthorizationRequest(configuration: client.Configuration, input: { redirectUri: string; state: string }): Promise<AuthorizationRequest> {
+export async function buildAuthorizationRequest(
+  configuration: client.Configuration,
+  input: { redirectUri: string; state: string },
+): Promise<AuthorizationRequest> {
   const codeVerifier = client.randomPKCECodeVerifier();
   const nonce = client.randomNonce();
   const url = client.buildAuthorizationUrl(configuration, {
@@ -129,8 +136,12 @@ export function describeOidcError(error: unknown, phase: "discovery" | "exchange
   const name = error instanceof Error ? error.name : "";
   const text = (error instanceof Error ? error.message : String(error)).slice(0, 200);
   if (name === "TimeoutError" || name === "AbortError" || (error instanceof TypeError && /fetch failed/i.test(text))) {
-    return { kind: "unavailable", message: "Your identity provider could not be reached. Please try again in a moment; if it keeps failing, tell your administrator." };
+    return {
+      kind: "unavailable",
+      message: "Your identity provider could not be reached. Please try again in a moment; if it keeps failing, tell your administrator.",
+    };
   }
-  if (phase === "discovery") return { kind: "unavailable", message: `Your identity provider's configuration could not be read (${text}). Tell your administrator.` };
+  if (phase === "discovery")
+    return { kind: "unavailable", message: `Your identity provider's configuration could not be read (${text}). Tell your administrator.` };
   return { kind: "refused", message: `The answer of your identity provider could not be verified (${text}). Please start again.` };
 }

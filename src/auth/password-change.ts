@@ -29,8 +29,19 @@ export async function changePassword(
   await ctx.db.updateTable("users").set({ password_hash: passwordHash, updated_at: now }).where("id", "=", signedIn.user.id).execute();
   const ended = await revokeUserSessions(ctx, signedIn.user.id, signedIn.sessionId);
   // Half-finished sign-ins that already passed the old password must not finish either.
-  await ctx.db.updateTable("challenges").set({ consumed_at: now }).where("user_id", "=", signedIn.user.id).where("consumed_at", "is", null).execute();
-  await recordEvent(ctx, { type: "password.changed", userId: signedIn.user.id, accountId: signedIn.account.id, info: input.info, detail: { otherSessionsEnded: ended } });
+  await ctx.db
+    .updateTable("challenges")
+    .set({ consumed_at: now })
+    .where("user_id", "=", signedIn.user.id)
+    .where("consumed_at", "is", null)
+    .execute();
+  await recordEvent(ctx, {
+    type: "password.changed",
+    userId: signedIn.user.id,
+    accountId: signedIn.account.id,
+    info: input.info,
+    detail: { otherSessionsEnded: ended },
+  });
   await notifyUser(ctx, { userId: signedIn.user.id, kind: "password_changed", info: input.info });
   return ok({ otherSessionsEnded: ended, deviceToken: issueDeviceToken(ctx, { id: signedIn.user.id, passwordHash }) });
 }

@@ -38,7 +38,11 @@ export function recoveryCodeHashes(config: Pick<Config, "secretKey" | "previousS
 }
 
 /** Stores a batch (hashes only) and makes it the one in force, voiding every older code in the same transaction. */
-export async function activateRecoveryCodes(tx: Kysely<Database>, config: Config, input: { userId: string; batchId: string; codes: string[]; now: number }): Promise<void> {
+export async function activateRecoveryCodes(
+  tx: Kysely<Database>,
+  config: Config,
+  input: { userId: string; batchId: string; codes: string[]; now: number },
+): Promise<void> {
   await tx.deleteFrom("recovery_codes").where("user_id", "=", input.userId).execute();
   await tx
     .insertInto("recovery_codes")
@@ -60,7 +64,11 @@ export async function activateRecoveryCodes(tx: Kysely<Database>, config: Config
  * Spends a code. The guarded UPDATE (unused, of the batch in force) is the race barrier: of parallel attempts with
  * one code, exactly one changes the row.
  */
-export async function spendRecoveryCode(db: Kysely<Database>, config: Config, input: { userId: string; normalized: string; now: number }): Promise<boolean> {
+export async function spendRecoveryCode(
+  db: Kysely<Database>,
+  config: Config,
+  input: { userId: string; normalized: string; now: number },
+): Promise<boolean> {
   const result = await db
     .updateTable("recovery_codes")
     .set({ used_at: input.now })
@@ -75,7 +83,9 @@ export async function spendRecoveryCode(db: Kysely<Database>, config: Config, in
 export async function remainingRecoveryCodes(db: Kysely<Database>, userId: string): Promise<number> {
   const row = await db
     .selectFrom("recovery_codes")
-    .innerJoin("users", (join) => join.onRef("users.id", "=", "recovery_codes.user_id").onRef("users.recovery_batch_id", "=", "recovery_codes.batch_id"))
+    .innerJoin("users", (join) =>
+      join.onRef("users.id", "=", "recovery_codes.user_id").onRef("users.recovery_batch_id", "=", "recovery_codes.batch_id"),
+    )
     .select((eb) => eb.fn.countAll<number>().as("n"))
     .where("recovery_codes.user_id", "=", userId)
     .where("recovery_codes.used_at", "is", null)

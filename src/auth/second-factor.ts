@@ -12,7 +12,8 @@ import { completeSignIn } from "./sign-in-finish.js";
 
 export type CodeKind = "auth_app" | "recovery_code";
 
-export type CodeFailure = "challenge_expired" | "invalid_code_format" | "invalid_code" | "code_reused" | "too_many_attempts" | "auth_app_not_enabled";
+export type CodeFailure =
+  "challenge_expired" | "invalid_code_format" | "invalid_code" | "code_reused" | "too_many_attempts" | "auth_app_not_enabled";
 
 export interface CodeSignIn {
   sessionToken: string;
@@ -34,8 +35,16 @@ export function totpBox(ctx: Pick<AppContext, "config">): ReturnType<typeof crea
  * Checks a TOTP code for a user. Accepts the current step ± drift, and only a step newer than the last accepted one:
  * the guarded UPDATE of `totp_last_step` makes a code (or an older one) usable once, across browsers and instances.
  */
-async function acceptTotpCode(ctx: AppContext, userId: string, code: string): Promise<"ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled"> {
-  const user = await ctx.db.selectFrom("users").select(["totp_secret_sealed", "totp_last_step", "two_factor_method"]).where("id", "=", userId).executeTakeFirst();
+async function acceptTotpCode(
+  ctx: AppContext,
+  userId: string,
+  code: string,
+): Promise<"ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled"> {
+  const user = await ctx.db
+    .selectFrom("users")
+    .select(["totp_secret_sealed", "totp_last_step", "two_factor_method"])
+    .where("id", "=", userId)
+    .executeTakeFirst();
   if (!user || user.two_factor_method !== "auth_app" || user.totp_secret_sealed === null) return "auth_app_not_enabled";
   const secret = totpBox(ctx).open(user.totp_secret_sealed, userId);
   const { limits } = ctx.config;
@@ -86,7 +95,9 @@ export async function signInWithCode(
 
   const lockedFor = await codeEntryLockedFor(ctx, challenge.user_id);
   if (lockedFor > 0) {
-    return fail("too_many_attempts", `Too many wrong codes. Code entry is paused for ${Math.ceil(lockedFor / 60)} more minutes.`, { retryAfterSeconds: lockedFor });
+    return fail("too_many_attempts", `Too many wrong codes. Code entry is paused for ${Math.ceil(lockedFor / 60)} more minutes.`, {
+      retryAfterSeconds: lockedFor,
+    });
   }
 
   // Claim one try on this challenge before checking anything.
@@ -102,7 +113,9 @@ export async function signInWithCode(
   if (!claim) return fail("challenge_expired", "Too many wrong codes for this sign-in. Sign in again with your email and password.");
   const attempt = await claimCodeAttempt(ctx, challenge.user_id);
   if (attempt > limits.codeFailuresPerUser) {
-    return fail("too_many_attempts", "Too many wrong codes. Code entry is paused; try again later.", { retryAfterSeconds: limits.codeLockSeconds });
+    return fail("too_many_attempts", "Too many wrong codes. Code entry is paused; try again later.", {
+      retryAfterSeconds: limits.codeLockSeconds,
+    });
   }
 
   const now = ctx.clock.now();
@@ -111,17 +124,32 @@ export async function signInWithCode(
     outcome = await acceptTotpCode(ctx, challenge.user_id, normalized);
   } else {
     const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
-    outcome = user.two_factor_method !== "auth_app" ? "auth_app_not_enabled" : (await spendRecoveryCode(ctx.db, ctx.config, { userId: challenge.user_id, normalized, now })) ? "ok" : "invalid_code";
+    outcome =
+      user.two_factor_method !== "auth_app"
+        ? "auth_app_not_enabled"
+        : (await spendRecoveryCode(ctx.db, ctx.config, { userId: challenge.user_id, normalized, now }))
+          ? "ok"
+          : "invalid_code";
   }
-  if (outcome === "auth_app_not_enabled") return fail("auth_app_not_enabled", "This login does not use an authenticator app. Finish signing in with the emailed link.");
+  if (outcome === "auth_app_not_enabled")
+    return fail("auth_app_not_enabled", "This login does not use an authenticator app. Finish signing in with the emailed link.");
 
   if (outcome !== "ok") {
-    await recordEvent(ctx, { type: "sign_in.code_failed", userId: challenge.user_id, info: input.info, detail: { kind: input.kind, reason: outcome } });
+    await recordEvent(ctx, {
+      type: "sign_in.code_failed",
+      userId: challenge.user_id,
+      info: input.info,
+      detail: { kind: input.kind, reason: outcome },
+    });
     const lockSeconds = await afterWrongCode(ctx, challenge.user_id, attempt, input.info);
     const base = input.kind === "recovery_code" ? messages.recovery_invalid : messages[outcome];
     if (lockSeconds > 0) {
       await consumeChallenge(ctx.db, challenge.id, now);
-      return fail("too_many_attempts", `${base} Too many wrong codes: code entry is paused for ${Math.round(lockSeconds / 60)} minutes. We emailed you about it.`, { retryAfterSeconds: lockSeconds });
+      return fail(
+        "too_many_attempts",
+        `${base} Too many wrong codes: code entry is paused for ${Math.round(lockSeconds / 60)} minutes. We emailed you about it.`,
+        { retryAfterSeconds: lockSeconds },
+      );
     }
     const left = limits.codeFailuresPerChallenge - Number(claim.failed_attempts);
     if (left <= 0) {
@@ -133,7 +161,8 @@ export async function signInWithCode(
 
   await clearCodeFailures(ctx, challenge.user_id);
   const accountId = await pickAccountForSignIn(ctx, challenge.user_id);
-  if (accountId === null) return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
+  if (accountId === null)
+    return fail("challenge_expired", "You are no longer a member of any team account. Ask an Account Admin to invite you again.");
   const signedIn = await ctx.db.transaction().execute(async (tx) => {
     if (!(await consumeChallenge(tx, challenge.id, now))) return null;
     return completeSignIn(ctx, tx, { userId: challenge.user_id, accountId, proof: input.kind, info: input.info });
@@ -143,7 +172,13 @@ export async function signInWithCode(
   let remaining: number | null = null;
   if (input.kind === "recovery_code") {
     remaining = await remainingRecoveryCodes(ctx.db, challenge.user_id);
-    await recordEvent(ctx, { type: "sign_in.recovery_code_used", userId: challenge.user_id, accountId, info: input.info, detail: { remaining } });
+    await recordEvent(ctx, {
+      type: "sign_in.recovery_code_used",
+      userId: challenge.user_id,
+      accountId,
+      info: input.info,
+      detail: { remaining },
+    });
     await notifyUser(ctx, { userId: challenge.user_id, kind: "recovery_code_used", info: input.info, facts: { remaining } });
   }
   return ok({ ...signedIn, recoveryCodesRemaining: remaining });

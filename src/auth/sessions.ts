@@ -47,7 +47,12 @@ export async function createSession(
       user_agent: input.info.userAgent?.slice(0, 512) ?? null,
     })
     .execute();
-  await db.updateTable("memberships").set({ last_sign_in_at: now }).where("user_id", "=", input.userId).where("account_id", "=", input.accountId).execute();
+  await db
+    .updateTable("memberships")
+    .set({ last_sign_in_at: now })
+    .where("user_id", "=", input.userId)
+    .where("account_id", "=", input.accountId)
+    .execute();
   return { token, sessionId, expiresAt };
 }
 
@@ -55,14 +60,19 @@ export async function createSession(
  * The session behind a cookie value, or null when it is unknown, idle too long, past its absolute end, or its
  * membership is gone. Reads the database every time: a revocation on any instance takes effect on the next request.
  */
-export async function validateSession(ctx: Pick<AppContext, "db" | "clock" | "config">, token: string | undefined): Promise<SignedIn | null> {
+export async function validateSession(
+  ctx: Pick<AppContext, "db" | "clock" | "config">,
+  token: string | undefined,
+): Promise<SignedIn | null> {
   if (!looksLikeToken(token)) return null;
   const now = ctx.clock.now();
   const row = await ctx.db
     .selectFrom("sessions")
     .innerJoin("users", "users.id", "sessions.user_id")
     .innerJoin("accounts", "accounts.id", "sessions.account_id")
-    .innerJoin("memberships", (join) => join.onRef("memberships.user_id", "=", "sessions.user_id").onRef("memberships.account_id", "=", "sessions.account_id"))
+    .innerJoin("memberships", (join) =>
+      join.onRef("memberships.user_id", "=", "sessions.user_id").onRef("memberships.account_id", "=", "sessions.account_id"),
+    )
     .select([
       "sessions.id as sessionId",
       "sessions.last_seen_at",
@@ -92,7 +102,12 @@ export async function validateSession(ctx: Pick<AppContext, "db" | "clock" | "co
   }
   return {
     sessionId: row.sessionId,
-    user: { id: row.userId, email: row.email, name: row.userName, twoFactorMethod: row.sign_in_method === "sso" ? "sso" : row.two_factor_method },
+    user: {
+      id: row.userId,
+      email: row.email,
+      name: row.userName,
+      twoFactorMethod: row.sign_in_method === "sso" ? "sso" : row.two_factor_method,
+    },
     account: { id: row.accountId, name: row.accountName, twoFactorPolicy: row.two_factor_policy },
     role: row.role,
     signInMethod: row.sign_in_method,

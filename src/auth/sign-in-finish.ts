@@ -32,7 +32,13 @@ export async function completeSignIn(
 ): Promise<CompletedSignIn> {
   const inTx = withTx(ctx, tx);
   const session = await createSession(inTx, tx, { userId: input.userId, accountId: input.accountId, info: input.info });
-  await recordEvent(inTx, { type: "sign_in.succeeded", userId: input.userId, accountId: input.accountId, info: input.info, detail: { secondFactor: input.proof } });
+  await recordEvent(inTx, {
+    type: "sign_in.succeeded",
+    userId: input.userId,
+    accountId: input.accountId,
+    info: input.info,
+    detail: { secondFactor: input.proof },
+  });
   const method: SignInMethod = input.proof === "sso" ? "sso" : "password";
   const accounts = await tx
     .selectFrom("memberships")

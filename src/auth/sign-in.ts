@@ -92,22 +92,39 @@ async function checkPassword(
           "users.password_hash",
           "users.two_factor_method",
           // Only password memberships let a user in with a password; an SSO-only member has no usable password here.
-          eb.exists(eb.selectFrom("memberships").select("memberships.id").whereRef("memberships.user_id", "=", "users.id").where("memberships.sign_in_method", "=", "password")).as("hasPasswordMembership"),
+          eb
+            .exists(
+              eb
+                .selectFrom("memberships")
+                .select("memberships.id")
+                .whereRef("memberships.user_id", "=", "users.id")
+                .where("memberships.sign_in_method", "=", "password"),
+            )
+            .as("hasPasswordMembership"),
         ])
         .where("users.email", "=", email)
         .executeTakeFirst()
     : undefined;
   // The device cookie is checked against the user row just read, not looked up by email: a cookie only ever makes a
   // difference for the email of its own user, which its holder knows, so it tells nothing about other emails.
-  const budget = passwordBudget(ctx, { emailKey: byEmail, user: user ? { id: user.id, passwordHash: user.password_hash } : undefined, deviceToken: input.deviceToken });
+  const budget = passwordBudget(ctx, {
+    emailKey: byEmail,
+    user: user ? { id: user.id, passwordHash: user.password_hash } : undefined,
+    deviceToken: input.deviceToken,
+  });
   const logged = { email: loggedEmail, ...(budget.trustedDevice ? { trustedDevice: true } : {}) };
   // The attempt is counted before the password is checked (and the count reset on success), so parallel guesses on
   // any number of instances cannot all pass the check together: each one takes its own number.
   const attempts = await ctx.attempts.hit(budget.key, window);
   if (attempts > budget.limit || ipCount > limits.passwordAttemptsPerIp) {
-    const retryAfterSeconds = Math.max(1, await ctx.attempts.retryAfterSeconds(attempts > budget.limit ? budget.key : ipKey(input.info.ip ?? "")));
+    const retryAfterSeconds = Math.max(
+      1,
+      await ctx.attempts.retryAfterSeconds(attempts > budget.limit ? budget.key : ipKey(input.info.ip ?? "")),
+    );
     await recordEvent(ctx, { type: "sign_in.throttled", info: input.info, detail: logged });
-    return fail("too_many_attempts", `Too many sign-in attempts. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, { retryAfterSeconds });
+    return fail("too_many_attempts", `Too many sign-in attempts. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`, {
+      retryAfterSeconds,
+    });
   }
 
   const usable = user !== undefined && user.password_hash !== null && Boolean(user.hasPasswordMembership);
@@ -121,7 +138,12 @@ async function checkPassword(
   // email in place, so the owner signing in never hands the attacker a fresh budget.
   await ctx.attempts.reset(budget.key);
   const { token, challenge } = await createChallenge(ctx, { userId: user.id, info: input.info });
-  await recordEvent(ctx, { type: "sign_in.password_accepted", userId: user.id, info: input.info, ...(budget.trustedDevice ? { detail: { trustedDevice: true } } : {}) });
+  await recordEvent(ctx, {
+    type: "sign_in.password_accepted",
+    userId: user.id,
+    info: input.info,
+    ...(budget.trustedDevice ? { detail: { trustedDevice: true } } : {}),
+  });
   return ok({ challengeToken: token, challenge, userId: user.id, next: user.two_factor_method });
 }
 
@@ -138,7 +160,9 @@ const FIRST_LINK_MAIL_FAILED =
 export async function startSignIn(
   ctx: AppContext,
   input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
-): Promise<Result<PasswordAccepted & { sentTo: string | null; mailError: LatchkeyError | null }, "invalid_credentials" | "too_many_attempts">> {
+): Promise<
+  Result<PasswordAccepted & { sentTo: string | null; mailError: LatchkeyError | null }, "invalid_credentials" | "too_many_attempts">
+> {
   const accepted = await checkPassword(ctx, input);
   if (!accepted.ok) return accepted;
   if (accepted.value.next !== "email_link") return ok({ ...accepted.value, sentTo: null, mailError: null });
@@ -148,7 +172,11 @@ export async function startSignIn(
     sent = await sendEmailLink(ctx, challenge, input.info);
   } catch (error) {
     if (!(error instanceof LatchkeyError && error.code === "mail_unavailable")) throw error;
-    return ok({ ...accepted.value, sentTo: null, mailError: new LatchkeyError("mail_unavailable", FIRST_LINK_MAIL_FAILED, undefined, { cause: error.cause }) });
+    return ok({
+      ...accepted.value,
+      sentTo: null,
+      mailError: new LatchkeyError("mail_unavailable", FIRST_LINK_MAIL_FAILED, undefined, { cause: error.cause }),
+    });
   }
   // A brand-new challenge is never over its send limits, so this is always ok; kept total for the type.
   return ok({ ...accepted.value, sentTo: sent.ok ? sent.value.sentTo : null, mailError: null });

@@ -16,8 +16,10 @@ import { completeSignIn } from "./sign-in-finish.js";
  * SSO member: no Latchkey password, no Latchkey second factor, untouched by the two-factor policy.
  */
 
-export const clientSecretBox = (ctx: Pick<AppContext, "config">): SecretBox => createSecretBox(ctx.config.secretKey, ctx.config.previousSecretKeys, "sso-client-secret");
-const verifierBox = (ctx: Pick<AppContext, "config">): SecretBox => createSecretBox(ctx.config.secretKey, ctx.config.previousSecretKeys, "sso-code-verifier");
+export const clientSecretBox = (ctx: Pick<AppContext, "config">): SecretBox =>
+  createSecretBox(ctx.config.secretKey, ctx.config.previousSecretKeys, "sso-client-secret");
+const verifierBox = (ctx: Pick<AppContext, "config">): SecretBox =>
+  createSecretBox(ctx.config.secretKey, ctx.config.previousSecretKeys, "sso-code-verifier");
 
 /** The one redirect URI Latchkey uses: register it at the provider. Built from the public URL, never from a request. */
 export function ssoRedirectUri(ctx: Pick<AppContext, "config">): string {
@@ -30,7 +32,11 @@ export function ssoRedirectUri(ctx: Pick<AppContext, "config">): string {
  * domain name.
  */
 export function normalizeDomain(input: string): string | null {
-  const afterAt = input.slice(input.lastIndexOf("@") + 1).trim().toLowerCase().replace(/\.$/, "");
+  const afterAt = input
+    .slice(input.lastIndexOf("@") + 1)
+    .trim()
+    .toLowerCase()
+    .replace(/\.$/, "");
   if (afterAt.length === 0 || afterAt.length > 253 || /[\s/\\?#:\p{Cc}]/u.test(afterAt)) return null;
   const ascii = domainToASCII(afterAt);
   if (!/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/.test(ascii)) return null;
@@ -49,7 +55,13 @@ async function providerOf(ctx: Pick<AppContext, "db" | "config">, accountId: str
   const row = await ctx.db.selectFrom("sso_connections").selectAll().where("account_id", "=", accountId).executeTakeFirst();
   if (!row) return null;
   const domains = await ctx.db.selectFrom("sso_domains").select("domain").where("account_id", "=", accountId).execute();
-  return { accountId, issuer: row.issuer, clientId: row.client_id, clientSecret: clientSecretBox(ctx).open(row.client_secret_sealed, accountId), domains: domains.map((d) => d.domain) };
+  return {
+    accountId,
+    issuer: row.issuer,
+    clientId: row.client_id,
+    clientSecret: clientSecretBox(ctx).open(row.client_secret_sealed, accountId),
+    domains: domains.map((d) => d.domain),
+  };
 }
 
 export type StartFailure = "invalid_request" | "sso_not_configured" | "sso_unavailable";
@@ -67,7 +79,11 @@ export async function startSsoSignIn(
   if (domain === null) return fail("invalid_request", "Enter your work email address or its domain, like example.com.");
   const found = await ctx.db.selectFrom("sso_domains").select("account_id").where("domain", "=", domain).executeTakeFirst();
   const provider = found ? await providerOf(ctx, found.account_id) : null;
-  if (!provider) return fail("sso_not_configured", `No single sign-on is set up for ${domain}. Sign in with your email and password, or ask your administrator.`);
+  if (!provider)
+    return fail(
+      "sso_not_configured",
+      `No single sign-on is set up for ${domain}. Sign in with your email and password, or ask your administrator.`,
+    );
 
   const { limits } = ctx.config;
   let request;
@@ -81,7 +97,10 @@ export async function startSsoSignIn(
   const browserToken = newToken();
   const stateHash = hashToken(request.state);
   // Old rows are only clutter once long expired; a day's grace keeps "expired" answers precise.
-  await ctx.db.deleteFrom("sso_logins").where("expires_at", "<", now - 24 * 60 * 60 * 1000).execute();
+  await ctx.db
+    .deleteFrom("sso_logins")
+    .where("expires_at", "<", now - 24 * 60 * 60 * 1000)
+    .execute();
   await ctx.db
     .insertInto("sso_logins")
     .values({
@@ -100,7 +119,15 @@ export async function startSsoSignIn(
   return ok({ authorizationUrl: request.url, browserToken, accountId: provider.accountId, domain });
 }
 
-export type FinishFailure = "wrong_browser" | "sso_state_invalid" | "sso_state_used" | "sso_state_expired" | "sso_not_configured" | "sso_failed" | "sso_password_member" | "sso_unavailable";
+export type FinishFailure =
+  | "wrong_browser"
+  | "sso_state_invalid"
+  | "sso_state_used"
+  | "sso_state_expired"
+  | "sso_not_configured"
+  | "sso_failed"
+  | "sso_password_member"
+  | "sso_unavailable";
 
 export interface SsoSignedIn {
   sessionToken: string;
@@ -134,8 +161,16 @@ export async function finishSsoSignIn(
   if (login.used_at !== null) return fail("sso_state_used", `This single sign-on answer was already used. ${restart}`);
   if (login.expires_at <= now) return fail("sso_state_expired", `This single sign-on took too long and has expired. ${restart}`);
   if (input.browserToken === undefined || !constantTimeEqual(hashToken(input.browserToken), login.browser_hash)) {
-    await recordEvent(ctx, { type: "sign_in.sso_failed", accountId: login.account_id, info: input.info, detail: { reason: "wrong_browser" } });
-    return fail("wrong_browser", "Finish single sign-on in the browser where you started it. Start again from “Sign in with SSO” in this browser.");
+    await recordEvent(ctx, {
+      type: "sign_in.sso_failed",
+      accountId: login.account_id,
+      info: input.info,
+      detail: { reason: "wrong_browser" },
+    });
+    return fail(
+      "wrong_browser",
+      "Finish single sign-on in the browser where you started it. Start again from “Sign in with SSO” in this browser.",
+    );
   }
   const claimed = await ctx.db
     .updateTable("sso_logins")
@@ -146,7 +181,11 @@ export async function finishSsoSignIn(
     .executeTakeFirst();
   if (Number(claimed.numUpdatedRows) !== 1) return fail("sso_state_used", `This single sign-on answer was already used. ${restart}`);
 
-  const refuse = async (reason: FinishFailure, message: string, detail: Record<string, unknown> = {}): Promise<Result<SsoSignedIn, FinishFailure>> => {
+  const refuse = async (
+    reason: FinishFailure,
+    message: string,
+    detail: Record<string, unknown> = {},
+  ): Promise<Result<SsoSignedIn, FinishFailure>> => {
     await recordEvent(ctx, { type: "sign_in.sso_failed", accountId: login.account_id, info: input.info, detail: { reason, ...detail } });
     return fail(reason, message);
   };
@@ -163,25 +202,45 @@ export async function finishSsoSignIn(
   }
   let identity: OidcIdentity;
   try {
-    identity = await completeAuthorization(configuration, { callbackUrl, state, nonce: login.nonce, codeVerifier: verifierBox(ctx).open(login.code_verifier_sealed, stateHash) });
+    identity = await completeAuthorization(configuration, {
+      callbackUrl,
+      state,
+      nonce: login.nonce,
+      codeVerifier: verifierBox(ctx).open(login.code_verifier_sealed, stateHash),
+    });
   } catch (error) {
     const problem = describeOidcError(error, "exchange");
     return refuse(problem.kind === "unavailable" ? "sso_unavailable" : "sso_failed", problem.message);
   }
 
-  if (identity.email === undefined) return refuse("sso_failed", "Your identity provider did not tell us your email address, so we cannot sign you in. Ask your administrator to release the email claim.");
+  if (identity.email === undefined)
+    return refuse(
+      "sso_failed",
+      "Your identity provider did not tell us your email address, so we cannot sign you in. Ask your administrator to release the email claim.",
+    );
   // The same check as every address typed in Latchkey: one spelling per mailbox (no trailing dot, the domain as a
   // hostname reads it), and no control character (NUL above all: PostgreSQL refuses it, a 500).
   const checked = checkEmail(identity.email, ctx.config.limits);
   if (!checked.ok) {
-    return refuse("sso_failed", "Your identity provider sent an email address that is not valid, so we cannot sign you in. Ask your administrator.", { problem: checked.message });
+    return refuse(
+      "sso_failed",
+      "Your identity provider sent an email address that is not valid, so we cannot sign you in. Ask your administrator.",
+      { problem: checked.message },
+    );
   }
   const email = checked.value;
-  if (identity.emailVerified !== true) return refuse("sso_failed", `Your identity provider has not verified the address ${email}, so we cannot sign you in with it.`, { email });
+  if (identity.emailVerified !== true)
+    return refuse("sso_failed", `Your identity provider has not verified the address ${email}, so we cannot sign you in with it.`, {
+      email,
+    });
   // The domain of the address as stored, so the check and the stored address cannot disagree.
   const domain = normalizeDomain(email);
   if (domain === null || !provider.domains.includes(domain)) {
-    return refuse("sso_failed", `The address ${email} is not in a domain this account's single sign-on covers (${provider.domains.join(", ")}).`, { email });
+    return refuse(
+      "sso_failed",
+      `The address ${email} is not in a domain this account's single sign-on covers (${provider.domains.join(", ")}).`,
+      { email },
+    );
   }
   // Bidi controls and zero-width characters are taken out rather than refused: the provider's value is not typed here.
   const name = checkName(cleanProviderName(identity.name ?? ""), ctx.config.limits);
@@ -190,22 +249,49 @@ export async function finishSsoSignIn(
   const outcome = await ctx.db.transaction().execute(async (tx) => {
     await tx
       .insertInto("users")
-      .values({ id: newId(), email, name: displayName, password_hash: null, two_factor_method: "email_link", created_at: now, updated_at: now })
+      .values({
+        id: newId(),
+        email,
+        name: displayName,
+        password_hash: null,
+        two_factor_method: "email_link",
+        created_at: now,
+        updated_at: now,
+      })
       .onConflict((oc) => oc.column("email").doNothing())
       .execute();
     const user = await tx.selectFrom("users").select(["id"]).where("email", "=", email).executeTakeFirstOrThrow();
-    const membership = await tx.selectFrom("memberships").select(["id", "sign_in_method"]).where("account_id", "=", provider.accountId).where("user_id", "=", user.id).executeTakeFirst();
+    const membership = await tx
+      .selectFrom("memberships")
+      .select(["id", "sign_in_method"])
+      .where("account_id", "=", provider.accountId)
+      .where("user_id", "=", user.id)
+      .executeTakeFirst();
     if (membership?.sign_in_method === "password") return { refused: true as const, userId: user.id };
     let provisioned = false;
     if (!membership) {
       const inserted = await tx
         .insertInto("memberships")
-        .values({ id: newId(), account_id: provider.accountId, user_id: user.id, role: "member", sign_in_method: "sso", created_at: now, last_sign_in_at: null })
+        .values({
+          id: newId(),
+          account_id: provider.accountId,
+          user_id: user.id,
+          role: "member",
+          sign_in_method: "sso",
+          created_at: now,
+          last_sign_in_at: null,
+        })
         .onConflict((oc) => oc.columns(["account_id", "user_id"]).doNothing())
         .executeTakeFirst();
       provisioned = Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1;
       if (provisioned) {
-        await recordEvent(withTx(ctx, tx), { type: "sso.member_provisioned", accountId: provider.accountId, userId: user.id, info: input.info, detail: { email, subject: identity.subject } });
+        await recordEvent(withTx(ctx, tx), {
+          type: "sso.member_provisioned",
+          accountId: provider.accountId,
+          userId: user.id,
+          info: input.info,
+          detail: { email, subject: identity.subject },
+        });
       }
     }
     const signedIn = await completeSignIn(ctx, tx, { userId: user.id, accountId: provider.accountId, proof: "sso", info: input.info });

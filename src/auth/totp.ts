@@ -11,7 +11,13 @@ export function newTotpSecret(): string {
  */
 export function totpUri(input: { issuer: string; accountName: string; secret: string; stepSeconds: number }): string {
   const label = `${encodeURIComponent(input.issuer)}:${encodeURIComponent(input.accountName)}`;
-  const params = new URLSearchParams({ secret: input.secret, issuer: input.issuer, algorithm: "SHA1", digits: "6", period: String(input.stepSeconds) });
+  const params = new URLSearchParams({
+    secret: input.secret,
+    issuer: input.issuer,
+    algorithm: "SHA1",
+    digits: "6",
+    period: String(input.stepSeconds),
+  });
   return `otpauth://totp/${label}?${params.toString().replace(/\+/g, "%20")}`;
 }
 
@@ -38,7 +44,14 @@ export function parseTotpCode(input: string): CodeShape {
  * Checks a code against the current time step ± `driftSteps`. Returns the matched step, which the caller must record
  * and compare to the last accepted one: a step is accepted once (RFC 6238 §5.2).
  */
-export async function matchTotp(input: { secret: string; code: string; nowMs: number; stepSeconds: number; driftSteps: number; afterStep: number | null }): Promise<number | null> {
+export async function matchTotp(input: {
+  secret: string;
+  code: string;
+  nowMs: number;
+  stepSeconds: number;
+  driftSteps: number;
+  afterStep: number | null;
+}): Promise<number | null> {
   const result = await verify({
     secret: input.secret,
     token: input.code,

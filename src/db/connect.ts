@@ -79,7 +79,12 @@ export function connect(options: ConnectOptions): Store {
 }
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: "latchkey_migrations", migrationLockTableName: "latchkey_migrations_lock" });
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider,
+    migrationTableName: "latchkey_migrations",
+    migrationLockTableName: "latchkey_migrations_lock",
+  });
   const result = await migrator.migrateToLatest();
   if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));
   return result;

@@ -17,7 +17,10 @@ export type ApiAccess = "public" | "challenge" | "optional_session" | Access;
 
 export type ApiTag = "Sign-in" | "Session" | "Two-factor" | "Team" | "Accounts" | "Document";
 
-export interface ApiOperation<B extends z.ZodType | undefined = z.ZodType | undefined, Q extends z.ZodType | undefined = z.ZodType | undefined> {
+export interface ApiOperation<
+  B extends z.ZodType | undefined = z.ZodType | undefined,
+  Q extends z.ZodType | undefined = z.ZodType | undefined,
+> {
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   route: RouteName;
   operationId: string;
@@ -57,7 +60,10 @@ export function apiRoute<B extends z.ZodType | undefined, Q extends z.ZodType | 
   handler: (request: FastifyRequest, reply: FastifyReply, input: ApiInput<B, Q>) => Promise<FastifyReply>,
 ): void {
   app.apiOperations.push(operation as ApiOperation);
-  const access = operation.access === "signed_in" || operation.access === "admin" || operation.access === "password_login" ? operation.access : undefined;
+  const access =
+    operation.access === "signed_in" || operation.access === "admin" || operation.access === "password_login"
+      ? operation.access
+      : undefined;
   app.route({
     method: operation.method,
     url: routes[operation.route],

@@ -53,7 +53,13 @@ export function setDeviceCookie(reply: FastifyReply, config: Config, deviceToken
  * The end of every sign-in path: the half-finished sign-in's cookie goes, the new session's cookie comes (for its
  * absolute lifetime), and after a password sign-in the browser's device cookie (renewed on each one).
  */
-export function setSessionCookie(reply: FastifyReply, config: Config, from: CookieKind, sessionToken: string, deviceToken?: string | null): void {
+export function setSessionCookie(
+  reply: FastifyReply,
+  config: Config,
+  from: CookieKind,
+  sessionToken: string,
+  deviceToken?: string | null,
+): void {
   clearCookie(reply, config, from);
   setCookie(reply, config, "session", sessionToken, config.limits.sessionAbsoluteTimeoutSeconds);
   if (deviceToken) setDeviceCookie(reply, config, deviceToken);

@@ -54,7 +54,11 @@ export function checkCsrf(request: FastifyRequest, config: Config): void {
   const cookie = readCookie(request, config, "csrf");
   const body = request.body as Record<string, unknown> | undefined;
   const submitted = body && typeof body === "object" ? body["_csrf"] : undefined;
-  if (cookie === undefined || typeof submitted !== "string" || !constantTimeEqual(submitted, sign(config.secretKey, CSRF_PURPOSE, cookie))) {
+  if (
+    cookie === undefined ||
+    typeof submitted !== "string" ||
+    !constantTimeEqual(submitted, sign(config.secretKey, CSRF_PURPOSE, cookie))
+  ) {
     throw new LatchkeyError("csrf_invalid", "This form has expired or was sent from another site. Go back, reload the page and try again.");
   }
 }

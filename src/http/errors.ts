@@ -96,17 +96,33 @@ export function isApiRequest(request: FastifyRequest): boolean {
 }
 
 /** Answers an error as JSON `{error, message}` for the API, or as a friendly page for people. */
-export function sendError(request: FastifyRequest, reply: FastifyReply, code: ErrorCode, message: string, details?: Record<string, unknown>): FastifyReply {
+export function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+): FastifyReply {
   const status = statusByCode[code];
   const retryAfter = details?.["retryAfterSeconds"];
   if (typeof retryAfter === "number") reply.header("Retry-After", String(retryAfter));
   if (isApiRequest(request)) {
-    return reply.status(status).type("application/json; charset=utf-8").send({ error: code, message, ...(details ? { details } : {}) });
+    return reply
+      .status(status)
+      .type("application/json; charset=utf-8")
+      .send({ error: code, message, ...(details ? { details } : {}) });
   }
   return reply
     .status(status)
     .type("text/html; charset=utf-8")
-    .send(messagePage({ productName: request.server.latchkeyProductName, title: failureTitles[code] ?? "That did not work", message, action: { href: pathTo("home"), label: "Go to the start page" } }).value);
+    .send(
+      messagePage({
+        productName: request.server.latchkeyProductName,
+        title: failureTitles[code] ?? "That did not work",
+        message,
+        action: { href: pathTo("home"), label: "Go to the start page" },
+      }).value,
+    );
 }
 
 /** Maps Fastify's own errors (bad JSON, big bodies, wrong media types) to our codes; anything unknown is a 500 and logged. */
@@ -123,7 +139,12 @@ export function errorHandler(error: FastifyError | LatchkeyError, request: Fasti
       return sendError(request, reply, "payload_too_large", "The request body is too large.");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
-      return sendError(request, reply, "unsupported_media_type", "Send JSON (Content-Type: application/json) or a form (application/x-www-form-urlencoded).");
+      return sendError(
+        request,
+        reply,
+        "unsupported_media_type",
+        "Send JSON (Content-Type: application/json) or a form (application/x-www-form-urlencoded).",
+      );
     default:
       break;
   }
@@ -132,5 +153,10 @@ export function errorHandler(error: FastifyError | LatchkeyError, request: Fasti
     return sendError(request, reply, error.statusCode === 413 ? "payload_too_large" : "invalid_request", error.message);
   }
   request.log.error({ err: error }, "unhandled error");
-  return sendError(request, reply, "internal_error", "Something went wrong on our side. Please try again; if it keeps happening, tell your administrator.");
+  return sendError(
+    request,
+    reply,
+    "internal_error",
+    "Something went wrong on our side. Please try again; if it keeps happening, tell your administrator.",
+  );
 }

@@ -44,6 +44,15 @@ export function failureError(failure: Failure): LatchkeyError {
  * A failure that ends the flow, drawn as a message page: the status from the one code map, the title from the one
  * title table (`failureTitles`), the message, and the way on (`action`, by default the start page).
  */
-export function renderFailurePage(reply: FastifyReply, productName: string, failure: Failure, action: { href: string; label: string } = { href: pathTo("home"), label: "Go to the start page" }): FastifyReply {
-  return renderFailure(reply, failure, messagePage({ productName, title: failureTitles[failure.reason] ?? "That did not work", message: failure.message, action }));
+export function renderFailurePage(
+  reply: FastifyReply,
+  productName: string,
+  failure: Failure,
+  action: { href: string; label: string } = { href: pathTo("home"), label: "Go to the start page" },
+): FastifyReply {
+  return renderFailure(
+    reply,
+    failure,
+    messagePage({ productName, title: failureTitles[failure.reason] ?? "That did not work", message: failure.message, action }),
+  );
 }

@@ -23,15 +23,25 @@ function compose(layout: Layout): MailMessage {
     `— ${layout.productName}`,
   ].join("\n\n");
   const button: SafeHtml | string = layout.action
-    ? html`<p><a href="${layout.action.url}" style="display:inline-block;padding:10px 18px;background:#1f4fd1;color:#fff;border-radius:6px;text-decoration:none">${layout.action.label}</a></p>
-<p style="color:#555;font-size:13px">Or copy this address into the same browser:<br><span style="word-break:break-all">${layout.action.url}</span></p>`
+    ? html`<p>
+          <a
+            href="${layout.action.url}"
+            style="display:inline-block;padding:10px 18px;background:#1f4fd1;color:#fff;border-radius:6px;text-decoration:none"
+            >${layout.action.label}</a
+          >
+        </p>
+        <p style="color:#555;font-size:13px">
+          Or copy this address into the same browser:<br /><span style="word-break:break-all">${layout.action.url}</span>
+        </p>`
     : "";
-  const body = html`<!doctype html><html><body style="font-family:system-ui,sans-serif;line-height:1.5;color:#1a1a1a;max-width:560px">
-${layout.paragraphs.map((p) => html`<p>${p}</p>`)}
-${button}
-<p style="color:#555;font-size:13px">${layout.footer}</p>
-<p style="color:#555;font-size:13px">— ${layout.productName}</p>
-</body></html>`;
+  const body = html`<!doctype html>
+    <html>
+      <body style="font-family:system-ui,sans-serif;line-height:1.5;color:#1a1a1a;max-width:560px">
+        ${layout.paragraphs.map((p) => html`<p>${p}</p>`)} ${button}
+        <p style="color:#555;font-size:13px">${layout.footer}</p>
+        <p style="color:#555;font-size:13px">— ${layout.productName}</p>
+      </body>
+    </html>`;
   return { to: layout.to, subject: layout.subject, text, html: body.value };
 }
 
@@ -45,7 +55,14 @@ function requestOrigin(ip: string | null, userAgent: string | null): string {
   return ip !== null && isIP(ip) !== 0 ? `${device}, IP address ${ip}` : device;
 }
 
-export function signInLinkMessage(input: { to: string; productName: string; url: string; expiresInMinutes: number; ip: string | null; userAgent: string | null }): MailMessage {
+export function signInLinkMessage(input: {
+  to: string;
+  productName: string;
+  url: string;
+  expiresInMinutes: number;
+  ip: string | null;
+  userAgent: string | null;
+}): MailMessage {
   return compose({
     to: input.to,
     subject: `Your ${input.productName} sign-in link`,
@@ -59,7 +76,14 @@ export function signInLinkMessage(input: { to: string; productName: string; url:
   });
 }
 
-export function invitationMessage(input: { to: string; productName: string; accountName: string; invitedBy: string | null; url: string; expiresInDays: number }): MailMessage {
+export function invitationMessage(input: {
+  to: string;
+  productName: string;
+  accountName: string;
+  invitedBy: string | null;
+  url: string;
+  expiresInDays: number;
+}): MailMessage {
   return compose({
     to: input.to,
     subject: `You're invited to ${input.accountName} on ${input.productName}`,
@@ -74,30 +98,60 @@ export function invitationMessage(input: { to: string; productName: string; acco
 }
 
 /** What happened to a person's sign-in, for the security notices below. */
-export type SecurityNoticeKind = "password_changed" | "auth_app_enabled" | "auth_app_disabled" | "recovery_codes_regenerated" | "recovery_code_used" | "code_entry_locked";
+export type SecurityNoticeKind =
+  "password_changed" | "auth_app_enabled" | "auth_app_disabled" | "recovery_codes_regenerated" | "recovery_code_used" | "code_entry_locked";
 
 const noticeTexts: Record<SecurityNoticeKind, { subject: string; what: (facts: Record<string, string | number>) => string }> = {
-  password_changed: { subject: "Your password was changed", what: () => "The password of your login was changed. Every other browser signed in as you was signed out." },
-  auth_app_enabled: { subject: "Authenticator app turned on", what: () => "Two-factor authentication with an authenticator app was turned on for your login. From now on you sign in with your password and a code from the app." },
-  auth_app_disabled: { subject: "Authenticator app turned off", what: () => "The authenticator app was turned off for your login. You now finish signing in with a link sent to this address, which is the weaker method." },
-  recovery_codes_regenerated: { subject: "New recovery codes issued", what: () => "New recovery codes were generated for your login. All of your earlier recovery codes stopped working." },
+  password_changed: {
+    subject: "Your password was changed",
+    what: () => "The password of your login was changed. Every other browser signed in as you was signed out.",
+  },
+  auth_app_enabled: {
+    subject: "Authenticator app turned on",
+    what: () =>
+      "Two-factor authentication with an authenticator app was turned on for your login. From now on you sign in with your password and a code from the app.",
+  },
+  auth_app_disabled: {
+    subject: "Authenticator app turned off",
+    what: () =>
+      "The authenticator app was turned off for your login. You now finish signing in with a link sent to this address, which is the weaker method.",
+  },
+  recovery_codes_regenerated: {
+    subject: "New recovery codes issued",
+    what: () => "New recovery codes were generated for your login. All of your earlier recovery codes stopped working.",
+  },
   recovery_code_used: {
     subject: "A recovery code was used to sign in",
-    what: (f) => `A recovery code was used to sign in to your login. You have ${f["remaining"]} unused recovery code${f["remaining"] === 1 ? "" : "s"} left.${Number(f["remaining"]) <= 3 ? " Generate new codes soon in Edit your settings → Two-factor authentication → Manage." : ""}`,
+    what: (f) =>
+      `A recovery code was used to sign in to your login. You have ${f["remaining"]} unused recovery code${f["remaining"] === 1 ? "" : "s"} left.${Number(f["remaining"]) <= 3 ? " Generate new codes soon in Edit your settings → Two-factor authentication → Manage." : ""}`,
   },
   code_entry_locked: {
     subject: "Too many wrong codes: sign-in paused",
-    what: (f) => `Someone entered your password correctly and then ${f["failures"]} wrong authentication or recovery codes in a row, so code entry for your login is paused for ${f["minutes"]} minutes.`,
+    what: (f) =>
+      `Someone entered your password correctly and then ${f["failures"]} wrong authentication or recovery codes in a row, so code entry for your login is paused for ${f["minutes"]} minutes.`,
   },
 };
 
-export function securityNoticeMessage(input: { to: string; productName: string; kind: SecurityNoticeKind; facts?: Record<string, string | number>; when: Date; ip: string | null; userAgent: string | null; settingsUrl: string }): MailMessage {
+export function securityNoticeMessage(input: {
+  to: string;
+  productName: string;
+  kind: SecurityNoticeKind;
+  facts?: Record<string, string | number>;
+  when: Date;
+  ip: string | null;
+  userAgent: string | null;
+  settingsUrl: string;
+}): MailMessage {
   const text = noticeTexts[input.kind];
   return compose({
     to: input.to,
     subject: `${input.productName}: ${text.subject}`,
     productName: input.productName,
-    paragraphs: [text.what(input.facts ?? {}), `When: ${input.when.toUTCString()}. From: ${requestOrigin(input.ip, input.userAgent)}.`, "If this was you, there is nothing to do."],
+    paragraphs: [
+      text.what(input.facts ?? {}),
+      `When: ${input.when.toUTCString()}. From: ${requestOrigin(input.ip, input.userAgent)}.`,
+      "If this was you, there is nothing to do.",
+    ],
     action: { label: "Review your security settings", url: input.settingsUrl },
     footer:
       input.kind === "code_entry_locked"
@@ -168,7 +222,10 @@ export function supportDeniedMessage(input: { to: string; productName: string })
     to: input.to,
     subject: `Your ${input.productName} two-factor reset request was declined`,
     productName: input.productName,
-    paragraphs: ["Support could not verify the request to reset the two-factor authentication of your login, so nothing was changed.", "If you still cannot sign in, reply to your support contact or ask an Account Admin to remove and re-add you."],
+    paragraphs: [
+      "Support could not verify the request to reset the two-factor authentication of your login, so nothing was changed.",
+      "If you still cannot sign in, reply to your support contact or ask an Account Admin to remove and re-add you.",
+    ],
     footer: "If you did not ask for a reset, your login is unchanged; consider changing your password.",
   });
 }

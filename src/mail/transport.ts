@@ -35,7 +35,10 @@ export function createMailer(options: TransportOptions): Mailer {
       const info = await transport.sendMail({ from: options.from, ...message });
       sequence += 1;
       const safeTo = message.to.replace(/[^a-zA-Z0-9@._-]/g, "_");
-      const file = join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${String(sequence).padStart(4, "0")}-${safeTo}.eml`);
+      const file = join(
+        options.outboxDir,
+        `${new Date().toISOString().replace(/[:.]/g, "-")}-${String(sequence).padStart(4, "0")}-${safeTo}.eml`,
+      );
       writeFileSync(file, info.message as Buffer, { mode: 0o600 });
       options.onOutboxMessage?.(file, message);
     },

@@ -18,7 +18,10 @@ export async function createAccountWithAdmin(
   const email = checkEmail(input.adminEmail, ctx.config.limits);
   if (!email.ok) return email;
   const accountId = newId();
-  await ctx.db.insertInto("accounts").values({ id: accountId, name: name.value, two_factor_policy: "email_link", created_at: ctx.clock.now() }).execute();
+  await ctx.db
+    .insertInto("accounts")
+    .values({ id: accountId, name: name.value, two_factor_policy: "email_link", created_at: ctx.clock.now() })
+    .execute();
   await recordEvent(ctx, { type: "account.created", accountId, detail: { name: name.value, adminEmail: email.value } });
   const invitation = await createInvitation(ctx, { accountId, email: email.value, role: "admin", invitedByUserId: null });
   if (!invitation.ok) return fail("email_invalid", invitation.message);
@@ -26,6 +29,9 @@ export async function createAccountWithAdmin(
 }
 
 export async function countAccounts(ctx: Pick<AppContext, "db">): Promise<number> {
-  const row = await ctx.db.selectFrom("accounts").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  const row = await ctx.db
+    .selectFrom("accounts")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }

@@ -38,10 +38,27 @@ export async function createInvitation(
       .execute();
     await tx
       .insertInto("invitations")
-      .values({ id, account_id: input.accountId, email: email.value, role: input.role, token_hash: hashToken(token), created_by_user_id: input.invitedByUserId, created_at: now, expires_at: expiresAt, accepted_at: null, revoked_at: null })
+      .values({
+        id,
+        account_id: input.accountId,
+        email: email.value,
+        role: input.role,
+        token_hash: hashToken(token),
+        created_by_user_id: input.invitedByUserId,
+        created_at: now,
+        expires_at: expiresAt,
+        accepted_at: null,
+        revoked_at: null,
+      })
       .execute();
   });
-  await recordEvent(ctx, { type: "invitation.created", accountId: input.accountId, actorUserId: input.invitedByUserId, ...(input.info ? { info: input.info } : {}), detail: { email: email.value, role: input.role } });
+  await recordEvent(ctx, {
+    type: "invitation.created",
+    accountId: input.accountId,
+    actorUserId: input.invitedByUserId,
+    ...(input.info ? { info: input.info } : {}),
+    detail: { email: email.value, role: input.role },
+  });
   return ok({ invitationId: id, url: invitationUrl(ctx, token), token, expiresAt });
 }
 
@@ -58,17 +75,32 @@ export interface OpenInvitation {
 export type InvitationFailure = "invitation_invalid" | "invitation_expired" | "invitation_used";
 
 /** The invitation behind a link, if it can still be accepted. */
-export async function findOpenInvitation(ctx: Pick<AppContext, "db" | "clock">, token: string): Promise<Result<OpenInvitation, InvitationFailure>> {
+export async function findOpenInvitation(
+  ctx: Pick<AppContext, "db" | "clock">,
+  token: string,
+): Promise<Result<OpenInvitation, InvitationFailure>> {
   if (!looksLikeToken(token)) return fail("invitation_invalid", "This invitation link is not valid. Check that you copied the whole link.");
   const row = await ctx.db
     .selectFrom("invitations")
     .innerJoin("accounts", "accounts.id", "invitations.account_id")
-    .select(["invitations.id", "invitations.account_id", "accounts.name as accountName", "invitations.email", "invitations.role", "invitations.expires_at", "invitations.accepted_at", "invitations.revoked_at"])
+    .select([
+      "invitations.id",
+      "invitations.account_id",
+      "accounts.name as accountName",
+      "invitations.email",
+      "invitations.role",
+      "invitations.expires_at",
+      "invitations.accepted_at",
+      "invitations.revoked_at",
+    ])
     .where("invitations.token_hash", "=", hashToken(token))
     .executeTakeFirst();
-  if (!row || row.revoked_at !== null) return fail("invitation_invalid", "This invitation link is not valid any more. Ask an Account Admin to invite you again.");
-  if (row.accepted_at !== null) return fail("invitation_used", "This invitation was already accepted. Sign in with your email and password.");
-  if (row.expires_at <= ctx.clock.now()) return fail("invitation_expired", "This invitation has expired. Ask an Account Admin to send a new one.");
+  if (!row || row.revoked_at !== null)
+    return fail("invitation_invalid", "This invitation link is not valid any more. Ask an Account Admin to invite you again.");
+  if (row.accepted_at !== null)
+    return fail("invitation_used", "This invitation was already accepted. Sign in with your email and password.");
+  if (row.expires_at <= ctx.clock.now())
+    return fail("invitation_expired", "This invitation has expired. Ask an Account Admin to send a new one.");
   const user = await ctx.db.selectFrom("users").select(["id", "name", "password_hash"]).where("email", "=", row.email).executeTakeFirst();
   return ok({
     id: row.id,
@@ -99,13 +131,23 @@ export async function acceptInvitation(
   let userId: string;
   let newUser: { name: string; passwordHash: string } | null = null;
   if (invitation.existingUser) {
-    const user = await ctx.db.selectFrom("users").select(["id", "password_hash"]).where("id", "=", invitation.existingUser.id).executeTakeFirstOrThrow();
+    const user = await ctx.db
+      .selectFrom("users")
+      .select(["id", "password_hash"])
+      .where("id", "=", invitation.existingUser.id)
+      .executeTakeFirstOrThrow();
     // The same budget as the sign-in form, counted first: an invitation link is no way around it. From a trusted
     // device of this user that is the device's own counter, so an attacker's lock of the email does not block joining.
-    const budget = passwordBudget(ctx, { emailKey: emailKey(invitation.email), user: { id: user.id, passwordHash: user.password_hash }, deviceToken: input.deviceToken });
+    const budget = passwordBudget(ctx, {
+      emailKey: emailKey(invitation.email),
+      user: { id: user.id, passwordHash: user.password_hash },
+      deviceToken: input.deviceToken,
+    });
     const attempt = await ctx.attempts.hit(budget.key, limits.passwordAttemptWindowSeconds);
     if (attempt > budget.limit) {
-      return fail("too_many_attempts", "Too many wrong passwords. Try again in a few minutes.", { retryAfterSeconds: Math.max(1, await ctx.attempts.retryAfterSeconds(budget.key)) });
+      return fail("too_many_attempts", "Too many wrong passwords. Try again in a few minutes.", {
+        retryAfterSeconds: Math.max(1, await ctx.attempts.retryAfterSeconds(budget.key)),
+      });
     }
     if (user.password_hash === null || !(await verifyPassword(user.password_hash, input.password))) {
       return fail("invalid_credentials", "That is not the password of this login. Enter the password you already use to sign in.");
@@ -131,30 +173,62 @@ export async function acceptInvitation(
       .where("revoked_at", "is", null)
       .where("expires_at", ">", now)
       .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== 1) return fail("invitation_used", "This invitation was already accepted. Sign in with your email and password.");
+    if (Number(claimed.numUpdatedRows) !== 1)
+      return fail("invitation_used", "This invitation was already accepted. Sign in with your email and password.");
     if (newUser) {
       // A user row may exist without a password (e.g. invited before, never finished): reuse it, else create one.
       const existing = await tx.selectFrom("users").select("id").where("email", "=", invitation.email).executeTakeFirst();
       if (existing) {
         userId = existing.id;
-        await tx.updateTable("users").set({ name: newUser.name, password_hash: newUser.passwordHash, updated_at: now }).where("id", "=", userId).execute();
+        await tx
+          .updateTable("users")
+          .set({ name: newUser.name, password_hash: newUser.passwordHash, updated_at: now })
+          .where("id", "=", userId)
+          .execute();
       } else {
         await tx
           .insertInto("users")
-          .values({ id: userId, email: invitation.email, name: newUser.name, password_hash: newUser.passwordHash, two_factor_method: "email_link", created_at: now, updated_at: now })
+          .values({
+            id: userId,
+            email: invitation.email,
+            name: newUser.name,
+            password_hash: newUser.passwordHash,
+            two_factor_method: "email_link",
+            created_at: now,
+            updated_at: now,
+          })
           .execute();
       }
     }
-    const member = await tx.selectFrom("memberships").select("id").where("account_id", "=", invitation.accountId).where("user_id", "=", userId).executeTakeFirst();
+    const member = await tx
+      .selectFrom("memberships")
+      .select("id")
+      .where("account_id", "=", invitation.accountId)
+      .where("user_id", "=", userId)
+      .executeTakeFirst();
     if (member) {
       await tx.updateTable("memberships").set({ role: invitation.role }).where("id", "=", member.id).execute();
     } else {
       await tx
         .insertInto("memberships")
-        .values({ id: newId(), account_id: invitation.accountId, user_id: userId, role: invitation.role, sign_in_method: "password", created_at: now, last_sign_in_at: null })
+        .values({
+          id: newId(),
+          account_id: invitation.accountId,
+          user_id: userId,
+          role: invitation.role,
+          sign_in_method: "password",
+          created_at: now,
+          last_sign_in_at: null,
+        })
         .execute();
     }
-    await recordEvent(withTx(ctx, tx), { type: "invitation.accepted", accountId: invitation.accountId, userId, info: input.info, detail: { email: invitation.email, role: invitation.role } });
+    await recordEvent(withTx(ctx, tx), {
+      type: "invitation.accepted",
+      accountId: invitation.accountId,
+      userId,
+      info: input.info,
+      detail: { email: invitation.email, role: invitation.role },
+    });
     return ok({ userId, accountId: invitation.accountId, email: invitation.email, joinedWithExistingLogin: newUser === null });
   });
 }
@@ -179,12 +253,22 @@ export async function listPendingInvitations(ctx: Pick<AppContext, "db" | "clock
     .orderBy("created_at", "desc")
     .execute();
   const now = ctx.clock.now();
-  return rows.map((r) => ({ id: r.id, email: r.email, role: r.role, createdAt: r.created_at, expiresAt: r.expires_at, expired: r.expires_at <= now }));
+  return rows.map((r) => ({
+    id: r.id,
+    email: r.email,
+    role: r.role,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    expired: r.expires_at <= now,
+  }));
 }
 
 export type InviteFailure = "forbidden" | "email_invalid" | "already_member" | "mail_unavailable";
 
-async function sendInvitationEmail(ctx: AppContext, input: { accountId: string; email: string; url: string; invitedBy: string }): Promise<boolean> {
+async function sendInvitationEmail(
+  ctx: AppContext,
+  input: { accountId: string; email: string; url: string; invitedBy: string },
+): Promise<boolean> {
   const account = await ctx.db.selectFrom("accounts").select("name").where("id", "=", input.accountId).executeTakeFirstOrThrow();
   try {
     await ctx.mailer.send(
@@ -220,9 +304,20 @@ export async function inviteMember(
     .where("users.email", "=", email.value)
     .executeTakeFirst();
   if (existing) return fail("already_member", `${email.value} is already a member of this account.`);
-  const created = await createInvitation(ctx, { accountId: actor.accountId, email: email.value, role: input.role, invitedByUserId: actor.userId, info: input.info });
+  const created = await createInvitation(ctx, {
+    accountId: actor.accountId,
+    email: email.value,
+    role: input.role,
+    invitedByUserId: actor.userId,
+    info: input.info,
+  });
   if (!created.ok) return created;
-  const emailed = await sendInvitationEmail(ctx, { accountId: actor.accountId, email: email.value, url: created.value.url, invitedBy: actor.name });
+  const emailed = await sendInvitationEmail(ctx, {
+    accountId: actor.accountId,
+    email: email.value,
+    url: created.value.url,
+    invitedBy: actor.name,
+  });
   return ok({ invitationId: created.value.invitationId, email: email.value, emailed });
 }
 
@@ -242,10 +337,27 @@ export async function resendInvitation(
     .where("revoked_at", "is", null)
     .executeTakeFirst();
   if (!row) return fail("invitation_not_found", "There is no open invitation with that id in this account.");
-  const created = await createInvitation(ctx, { accountId: actor.accountId, email: row.email, role: row.role, invitedByUserId: actor.userId, info: input.info });
+  const created = await createInvitation(ctx, {
+    accountId: actor.accountId,
+    email: row.email,
+    role: row.role,
+    invitedByUserId: actor.userId,
+    info: input.info,
+  });
   if (!created.ok) return created;
-  await recordEvent(ctx, { type: "invitation.resent", accountId: actor.accountId, actorUserId: actor.userId, info: input.info, detail: { email: row.email } });
-  const emailed = await sendInvitationEmail(ctx, { accountId: actor.accountId, email: row.email, url: created.value.url, invitedBy: actor.name });
+  await recordEvent(ctx, {
+    type: "invitation.resent",
+    accountId: actor.accountId,
+    actorUserId: actor.userId,
+    info: input.info,
+    detail: { email: row.email },
+  });
+  const emailed = await sendInvitationEmail(ctx, {
+    accountId: actor.accountId,
+    email: row.email,
+    url: created.value.url,
+    invitedBy: actor.name,
+  });
   return ok({ email: row.email, emailed });
 }
 
@@ -255,7 +367,12 @@ export async function revokeInvitation(
   input: { invitationId: string; info: RequestInfo },
 ): Promise<Result<{ email: string }, "forbidden" | "invitation_not_found">> {
   if (!actor.isAdmin) return fail("forbidden", "Only Account Admins can revoke invitations.");
-  const row = await ctx.db.selectFrom("invitations").select("email").where("id", "=", input.invitationId).where("account_id", "=", actor.accountId).executeTakeFirst();
+  const row = await ctx.db
+    .selectFrom("invitations")
+    .select("email")
+    .where("id", "=", input.invitationId)
+    .where("account_id", "=", actor.accountId)
+    .executeTakeFirst();
   const result = await ctx.db
     .updateTable("invitations")
     .set({ revoked_at: ctx.clock.now() })
@@ -264,7 +381,14 @@ export async function revokeInvitation(
     .where("accepted_at", "is", null)
     .where("revoked_at", "is", null)
     .executeTakeFirst();
-  if (!row || Number(result.numUpdatedRows) !== 1) return fail("invitation_not_found", "There is no open invitation with that id in this account.");
-  await recordEvent(ctx, { type: "invitation.revoked", accountId: actor.accountId, actorUserId: actor.userId, info: input.info, detail: { email: row.email } });
+  if (!row || Number(result.numUpdatedRows) !== 1)
+    return fail("invitation_not_found", "There is no open invitation with that id in this account.");
+  await recordEvent(ctx, {
+    type: "invitation.revoked",
+    accountId: actor.accountId,
+    actorUserId: actor.userId,
+    info: input.info,
+    detail: { email: row.email },
+  });
   return ok({ email: row.email });
 }

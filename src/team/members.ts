@@ -20,7 +20,16 @@ export async function listTeamMembers(ctx: Pick<AppContext, "db">, accountId: st
   const rows = await ctx.db
     .selectFrom("memberships")
     .innerJoin("users", "users.id", "memberships.user_id")
-    .select(["users.id", "users.name", "users.email", "users.two_factor_method", "memberships.role", "memberships.sign_in_method", "memberships.last_sign_in_at", "memberships.created_at"])
+    .select([
+      "users.id",
+      "users.name",
+      "users.email",
+      "users.two_factor_method",
+      "memberships.role",
+      "memberships.sign_in_method",
+      "memberships.last_sign_in_at",
+      "memberships.created_at",
+    ])
     .where("memberships.account_id", "=", accountId)
     .orderBy("users.name")
     .orderBy("users.email")
@@ -46,7 +55,11 @@ function requireAdmin(actor: SignedIn): Result<null, "forbidden"> {
  * Changes a member's role. The last admin cannot be demoted: the guard counts admins inside the same transaction as
  * the change (and on PostgreSQL locks the account's admin rows), so two admins demoting each other cannot both win.
  */
-export async function changeRole(ctx: AppContext, actor: SignedIn, input: { userId: string; role: Role; info: RequestInfo }): Promise<Result<null, MemberFailure>> {
+export async function changeRole(
+  ctx: AppContext,
+  actor: SignedIn,
+  input: { userId: string; role: Role; info: RequestInfo },
+): Promise<Result<null, MemberFailure>> {
   const allowed = requireAdmin(actor);
   if (!allowed.ok) return allowed;
   const accountId = actor.account.id;
@@ -54,12 +67,25 @@ export async function changeRole(ctx: AppContext, actor: SignedIn, input: { user
     let admins = tx.selectFrom("memberships").select(["user_id"]).where("account_id", "=", accountId).where("role", "=", "admin");
     if (ctx.dialect === "postgres") admins = admins.forUpdate();
     const adminIds = (await admins.execute()).map((r) => r.user_id);
-    const member = await tx.selectFrom("memberships").select(["id", "role"]).where("account_id", "=", accountId).where("user_id", "=", input.userId).executeTakeFirst();
+    const member = await tx
+      .selectFrom("memberships")
+      .select(["id", "role"])
+      .where("account_id", "=", accountId)
+      .where("user_id", "=", input.userId)
+      .executeTakeFirst();
     if (!member) return fail("member_not_found", "There is no such member in this account.");
     if (member.role === input.role) return ok(null);
-    if (member.role === "admin" && adminIds.length <= 1) return fail("last_admin", "This is the account's only Account Admin. Make someone else an admin first.");
+    if (member.role === "admin" && adminIds.length <= 1)
+      return fail("last_admin", "This is the account's only Account Admin. Make someone else an admin first.");
     await tx.updateTable("memberships").set({ role: input.role }).where("id", "=", member.id).execute();
-    await recordEvent(withTx(ctx, tx), { type: "member.role_changed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { from: member.role, to: input.role } });
+    await recordEvent(withTx(ctx, tx), {
+      type: "member.role_changed",
+      accountId,
+      userId: input.userId,
+      actorUserId: actor.user.id,
+      info: input.info,
+      detail: { from: member.role, to: input.role },
+    });
     return ok(null);
   });
 }
@@ -70,7 +96,11 @@ export async function changeRole(ctx: AppContext, actor: SignedIn, input: { user
  * password, auth app, recovery codes — so re-adding them starts from a new invitation, as the seed promises. When
  * they still belong to another account, their credentials stay: one account's admin never controls another's.
  */
-export async function removeMember(ctx: AppContext, actor: SignedIn, input: { userId: string; info: RequestInfo }): Promise<Result<{ loginDeleted: boolean; email: string }, MemberFailure>> {
+export async function removeMember(
+  ctx: AppContext,
+  actor: SignedIn,
+  input: { userId: string; info: RequestInfo },
+): Promise<Result<{ loginDeleted: boolean; email: string }, MemberFailure>> {
   const allowed = requireAdmin(actor);
   if (!allowed.ok) return allowed;
   const accountId = actor.account.id;
@@ -86,28 +116,59 @@ export async function removeMember(ctx: AppContext, actor: SignedIn, input: { us
       .where("memberships.user_id", "=", input.userId)
       .executeTakeFirst();
     if (!member) return fail("member_not_found", "There is no such member in this account.");
-    if (member.role === "admin" && adminIds.length <= 1) return fail("last_admin", "This is the account's only Account Admin and cannot be removed. Make someone else an admin first.");
+    if (member.role === "admin" && adminIds.length <= 1)
+      return fail("last_admin", "This is the account's only Account Admin and cannot be removed. Make someone else an admin first.");
     await tx.deleteFrom("memberships").where("id", "=", member.id).execute();
     await tx.deleteFrom("sessions").where("user_id", "=", input.userId).where("account_id", "=", accountId).execute();
-    await tx.updateTable("invitations").set({ revoked_at: ctx.clock.now() }).where("account_id", "=", accountId).where("email", "=", member.email).where("accepted_at", "is", null).where("revoked_at", "is", null).execute();
+    await tx
+      .updateTable("invitations")
+      .set({ revoked_at: ctx.clock.now() })
+      .where("account_id", "=", accountId)
+      .where("email", "=", member.email)
+      .where("accepted_at", "is", null)
+      .where("revoked_at", "is", null)
+      .execute();
     const others = await tx.selectFrom("memberships").select("id").where("user_id", "=", input.userId).executeTakeFirst();
     // No account left: delete the login; foreign keys remove its sessions, challenges, codes and setups with it.
     if (!others) await tx.deleteFrom("users").where("id", "=", input.userId).execute();
-    await recordEvent(withTx(ctx, tx), { type: "member.removed", accountId, userId: input.userId, actorUserId: actor.user.id, info: input.info, detail: { email: member.email, loginDeleted: !others } });
+    await recordEvent(withTx(ctx, tx), {
+      type: "member.removed",
+      accountId,
+      userId: input.userId,
+      actorUserId: actor.user.id,
+      info: input.info,
+      detail: { email: member.email, loginDeleted: !others },
+    });
     return ok({ loginDeleted: !others, email: member.email });
   });
   if (result.ok) {
     await ctx.mailer
-      .send(memberRemovedMessage({ to: result.value.email, productName: ctx.config.productName, accountName: actor.account.name, loginDeleted: result.value.loginDeleted }))
+      .send(
+        memberRemovedMessage({
+          to: result.value.email,
+          productName: ctx.config.productName,
+          accountName: actor.account.name,
+          loginDeleted: result.value.loginDeleted,
+        }),
+      )
       .catch(() => undefined);
   }
   return result;
 }
 
 /** A member as the "Remove …?" page shows them, and whether they belong to other accounts (their login then stays). */
-export async function memberForRemoval(ctx: Pick<AppContext, "db">, accountId: string, userId: string): Promise<{ member: TeamMember; otherAccounts: boolean } | null> {
+export async function memberForRemoval(
+  ctx: Pick<AppContext, "db">,
+  accountId: string,
+  userId: string,
+): Promise<{ member: TeamMember; otherAccounts: boolean } | null> {
   const member = (await listTeamMembers(ctx, accountId)).find((m) => m.userId === userId);
   if (!member) return null;
-  const other = await ctx.db.selectFrom("memberships").select("id").where("user_id", "=", userId).where("account_id", "!=", accountId).executeTakeFirst();
+  const other = await ctx.db
+    .selectFrom("memberships")
+    .select("id")
+    .where("user_id", "=", userId)
+    .where("account_id", "!=", accountId)
+    .executeTakeFirst();
   return { member, otherAccounts: other !== undefined };
 }

@@ -8,7 +8,11 @@ import { urlTo } from "../paths.js";
 
 /** True when this session must set up the auth app before anything else: the account requires it, the member signs in with a password, and has not. SSO members are exempt. */
 export function mustSetUpAuthApp(signedIn: SignedIn): boolean {
-  return signedIn.account.twoFactorPolicy === "auth_app_required" && signedIn.signInMethod === "password" && signedIn.user.twoFactorMethod !== "auth_app";
+  return (
+    signedIn.account.twoFactorPolicy === "auth_app_required" &&
+    signedIn.signInMethod === "password" &&
+    signedIn.user.twoFactorMethod !== "auth_app"
+  );
 }
 
 export interface PolicyOverview {
@@ -53,15 +57,28 @@ export async function setTwoFactorPolicy(
 ): Promise<Result<{ notified: number }, "forbidden" | "policy_requires_auth_app">> {
   if (signedIn.role !== "admin") return fail("forbidden", "Only Account Admins can change the two-factor policy.");
   if (input.policy === "auth_app_required" && signedIn.user.twoFactorMethod === "sso") {
-    return fail("policy_requires_auth_app", "You signed in with single sign-on: only an admin signed in with a password and the auth app can require the auth app.");
+    return fail(
+      "policy_requires_auth_app",
+      "You signed in with single sign-on: only an admin signed in with a password and the auth app can require the auth app.",
+    );
   }
   if (input.policy === "auth_app_required" && signedIn.user.twoFactorMethod !== "auth_app") {
-    return fail("policy_requires_auth_app", "Set up the auth app on your own login first (Edit your settings → Two-factor authentication → Manage), then require it for the team.");
+    return fail(
+      "policy_requires_auth_app",
+      "Set up the auth app on your own login first (Edit your settings → Two-factor authentication → Manage), then require it for the team.",
+    );
   }
   const before = signedIn.account.twoFactorPolicy;
   if (before === input.policy) return ok({ notified: 0 });
   await ctx.db.updateTable("accounts").set({ two_factor_policy: input.policy }).where("id", "=", signedIn.account.id).execute();
-  await recordEvent(ctx, { type: "policy.changed", accountId: signedIn.account.id, actorUserId: signedIn.user.id, userId: signedIn.user.id, info: input.info, detail: { from: before, to: input.policy } });
+  await recordEvent(ctx, {
+    type: "policy.changed",
+    accountId: signedIn.account.id,
+    actorUserId: signedIn.user.id,
+    userId: signedIn.user.id,
+    info: input.info,
+    detail: { from: before, to: input.policy },
+  });
   if (input.policy !== "auth_app_required") return ok({ notified: 0 });
   const affected = await ctx.db
     .selectFrom("memberships")
@@ -75,7 +92,9 @@ export async function setTwoFactorPolicy(
   let notified = 0;
   for (const { email } of affected) {
     try {
-      await ctx.mailer.send(policyEnabledMessage({ to: email, productName: ctx.config.productName, accountName: signedIn.account.name, setupUrl }));
+      await ctx.mailer.send(
+        policyEnabledMessage({ to: email, productName: ctx.config.productName, accountName: signedIn.account.name, setupUrl }),
+      );
       notified += 1;
     } catch {
       // A notice that cannot be sent does not undo the policy; members meet the requirement at their next request.

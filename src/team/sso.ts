@@ -39,38 +39,79 @@ export async function connectSso(
   const issuer = checkIssuerUrl(input.issuer);
   if (!issuer.ok) return issuer;
   const clientId = input.clientId.trim();
-  if (clientId.length === 0 || clientId.length > 512 || /\p{Cc}/u.test(clientId)) return fail("invalid_request", "The client id must be 1 to 512 characters without control characters.");
-  if (input.clientSecret.length === 0 || input.clientSecret.length > 4096) return fail("invalid_request", "The client secret must be 1 to 4096 characters.");
+  if (clientId.length === 0 || clientId.length > 512 || /\p{Cc}/u.test(clientId))
+    return fail("invalid_request", "The client id must be 1 to 512 characters without control characters.");
+  if (input.clientSecret.length === 0 || input.clientSecret.length > 4096)
+    return fail("invalid_request", "The client secret must be 1 to 4096 characters.");
   const domains: string[] = [];
   for (const raw of input.domains) {
     const domain = normalizeDomain(raw);
     if (domain === null) return fail("invalid_request", `"${raw.slice(0, 100)}" is not a domain name like example.com.`);
     if (!domains.includes(domain)) domains.push(domain);
   }
-  if (domains.length === 0) return fail("invalid_request", "Name at least one email domain (e.g. --domain example.com) whose people sign in with this provider.");
+  if (domains.length === 0)
+    return fail("invalid_request", "Name at least one email domain (e.g. --domain example.com) whose people sign in with this provider.");
   if (domains.length > limits.ssoMaxDomains) return fail("invalid_request", `At most ${limits.ssoMaxDomains} domains per account.`);
 
   try {
-    await discoverProvider({ issuer: issuer.value, clientId, clientSecret: input.clientSecret, timeoutSeconds: limits.ssoHttpTimeoutSeconds });
+    await discoverProvider({
+      issuer: issuer.value,
+      clientId,
+      clientSecret: input.clientSecret,
+      timeoutSeconds: limits.ssoHttpTimeoutSeconds,
+    });
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
-    return fail("sso_unavailable", `Could not read the OpenID configuration of ${issuer.value} (${text.slice(0, 200)}). Check the issuer URL: ${new URL(".well-known/openid-configuration", issuer.value.endsWith("/") ? issuer.value : `${issuer.value}/`).href} must answer.`);
+    return fail(
+      "sso_unavailable",
+      `Could not read the OpenID configuration of ${issuer.value} (${text.slice(0, 200)}). Check the issuer URL: ${new URL(".well-known/openid-configuration", issuer.value.endsWith("/") ? issuer.value : `${issuer.value}/`).href} must answer.`,
+    );
   }
 
   const now = ctx.clock.now();
   const sealed = clientSecretBox(ctx).seal(input.clientSecret, account.id);
   const result = await ctx.db.transaction().execute(async (tx) => {
-    const taken = await tx.selectFrom("sso_domains").select(["domain"]).where("domain", "in", domains).where("account_id", "!=", account.id).executeTakeFirst();
-    if (taken) return fail("sso_domain_taken", `The domain ${taken.domain} already leads to another account's single sign-on. A domain can belong to one account only.`);
+    const taken = await tx
+      .selectFrom("sso_domains")
+      .select(["domain"])
+      .where("domain", "in", domains)
+      .where("account_id", "!=", account.id)
+      .executeTakeFirst();
+    if (taken)
+      return fail(
+        "sso_domain_taken",
+        `The domain ${taken.domain} already leads to another account's single sign-on. A domain can belong to one account only.`,
+      );
     const existing = await tx.selectFrom("sso_connections").select("account_id").where("account_id", "=", account.id).executeTakeFirst();
     if (existing) {
-      await tx.updateTable("sso_connections").set({ issuer: issuer.value, client_id: clientId, client_secret_sealed: sealed, updated_at: now }).where("account_id", "=", account.id).execute();
+      await tx
+        .updateTable("sso_connections")
+        .set({ issuer: issuer.value, client_id: clientId, client_secret_sealed: sealed, updated_at: now })
+        .where("account_id", "=", account.id)
+        .execute();
       await tx.deleteFrom("sso_domains").where("account_id", "=", account.id).execute();
     } else {
-      await tx.insertInto("sso_connections").values({ account_id: account.id, issuer: issuer.value, client_id: clientId, client_secret_sealed: sealed, created_at: now, updated_at: now }).execute();
+      await tx
+        .insertInto("sso_connections")
+        .values({
+          account_id: account.id,
+          issuer: issuer.value,
+          client_id: clientId,
+          client_secret_sealed: sealed,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
     }
-    await tx.insertInto("sso_domains").values(domains.map((domain) => ({ domain, account_id: account.id }))).execute();
-    await recordEvent(withTx(ctx, tx), { type: "sso.connected", accountId: account.id, detail: { issuer: issuer.value, clientId, domains, replaced: existing !== undefined } });
+    await tx
+      .insertInto("sso_domains")
+      .values(domains.map((domain) => ({ domain, account_id: account.id })))
+      .execute();
+    await recordEvent(withTx(ctx, tx), {
+      type: "sso.connected",
+      accountId: account.id,
+      detail: { issuer: issuer.value, clientId, domains, replaced: existing !== undefined },
+    });
     return ok(null);
   });
   if (!result.ok) return result;
@@ -83,7 +124,14 @@ export async function showSso(ctx: Pick<AppContext, "db" | "config">, accountId:
   const row = await ctx.db
     .selectFrom("sso_connections")
     .innerJoin("accounts", "accounts.id", "sso_connections.account_id")
-    .select(["sso_connections.account_id", "accounts.name", "sso_connections.issuer", "sso_connections.client_id", "sso_connections.created_at", "sso_connections.updated_at"])
+    .select([
+      "sso_connections.account_id",
+      "accounts.name",
+      "sso_connections.issuer",
+      "sso_connections.client_id",
+      "sso_connections.created_at",
+      "sso_connections.updated_at",
+    ])
     .where("sso_connections.account_id", "=", accountId)
     .executeTakeFirst();
   if (!row) return null;
@@ -112,19 +160,29 @@ export async function showSso(ctx: Pick<AppContext, "db" | "config">, accountId:
  * sessions in this account end at once. Their memberships stay (listed as SSO), so reconnecting lets them back in;
  * an admin removes them to let them go.
  */
-export async function disconnectSso(ctx: AppContext, input: { accountId: string }): Promise<Result<{ sessionsEnded: number }, "sso_not_configured">> {
+export async function disconnectSso(
+  ctx: AppContext,
+  input: { accountId: string },
+): Promise<Result<{ sessionsEnded: number }, "sso_not_configured">> {
   return ctx.db.transaction().execute(async (tx) => {
     const deleted = await tx.deleteFrom("sso_connections").where("account_id", "=", input.accountId).executeTakeFirst();
-    if (Number(deleted.numDeletedRows) === 0) return fail("sso_not_configured", `The account ${input.accountId} has no single sign-on connection.`);
+    if (Number(deleted.numDeletedRows) === 0)
+      return fail("sso_not_configured", `The account ${input.accountId} has no single sign-on connection.`);
     // Domains go with the connection (foreign key); deleted explicitly too, so SQLite without enforced keys agrees.
     await tx.deleteFrom("sso_domains").where("account_id", "=", input.accountId).execute();
     await tx.deleteFrom("sso_logins").where("account_id", "=", input.accountId).execute();
     const ended = await tx
       .deleteFrom("sessions")
       .where("account_id", "=", input.accountId)
-      .where("user_id", "in", (eb) => eb.selectFrom("memberships").select("user_id").where("account_id", "=", input.accountId).where("sign_in_method", "=", "sso"))
+      .where("user_id", "in", (eb) =>
+        eb.selectFrom("memberships").select("user_id").where("account_id", "=", input.accountId).where("sign_in_method", "=", "sso"),
+      )
       .executeTakeFirst();
-    await recordEvent(withTx(ctx, tx), { type: "sso.disconnected", accountId: input.accountId, detail: { sessionsEnded: Number(ended.numDeletedRows) } });
+    await recordEvent(withTx(ctx, tx), {
+      type: "sso.disconnected",
+      accountId: input.accountId,
+      detail: { sessionsEnded: Number(ended.numDeletedRows) },
+    });
     return ok({ sessionsEnded: Number(ended.numDeletedRows) });
   });
 }

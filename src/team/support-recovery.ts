@@ -24,9 +24,16 @@ async function accountIdsOf(ctx: AppContext, userId: string): Promise<string[]> 
   return (await ctx.db.selectFrom("memberships").select("account_id").where("user_id", "=", userId).execute()).map((r) => r.account_id);
 }
 
-async function auditEverywhere(ctx: AppContext, userId: string, type: Parameters<typeof recordEvent>[1]["type"], info: RequestInfo | undefined, detail: Record<string, unknown>): Promise<void> {
+async function auditEverywhere(
+  ctx: AppContext,
+  userId: string,
+  type: Parameters<typeof recordEvent>[1]["type"],
+  info: RequestInfo | undefined,
+  detail: Record<string, unknown>,
+): Promise<void> {
   const accounts = await accountIdsOf(ctx, userId);
-  for (const accountId of accounts.length ? accounts : [null]) await recordEvent(ctx, { type, userId, accountId, ...(info ? { info } : {}), detail });
+  for (const accountId of accounts.length ? accounts : [null])
+    await recordEvent(ctx, { type, userId, accountId, ...(info ? { info } : {}), detail });
 }
 
 async function sendQuietly(ctx: AppContext, message: Parameters<AppContext["mailer"]["send"]>[0]): Promise<void> {
@@ -61,7 +68,10 @@ export async function requestSupportReset(
     return fail("too_many_attempts", "Too many requests from your network. Try again in an hour.");
   }
   if (count > ctx.config.limits.supportRequestsPerEmailPerDay) {
-    return fail("too_many_attempts", "Too many requests for this address today. Check your inbox for the earlier emails, or try again tomorrow.");
+    return fail(
+      "too_many_attempts",
+      "Too many requests for this address today. Check your inbox for the earlier emails, or try again tomorrow.",
+    );
   }
   return ok({ afterAnswer: () => recordSupportRequest(ctx, { email: email.value, message, info: input.info }) });
 }
@@ -98,18 +108,31 @@ async function recordSupportRequest(ctx: AppContext, input: { email: string; mes
   await auditEverywhere(ctx, user.id, "support.requested", input.info, { requestId: id });
   await sendQuietly(
     ctx,
-    supportConfirmMessage({ to: input.email, productName: ctx.config.productName, url: urlTo(ctx.config.publicUrl, "supportConfirm", { token }), expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600) }),
+    supportConfirmMessage({
+      to: input.email,
+      productName: ctx.config.productName,
+      url: urlTo(ctx.config.publicUrl, "supportConfirm", { token }),
+      expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600),
+    }),
   );
 }
 
 type ConfirmationFailure = "link_invalid" | "link_expired";
 
 /** The request a confirmation link names, if the link can still be used (an already confirmed one stays valid: confirming twice is harmless). */
-async function findConfirmation(ctx: AppContext, token: string): Promise<Result<{ id: string; user_id: string; status: SupportStatus }, ConfirmationFailure>> {
+async function findConfirmation(
+  ctx: AppContext,
+  token: string,
+): Promise<Result<{ id: string; user_id: string; status: SupportStatus }, ConfirmationFailure>> {
   if (!looksLikeToken(token)) return fail("link_invalid", "This confirmation link is not valid.");
-  const row = await ctx.db.selectFrom("support_requests").select(["id", "user_id", "status", "confirm_expires_at"]).where("confirm_token_hash", "=", hashToken(token)).executeTakeFirst();
+  const row = await ctx.db
+    .selectFrom("support_requests")
+    .select(["id", "user_id", "status", "confirm_expires_at"])
+    .where("confirm_token_hash", "=", hashToken(token))
+    .executeTakeFirst();
   if (!row) return fail("link_invalid", "This confirmation link is not valid.");
-  if (row.status === "unconfirmed" && row.confirm_expires_at <= ctx.clock.now()) return fail("link_expired", "This confirmation link has expired. Send a new request.");
+  if (row.status === "unconfirmed" && row.confirm_expires_at <= ctx.clock.now())
+    return fail("link_expired", "This confirmation link has expired. Send a new request.");
   return ok(row);
 }
 
@@ -120,13 +143,22 @@ export async function checkSupportConfirmation(ctx: AppContext, token: string): 
 }
 
 /** The owner confirms from their inbox; the request joins the operators' queue. Single use (guarded UPDATE). */
-export async function confirmSupportRequest(ctx: AppContext, token: string, info: RequestInfo): Promise<Result<{ requestId: string }, ConfirmationFailure>> {
+export async function confirmSupportRequest(
+  ctx: AppContext,
+  token: string,
+  info: RequestInfo,
+): Promise<Result<{ requestId: string }, ConfirmationFailure>> {
   const found = await findConfirmation(ctx, token);
   if (!found.ok) return found;
   const row = found.value;
   const now = ctx.clock.now();
   if (row.status !== "unconfirmed") return ok({ requestId: row.id });
-  const claimed = await ctx.db.updateTable("support_requests").set({ status: "pending", confirmed_at: now }).where("id", "=", row.id).where("status", "=", "unconfirmed").executeTakeFirst();
+  const claimed = await ctx.db
+    .updateTable("support_requests")
+    .set({ status: "pending", confirmed_at: now })
+    .where("id", "=", row.id)
+    .where("status", "=", "unconfirmed")
+    .executeTakeFirst();
   if (Number(claimed.numUpdatedRows) === 1) await auditEverywhere(ctx, row.user_id, "support.confirmed", info, { requestId: row.id });
   return ok({ requestId: row.id });
 }
@@ -176,13 +208,22 @@ export async function listSupportRequests(ctx: AppContext, options: { all: boole
 }
 
 export interface SupportRequestDetail extends SupportRequestView {
-  user: { name: string; method: string; createdAt: number; accounts: Array<{ name: string; role: string; lastSignInAt: number | null }> } | null;
+  user: {
+    name: string;
+    method: string;
+    createdAt: number;
+    accounts: Array<{ name: string; role: string; lastSignInAt: number | null }>;
+  } | null;
 }
 
 export async function showSupportRequest(ctx: AppContext, id: string): Promise<SupportRequestDetail | null> {
   const row = await ctx.db.selectFrom("support_requests").selectAll().where("id", "=", id).executeTakeFirst();
   if (!row) return null;
-  const user = await ctx.db.selectFrom("users").select(["name", "two_factor_method", "created_at"]).where("id", "=", row.user_id).executeTakeFirst();
+  const user = await ctx.db
+    .selectFrom("users")
+    .select(["name", "two_factor_method", "created_at"])
+    .where("id", "=", row.user_id)
+    .executeTakeFirst();
   const accounts = await ctx.db
     .selectFrom("memberships")
     .innerJoin("accounts", "accounts.id", "memberships.account_id")
@@ -191,7 +232,14 @@ export async function showSupportRequest(ctx: AppContext, id: string): Promise<S
     .execute();
   return {
     ...view(row),
-    user: user ? { name: user.name, method: user.two_factor_method, createdAt: user.created_at, accounts: accounts.map((a) => ({ name: a.name, role: a.role, lastSignInAt: a.last_sign_in_at })) } : null,
+    user: user
+      ? {
+          name: user.name,
+          method: user.two_factor_method,
+          createdAt: user.created_at,
+          accounts: accounts.map((a) => ({ name: a.name, role: a.role, lastSignInAt: a.last_sign_in_at })),
+        }
+      : null,
   };
 }
 
@@ -207,28 +255,66 @@ function operatorName(given: string | undefined): string {
 }
 
 /** An operator approves a confirmed request: the reset is scheduled after the waiting period and the owner is told, with a cancel link. */
-export async function approveSupportRequest(ctx: AppContext, input: { id: string; operator?: string; note?: string }): Promise<Result<{ resetsAt: number; email: string }, DecideFailure>> {
+export async function approveSupportRequest(
+  ctx: AppContext,
+  input: { id: string; operator?: string; note?: string },
+): Promise<Result<{ resetsAt: number; email: string }, DecideFailure>> {
   const now = ctx.clock.now();
   const resetsAt = now + ctx.config.limits.supportWaitingPeriodSeconds * 1000;
   const cancelToken = newToken();
-  const row = await ctx.db.selectFrom("support_requests").select(["id", "status", "email", "user_id"]).where("id", "=", input.id).executeTakeFirst();
+  const row = await ctx.db
+    .selectFrom("support_requests")
+    .select(["id", "status", "email", "user_id"])
+    .where("id", "=", input.id)
+    .executeTakeFirst();
   if (!row) return fail("not_found", `No support request ${input.id}.`);
   const claimed = await ctx.db
     .updateTable("support_requests")
-    .set({ status: "approved", decided_at: now, decided_by: operatorName(input.operator), decision_note: input.note ?? null, resets_at: resetsAt, cancel_token_hash: hashToken(cancelToken) })
+    .set({
+      status: "approved",
+      decided_at: now,
+      decided_by: operatorName(input.operator),
+      decision_note: input.note ?? null,
+      resets_at: resetsAt,
+      cancel_token_hash: hashToken(cancelToken),
+    })
     .where("id", "=", input.id)
     .where("status", "=", "pending")
     .executeTakeFirst();
   if (Number(claimed.numUpdatedRows) !== 1) {
-    return fail("invalid_request", row.status === "unconfirmed" ? "The person has not confirmed this request from their inbox yet: it cannot be approved." : `This request is ${row.status}; only a pending request can be approved.`);
+    return fail(
+      "invalid_request",
+      row.status === "unconfirmed"
+        ? "The person has not confirmed this request from their inbox yet: it cannot be approved."
+        : `This request is ${row.status}; only a pending request can be approved.`,
+    );
   }
-  await auditEverywhere(ctx, row.user_id, "support.approved", undefined, { requestId: row.id, resetsAt, operator: operatorName(input.operator) });
-  await sendQuietly(ctx, supportApprovedMessage({ to: row.email, productName: ctx.config.productName, resetsAt: new Date(resetsAt), cancelUrl: urlTo(ctx.config.publicUrl, "supportCancel", { token: cancelToken }) }));
+  await auditEverywhere(ctx, row.user_id, "support.approved", undefined, {
+    requestId: row.id,
+    resetsAt,
+    operator: operatorName(input.operator),
+  });
+  await sendQuietly(
+    ctx,
+    supportApprovedMessage({
+      to: row.email,
+      productName: ctx.config.productName,
+      resetsAt: new Date(resetsAt),
+      cancelUrl: urlTo(ctx.config.publicUrl, "supportCancel", { token: cancelToken }),
+    }),
+  );
   return ok({ resetsAt, email: row.email });
 }
 
-export async function denySupportRequest(ctx: AppContext, input: { id: string; operator?: string; note?: string }): Promise<Result<{ email: string }, DecideFailure>> {
-  const row = await ctx.db.selectFrom("support_requests").select(["id", "status", "email", "user_id"]).where("id", "=", input.id).executeTakeFirst();
+export async function denySupportRequest(
+  ctx: AppContext,
+  input: { id: string; operator?: string; note?: string },
+): Promise<Result<{ email: string }, DecideFailure>> {
+  const row = await ctx.db
+    .selectFrom("support_requests")
+    .select(["id", "status", "email", "user_id"])
+    .where("id", "=", input.id)
+    .executeTakeFirst();
   if (!row) return fail("not_found", `No support request ${input.id}.`);
   const claimed = await ctx.db
     .updateTable("support_requests")
@@ -243,12 +329,31 @@ export async function denySupportRequest(ctx: AppContext, input: { id: string; o
 }
 
 /** The owner cancels an approved reset from the link in their inbox. */
-export async function cancelSupportReset(ctx: AppContext, token: string, info: RequestInfo): Promise<Result<null, "link_invalid" | "link_used">> {
+export async function cancelSupportReset(
+  ctx: AppContext,
+  token: string,
+  info: RequestInfo,
+): Promise<Result<null, "link_invalid" | "link_used">> {
   if (!looksLikeToken(token)) return fail("link_invalid", "This cancel link is not valid.");
-  const row = await ctx.db.selectFrom("support_requests").select(["id", "user_id", "status"]).where("cancel_token_hash", "=", hashToken(token)).executeTakeFirst();
+  const row = await ctx.db
+    .selectFrom("support_requests")
+    .select(["id", "user_id", "status"])
+    .where("cancel_token_hash", "=", hashToken(token))
+    .executeTakeFirst();
   if (!row) return fail("link_invalid", "This cancel link is not valid.");
-  const claimed = await ctx.db.updateTable("support_requests").set({ status: "cancelled" }).where("id", "=", row.id).where("status", "=", "approved").executeTakeFirst();
-  if (Number(claimed.numUpdatedRows) !== 1) return fail("link_used", row.status === "completed" ? "This reset already happened. Sign in and set up your authenticator app again, and change your password if it was not you." : "This reset is no longer scheduled.");
+  const claimed = await ctx.db
+    .updateTable("support_requests")
+    .set({ status: "cancelled" })
+    .where("id", "=", row.id)
+    .where("status", "=", "approved")
+    .executeTakeFirst();
+  if (Number(claimed.numUpdatedRows) !== 1)
+    return fail(
+      "link_used",
+      row.status === "completed"
+        ? "This reset already happened. Sign in and set up your authenticator app again, and change your password if it was not you."
+        : "This reset is no longer scheduled.",
+    );
   await auditEverywhere(ctx, row.user_id, "support.cancelled", info, { requestId: row.id });
   return ok(null);
 }
@@ -256,7 +361,11 @@ export async function cancelSupportReset(ctx: AppContext, token: string, info: R
 /** Checks a cancel link before its page is drawn: it must name a reset that is still scheduled. */
 export async function checkSupportCancellation(ctx: AppContext, token: string): Promise<Result<null, "link_invalid" | "link_used">> {
   if (!looksLikeToken(token)) return fail("link_invalid", "This cancel link is not valid.");
-  const row = await ctx.db.selectFrom("support_requests").select("status").where("cancel_token_hash", "=", hashToken(token)).executeTakeFirst();
+  const row = await ctx.db
+    .selectFrom("support_requests")
+    .select("status")
+    .where("cancel_token_hash", "=", hashToken(token))
+    .executeTakeFirst();
   if (!row) return fail("link_invalid", "This cancel link is not valid.");
   if (row.status !== "approved") return fail("link_used", "This reset is not scheduled any more (it was cancelled, or already happened).");
   return ok(null);
@@ -269,15 +378,32 @@ export async function checkSupportCancellation(ctx: AppContext, token: string): 
  */
 export async function applyDueSupportResets(ctx: AppContext): Promise<number> {
   const now = ctx.clock.now();
-  const due = await ctx.db.selectFrom("support_requests").select(["id", "user_id", "email"]).where("status", "=", "approved").where("resets_at", "<=", now).execute();
+  const due = await ctx.db
+    .selectFrom("support_requests")
+    .select(["id", "user_id", "email"])
+    .where("status", "=", "approved")
+    .where("resets_at", "<=", now)
+    .execute();
   let applied = 0;
   for (const request of due) {
     const done = await ctx.db.transaction().execute(async (tx) => {
-      const claimed = await tx.updateTable("support_requests").set({ status: "completed", completed_at: now }).where("id", "=", request.id).where("status", "=", "approved").executeTakeFirst();
+      const claimed = await tx
+        .updateTable("support_requests")
+        .set({ status: "completed", completed_at: now })
+        .where("id", "=", request.id)
+        .where("status", "=", "approved")
+        .executeTakeFirst();
       if (Number(claimed.numUpdatedRows) !== 1) return false;
       await tx
         .updateTable("users")
-        .set({ two_factor_method: "email_link", totp_secret_sealed: null, totp_last_step: null, totp_enabled_at: null, recovery_batch_id: null, updated_at: now })
+        .set({
+          two_factor_method: "email_link",
+          totp_secret_sealed: null,
+          totp_last_step: null,
+          totp_enabled_at: null,
+          recovery_batch_id: null,
+          updated_at: now,
+        })
         .where("id", "=", request.user_id)
         .execute();
       await tx.deleteFrom("recovery_codes").where("user_id", "=", request.user_id).execute();
@@ -291,7 +417,10 @@ export async function applyDueSupportResets(ctx: AppContext): Promise<number> {
     // The lock of code entry, if any, goes too, with its doubling: the person starts again from the password.
     await resetCodeLimits(ctx, request.user_id);
     await auditEverywhere(ctx, request.user_id, "support.reset_completed", undefined, { requestId: request.id });
-    await sendQuietly(ctx, supportCompletedMessage({ to: request.email, productName: ctx.config.productName, signInUrl: urlTo(ctx.config.publicUrl, "login") }));
+    await sendQuietly(
+      ctx,
+      supportCompletedMessage({ to: request.email, productName: ctx.config.productName, signInUrl: urlTo(ctx.config.publicUrl, "login") }),
+    );
   }
   return applied;
 }

@@ -25,7 +25,11 @@ export async function accountsOf(ctx: Pick<AppContext, "db">, signedIn: SignedIn
 }
 
 /** Moves the session to another of the person's accounts; that account's policy applies from the next request. */
-export async function switchAccount(ctx: AppContext, signedIn: SignedIn, input: { accountId: string; info: RequestInfo }): Promise<Result<{ accountId: string }, "member_not_found">> {
+export async function switchAccount(
+  ctx: AppContext,
+  signedIn: SignedIn,
+  input: { accountId: string; info: RequestInfo },
+): Promise<Result<{ accountId: string }, "member_not_found">> {
   const member = await ctx.db
     .selectFrom("memberships")
     .select("id")
@@ -37,6 +41,12 @@ export async function switchAccount(ctx: AppContext, signedIn: SignedIn, input: 
   const now = ctx.clock.now();
   await ctx.db.updateTable("sessions").set({ account_id: input.accountId }).where("id", "=", signedIn.sessionId).execute();
   await ctx.db.updateTable("memberships").set({ last_sign_in_at: now }).where("id", "=", member.id).execute();
-  await recordEvent(ctx, { type: "session.account_switched", accountId: input.accountId, userId: signedIn.user.id, info: input.info, detail: { from: signedIn.account.id } });
+  await recordEvent(ctx, {
+    type: "session.account_switched",
+    accountId: input.accountId,
+    userId: signedIn.user.id,
+    info: input.info,
+    detail: { from: signedIn.account.id },
+  });
   return ok({ accountId: input.accountId });
 }

@@ -94,14 +94,36 @@ export async function seedMember(
   let accountId = input.accountId;
   if (accountId === undefined) {
     accountId = newId();
-    await t.ctx.db.insertInto("accounts").values({ id: accountId, name: input.accountName ?? "Acme", two_factor_policy: "email_link", created_at: now }).execute();
+    await t.ctx.db
+      .insertInto("accounts")
+      .values({ id: accountId, name: input.accountName ?? "Acme", two_factor_policy: "email_link", created_at: now })
+      .execute();
   }
   const userId = newId();
   await t.ctx.db
     .insertInto("users")
-    .values({ id: userId, email, name: input.name ?? "Test Person", password_hash: await hashPassword(password), two_factor_method: "email_link", created_at: now, updated_at: now })
+    .values({
+      id: userId,
+      email,
+      name: input.name ?? "Test Person",
+      password_hash: await hashPassword(password),
+      two_factor_method: "email_link",
+      created_at: now,
+      updated_at: now,
+    })
     .execute();
-  await t.ctx.db.insertInto("memberships").values({ id: newId(), account_id: accountId, user_id: userId, role: input.role ?? "member", sign_in_method: "password", created_at: now, last_sign_in_at: null }).execute();
+  await t.ctx.db
+    .insertInto("memberships")
+    .values({
+      id: newId(),
+      account_id: accountId,
+      user_id: userId,
+      role: input.role ?? "member",
+      sign_in_method: "password",
+      created_at: now,
+      last_sign_in_at: null,
+    })
+    .execute();
   return { userId, accountId, email, password };
 }
 
@@ -122,7 +144,11 @@ export class Browser {
     }
   }
 
-  async request(method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE", url: string, options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<LightMyRequestResponse> {
+  async request(
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+    url: string,
+    options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = { ...options.headers };
     if (this.cookies.size) headers["cookie"] = this.cookieHeader();
     let payload: string | undefined;

@@ -25,14 +25,19 @@ export interface EnabledAuthApp {
 }
 
 function expectStatus(response: LightMyRequestResponse, status: number, what: string): void {
-  if (response.statusCode !== status) throw new Error(`${what}: expected ${status}, got ${response.statusCode} ${response.body.slice(0, 300)}`);
+  if (response.statusCode !== status)
+    throw new Error(`${what}: expected ${status}, got ${response.statusCode} ${response.body.slice(0, 300)}`);
 }
 
 /**
  * Sets up the auth app through the web pages as a person would (Manage → Enable → save codes → scan → confirm).
  * The confirming code's time step is spent: advance the clock one step before signing in with a code.
  */
-export async function enableAuthApp(t: Pick<TestApp, "app" | "mail" | "clock">, member: { email: string; password: string }, browser?: Browser): Promise<EnabledAuthApp> {
+export async function enableAuthApp(
+  t: Pick<TestApp, "app" | "mail" | "clock">,
+  member: { email: string; password: string },
+  browser?: Browser,
+): Promise<EnabledAuthApp> {
   const b = browser ?? (await signedInBrowser(t, member));
   const manage = await b.get("/settings/two-factor");
   expectStatus(manage, 200, "manage page");
@@ -40,11 +45,19 @@ export async function enableAuthApp(t: Pick<TestApp, "app" | "mail" | "clock">, 
   const codesPage = await b.get("/settings/two-factor/setup");
   const codes = codesOnPage(codesPage.body);
   if (codes.length !== 10) throw new Error(`expected 10 recovery codes, got ${codes.length}`);
-  expectStatus(await b.request("POST", "/settings/two-factor/setup/codes-saved", { form: { _csrf: csrfFrom(codesPage.body), saved: "yes" } }), 303, "codes saved");
+  expectStatus(
+    await b.request("POST", "/settings/two-factor/setup/codes-saved", { form: { _csrf: csrfFrom(codesPage.body), saved: "yes" } }),
+    303,
+    "codes saved",
+  );
   const scan = await b.get("/settings/two-factor/setup");
   const secret = /id="manual-key"[^>]*>([A-Z2-7 ]+)</.exec(scan.body)?.[1]?.replace(/ /g, "");
   if (!secret) throw new Error("no manual key on the scan page");
-  expectStatus(await b.request("POST", "/settings/two-factor/setup/confirm", { form: { _csrf: csrfFrom(scan.body), code: totpCode(t, secret) } }), 200, "confirm setup");
+  expectStatus(
+    await b.request("POST", "/settings/two-factor/setup/confirm", { form: { _csrf: csrfFrom(scan.body), code: totpCode(t, secret) } }),
+    200,
+    "confirm setup",
+  );
   return { browser: b, secret, codes };
 }
 
@@ -72,7 +85,9 @@ export function submitRecoveryCode(browser: Browser, code: unknown): Promise<Lig
 export function wrongCode(t: Pick<TestApp, "clock">, secret: string): string {
   const near = new Set([-2, -1, 0, 1, 2].map((o) => totpCode(t, secret, o)));
   for (let n = 0; ; n++) {
-    const candidate = String(n * 111_111 + 13).padStart(6, "0").slice(-6);
+    const candidate = String(n * 111_111 + 13)
+      .padStart(6, "0")
+      .slice(-6);
     if (!near.has(candidate)) return candidate;
   }
 }

@@ -23,7 +23,8 @@ export function postgresAvailable(): Promise<boolean> {
       await client.query("select 1");
       return true;
     } catch (error) {
-      if (process.env["CI"]) throw new Error(`PostgreSQL is required in CI but did not answer at ${POSTGRES_ADMIN_URL}: ${String(error)}`, { cause: error });
+      if (process.env["CI"])
+        throw new Error(`PostgreSQL is required in CI but did not answer at ${POSTGRES_ADMIN_URL}: ${String(error)}`, { cause: error });
       console.warn(`PostgreSQL not reachable at ${POSTGRES_ADMIN_URL}: skipping the PostgreSQL half of the suite.`);
       return false;
     } finally {

@@ -17,7 +17,11 @@ export interface SuiteVariant<Options> {
  * PostgreSQL is missing outside CI. With variants: once per dialect and variant, `name (sqlite, label)` and so on.
  */
 export function describeEachDialect(name: string, fn: (dialect: Dialect) => void): void;
-export function describeEachDialect<Options>(name: string, variants: ReadonlyArray<SuiteVariant<Options>>, fn: (dialect: Dialect, options: Options) => void): void;
+export function describeEachDialect<Options>(
+  name: string,
+  variants: ReadonlyArray<SuiteVariant<Options>>,
+  fn: (dialect: Dialect, options: Options) => void,
+): void;
 export function describeEachDialect<Options>(
   name: string,
   variantsOrFn: ReadonlyArray<SuiteVariant<Options>> | ((dialect: Dialect) => void),

@@ -60,7 +60,16 @@ export async function startTestIdp(options: { redirectUri: string }): Promise<Te
 
   const jwk = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" });
   provider = new Provider(issuer, {
-    clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [options.redirectUri], token_endpoint_auth_method: "client_secret_basic", grant_types: ["authorization_code"], response_types: ["code"] }],
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [options.redirectUri],
+        token_endpoint_auth_method: "client_secret_basic",
+        grant_types: ["authorization_code"],
+        response_types: ["code"],
+      },
+    ],
     jwks: { keys: [{ ...jwk, kid: "test-key", use: "sig", alg: "RS256" }] },
     cookies: { keys: [randomBytes(16).toString("hex")] },
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
@@ -101,7 +110,10 @@ export async function startTestIdp(options: { redirectUri: string }): Promise<Te
       let url = authorizationUrl;
       for (let hop = 0; hop < 15; hop += 1) {
         if (url.startsWith(options.redirectUri)) return url;
-        const response = await fetch(url, { redirect: "manual", headers: jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join("; ") } : {} });
+        const response = await fetch(url, {
+          redirect: "manual",
+          headers: jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join("; ") } : {},
+        });
         for (const cookie of response.headers.getSetCookie()) {
           const [pair] = cookie.split(";");
           const eq = pair?.indexOf("=") ?? -1;

@@ -123,7 +123,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const table of ["audit_events", "attempt_counters", "email_links", "challenges", "sessions", "setup_tokens", "invitations", "memberships", "users", "accounts"]) {
+  for (const table of [
+    "audit_events",
+    "attempt_counters",
+    "email_links",
+    "challenges",
+    "sessions",
+    "setup_tokens",
+    "invitations",
+    "memberships",
+    "users",
+    "accounts",
+  ]) {
     await db.schema.dropTable(table).execute();
   }
 }

@@ -26,7 +26,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("created_at", "bigint", (c) => c.notNull())
     .addColumn("used_at", "bigint")
     .execute();
-  await db.schema.createIndex("recovery_codes_lookup_idx").on("recovery_codes").columns(["user_id", "batch_id", "code_hash"]).unique().execute();
+  await db.schema
+    .createIndex("recovery_codes_lookup_idx")
+    .on("recovery_codes")
+    .columns(["user_id", "batch_id", "code_hash"])
+    .unique()
+    .execute();
 
   // Codes just issued, sealed, so "Download" and "Print" can show them until the person moves on. Never the active
   // copies: those exist only as hashes.

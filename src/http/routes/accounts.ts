@@ -17,7 +17,13 @@ export function accountRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(routes.accounts, signedInOnly, async (request, reply) => {
     const me = signedInOf(request);
-    return reply.html(accountPickerPage({ productName: config.productName, signedIn: settingsChrome(ctx, request, reply, me).signedIn, accounts: await accountsOf(ctx, me) }));
+    return reply.html(
+      accountPickerPage({
+        productName: config.productName,
+        signedIn: settingsChrome(ctx, request, reply, me).signedIn,
+        accounts: await accountsOf(ctx, me),
+      }),
+    );
   });
 
   app.post(routes.accountsSwitch, signedInOnly, async (request, reply) => {
@@ -29,7 +35,9 @@ export function accountRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(routes.help, async (request, reply) => {
     const me = request.signedIn;
-    return reply.html(helpPage({ productName: config.productName, signedIn: me ? settingsChrome(ctx, request, reply, me).signedIn : undefined }));
+    return reply.html(
+      helpPage({ productName: config.productName, signedIn: me ? settingsChrome(ctx, request, reply, me).signedIn : undefined }),
+    );
   });
 
   apiRoute(
@@ -42,7 +50,11 @@ export function accountRoutes(app: FastifyInstance, ctx: AppContext): void {
       summary: "The team accounts the person can use with this session.",
       access: "signed_in",
       openDuringForcedSetup: true,
-      ok: { status: 200, description: "Accounts; `current` marks the one in use.", schema: z.object({ accounts: z.array(z.object({ id: z.string(), name: z.string(), role: roleSchema, current: z.boolean() })) }) },
+      ok: {
+        status: 200,
+        description: "Accounts; `current` marks the one in use.",
+        schema: z.object({ accounts: z.array(z.object({ id: z.string(), name: z.string(), role: roleSchema, current: z.boolean() })) }),
+      },
       errors: [],
     },
     async (request, reply) => reply.send({ accounts: await accountsOf(ctx, signedInOf(request)) }),
@@ -63,9 +75,9 @@ export function accountRoutes(app: FastifyInstance, ctx: AppContext): void {
       errors: ["member_not_found"],
     },
     async (request, reply, { body }) => {
-    const result = await switchAccount(ctx, signedInOf(request), { accountId: body.accountId, info: requestInfo(request) });
-    if (!result.ok) throw failureError(result);
-    return reply.send({ ok: true, accountId: body.accountId });
-  },
+      const result = await switchAccount(ctx, signedInOf(request), { accountId: body.accountId, info: requestInfo(request) });
+      if (!result.ok) throw failureError(result);
+      return reply.send({ ok: true, accountId: body.accountId });
+    },
   );
 }

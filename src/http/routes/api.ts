@@ -38,15 +38,25 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       operationId: "startSignIn",
       tag: "Sign-in",
       summary: "Password step: starts a sign-in (challenge cookie) and, for email-link users, emails the link.",
-      description: "An unknown email and a wrong password answer the same 401, in the same time. A browser that completed a sign-in before (its device cookie) counts wrong passwords against its own limit.",
+      description:
+        "An unknown email and a wrong password answer the same 401, in the same time. A browser that completed a sign-in before (its device cookie) counts wrong passwords against its own limit.",
       access: "public",
       body: loginBody,
-      ok: { status: 200, description: "Password accepted; the challenge cookie is set. `next` says which second factor follows.", schema: z.object({ next: z.enum(["email_link", "auth_app"]) }) },
+      ok: {
+        status: 200,
+        description: "Password accepted; the challenge cookie is set. `next` says which second factor follows.",
+        schema: z.object({ next: z.enum(["email_link", "auth_app"]) }),
+      },
       errors: ["invalid_credentials", "too_many_attempts", "mail_unavailable"],
     },
     async (request, reply, { body }) => {
       // The device cookie is a cookie like the challenge's: API clients with a cookie jar are trusted devices too.
-      const result = await startSignIn(ctx, { email: body.email, password: body.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
+      const result = await startSignIn(ctx, {
+        email: body.email,
+        password: body.password,
+        info: requestInfo(request),
+        deviceToken: readCookie(request, config, "device"),
+      });
       if (!result.ok) throw failureError(result);
       setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
       // 503 with the challenge cookie kept: POST /api/v1/login/email-link sends the link once mail works again.
@@ -68,13 +78,20 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       ok: {
         status: 200,
         description: "Sent.",
-        schema: z.object({ next: z.literal("email_link"), retryAfterSeconds: z.number().int().describe("Seconds before another link can be asked for") }),
+        schema: z.object({
+          next: z.literal("email_link"),
+          retryAfterSeconds: z.number().int().describe("Seconds before another link can be asked for"),
+        }),
       },
       errors: ["challenge_missing", "rate_limited", "too_many_attempts", "link_invalid", "mail_unavailable"],
     },
     async (request, reply) => {
       const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));
-      if (!challenge) throw new LatchkeyError("challenge_missing", "There is no sign-in in progress in this client. Send your email and password to /api/v1/login first.");
+      if (!challenge)
+        throw new LatchkeyError(
+          "challenge_missing",
+          "There is no sign-in in progress in this client. Send your email and password to /api/v1/login first.",
+        );
       const sent = await sendEmailLink(ctx, challenge, requestInfo(request));
       if (!sent.ok) throw failureError(sent);
       return reply.send({ next: "email_link", retryAfterSeconds: sent.value.retryAfterSeconds });

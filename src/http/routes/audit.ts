@@ -18,12 +18,24 @@ const MS_PER_DAY = 86_400_000;
 
 const auditQuery = z
   .object({
-    member: z.union([z.literal(""), idSchema]).optional().describe("Only events of this member (user id)"),
-    event: z.string().max(64).regex(/^[a-z_.]*$/, "may contain only a-z, _ and .").optional().describe("An event type, or a prefix ending in '.' (e.g. sign_in.)"),
+    member: z
+      .union([z.literal(""), idSchema])
+      .optional()
+      .describe("Only events of this member (user id)"),
+    event: z
+      .string()
+      .max(64)
+      .regex(/^[a-z_.]*$/, "may contain only a-z, _ and .")
+      .optional()
+      .describe("An event type, or a prefix ending in '.' (e.g. sign_in.)"),
     from: z.string().max(40).optional().describe("From this date (2026-01-31) or ISO date-time"),
     to: z.string().max(40).optional().describe("Up to this date (inclusive) or ISO date-time"),
     cursor: z.string().max(200).optional().describe("`nextCursor` of the previous page"),
-    limit: z.string().regex(/^\d{1,3}$/, "must be a whole number").optional().describe(`Events per page, 1–${AUDIT_MAX_PAGE_SIZE} (default ${AUDIT_PAGE_SIZE})`),
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, "must be a whole number")
+      .optional()
+      .describe(`Events per page, 1–${AUDIT_MAX_PAGE_SIZE} (default ${AUDIT_PAGE_SIZE})`),
   })
   .strict();
 
@@ -38,9 +50,13 @@ function parseDate(name: string, value: string | undefined, endOfDay = false): n
 
 /** The audit log of the current account (admins): the page with filters and the JSON API with cursor pagination. */
 export function auditRoutes(app: FastifyInstance, ctx: AppContext): void {
-  async function auditFor(me: SignedIn, raw: unknown): Promise<{ result: Awaited<ReturnType<typeof listAuditEvents>>; q: z.infer<typeof auditQuery> }> {
+  async function auditFor(
+    me: SignedIn,
+    raw: unknown,
+  ): Promise<{ result: Awaited<ReturnType<typeof listAuditEvents>>; q: z.infer<typeof auditQuery> }> {
     const q = parseBody(auditQuery, raw);
-    if (q.cursor && !decodeCursor(q.cursor)) throw new LatchkeyError("invalid_request", '"cursor" is not valid: pass the nextCursor of the previous page as it is.');
+    if (q.cursor && !decodeCursor(q.cursor))
+      throw new LatchkeyError("invalid_request", '"cursor" is not valid: pass the nextCursor of the previous page as it is.');
     const limit = Math.min(Math.max(Number(q.limit ?? AUDIT_PAGE_SIZE), 1), AUDIT_MAX_PAGE_SIZE);
     const result = await listAuditEvents(ctx, {
       accountId: me.account.id,
@@ -59,7 +75,15 @@ export function auditRoutes(app: FastifyInstance, ctx: AppContext): void {
     const { result, q } = await auditFor(me, request.query);
     const filters = { member: q.member ?? "", event: q.event ?? "", from: q.from ?? "", to: q.to ?? "" };
     const nextHref = result.nextCursor ? pathTo("audit", {}, { ...filters, cursor: result.nextCursor }) : null;
-    return reply.html(auditPage({ ...settingsChrome(ctx, request, reply, me), entries: result.entries, nextHref, filters, members: await listTeamMembers(ctx, me.account.id) }));
+    return reply.html(
+      auditPage({
+        ...settingsChrome(ctx, request, reply, me),
+        entries: result.entries,
+        nextHref,
+        filters,
+        members: await listTeamMembers(ctx, me.account.id),
+      }),
+    );
   });
 
   apiRoute(
@@ -94,20 +118,20 @@ export function auditRoutes(app: FastifyInstance, ctx: AppContext): void {
       errors: [],
     },
     async (request, reply) => {
-    const { result } = await auditFor(signedInOf(request), request.query);
-    return reply.send({
-      events: result.entries.map((e) => ({
-        id: e.id,
-        type: e.type,
-        at: new Date(e.at).toISOString(),
-        user: e.userId ? { id: e.userId, email: e.userEmail } : null,
-        actor: e.actorUserId ? { id: e.actorUserId, email: e.actorEmail } : null,
-        ip: e.ip,
-        userAgent: e.userAgent,
-        detail: e.detail,
-      })),
-      nextCursor: result.nextCursor,
-    });
-  },
+      const { result } = await auditFor(signedInOf(request), request.query);
+      return reply.send({
+        events: result.entries.map((e) => ({
+          id: e.id,
+          type: e.type,
+          at: new Date(e.at).toISOString(),
+          user: e.userId ? { id: e.userId, email: e.userEmail } : null,
+          actor: e.actorUserId ? { id: e.actorUserId, email: e.actorEmail } : null,
+          ip: e.ip,
+          userAgent: e.userAgent,
+          detail: e.detail,
+        })),
+        nextCursor: result.nextCursor,
+      });
+    },
   );
 }

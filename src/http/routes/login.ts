@@ -30,16 +30,31 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post(routes.login, async (request, reply) => {
     const form = parseBody(loginForm, request.body);
-    const result = await startSignIn(ctx, { email: form.email, password: form.password, info: requestInfo(request), deviceToken: readCookie(request, config, "device") });
+    const result = await startSignIn(ctx, {
+      email: form.email,
+      password: form.password,
+      info: requestInfo(request),
+      deviceToken: readCookie(request, config, "device"),
+    });
     if (!result.ok) {
-      return renderFailure(reply, result, loginPage({ ...chrome, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), error: result.message }));
+      return renderFailure(
+        reply,
+        result,
+        loginPage({ ...chrome, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), error: result.message }),
+      );
     }
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
     const { mailError } = result.value;
     if (mailError) {
       // The challenge cookie is set: "Send a new link" on this page finishes the sign-in once mail works again.
       request.log.error({ err: mailError, cause: mailError.cause }, mailError.message);
-      return renderCheckEmail(request, reply, result.value.challenge, { unsent: true }, { reason: mailError.code, message: mailError.message });
+      return renderCheckEmail(
+        request,
+        reply,
+        result.value.challenge,
+        { unsent: true },
+        { reason: mailError.code, message: mailError.message },
+      );
     }
     return reply.redirect(pathTo(result.value.next === "email_link" ? "loginEmail" : "loginCode"), 303);
   });
@@ -54,9 +69,22 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
   }
 
   /** "Check your email"; with a failure, drawn with its message and the failure's status. */
-  async function renderCheckEmail(request: FastifyRequest, reply: FastifyReply, challenge: Challenge, extra: { notice?: string; unsent?: boolean }, failure?: Failure): Promise<FastifyReply> {
+  async function renderCheckEmail(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    challenge: Challenge,
+    extra: { notice?: string; unsent?: boolean },
+    failure?: Failure,
+  ): Promise<FastifyReply> {
     const email = await challengeEmail(ctx, challenge);
-    const page = checkEmailPage({ ...chrome, csrf: csrfToken(request, reply, config), email, minutes: Math.round(config.limits.emailLinkTtlSeconds / 60), ...extra, ...(failure ? { error: failure.message } : {}) });
+    const page = checkEmailPage({
+      ...chrome,
+      csrf: csrfToken(request, reply, config),
+      email,
+      minutes: Math.round(config.limits.emailLinkTtlSeconds / 60),
+      ...extra,
+      ...(failure ? { error: failure.message } : {}),
+    });
     return failure ? renderFailure(reply, failure, page) : reply.html(page);
   }
 
@@ -86,7 +114,11 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
   });
 
   app.get<{ Params: { token: string } }>(routes.loginEmailLink, async (request, reply) => {
-    const result = await redeemEmailLink(ctx, { linkToken: request.params.token, challengeToken: readCookie(request, config, "challenge"), info: requestInfo(request) });
+    const result = await redeemEmailLink(ctx, {
+      linkToken: request.params.token,
+      challengeToken: readCookie(request, config, "challenge"),
+      info: requestInfo(request),
+    });
     if (!result.ok) return renderFailurePage(reply, config.productName, result, { href: pathTo("login"), label: "Go to sign in" });
     return redirectSignedIn(reply, config, "challenge", result.value);
   });

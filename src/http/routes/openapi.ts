@@ -52,27 +52,49 @@ function security(op: ApiOperation): JsonObject[] {
 }
 
 function operationObject(op: ApiOperation): JsonObject {
-  const parameters: JsonObject[] = [...routes[op.route].matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
+  const parameters: JsonObject[] = [...routes[op.route].matchAll(/:([A-Za-z]+)/g)].map((m) => ({
+    name: m[1],
+    in: "path",
+    required: true,
+    schema: { type: "string" },
+  }));
   if (op.query) {
     const query = jsonSchema(op.query, "input") as { properties?: Record<string, JsonObject>; required?: string[] };
     for (const [name, schema] of Object.entries(query.properties ?? {})) {
       const { description, ...rest } = schema as { description?: string };
-      parameters.push({ name, in: "query", required: query.required?.includes(name) ?? false, schema: rest, ...(description ? { description } : {}) });
+      parameters.push({
+        name,
+        in: "query",
+        required: query.required?.includes(name) ?? false,
+        schema: rest,
+        ...(description ? { description } : {}),
+      });
     }
   }
   const responses: Record<string, JsonObject> = {
     [String(op.ok.status)]: {
       description: op.ok.description,
       ...(op.ok.schema ? { content: { "application/json": { schema: jsonSchema(op.ok.schema, "output") } } } : {}),
-      ...(op.ok.headers ? { headers: Object.fromEntries(Object.entries(op.ok.headers).map(([name, description]) => [name, { description, schema: { type: "string" } }])) } : {}),
+      ...(op.ok.headers
+        ? {
+            headers: Object.fromEntries(
+              Object.entries(op.ok.headers).map(([name, description]) => [name, { description, schema: { type: "string" } }]),
+            ),
+          }
+        : {}),
     },
   };
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of new Set([...op.errors, ...implicitErrors(op)])) byStatus.set(statusByCode[code], [...(byStatus.get(statusByCode[code]) ?? []), code]);
+  for (const code of new Set([...op.errors, ...implicitErrors(op)]))
+    byStatus.set(statusByCode[code], [...(byStatus.get(statusByCode[code]) ?? []), code]);
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     responses[String(status)] = {
       description: codes.map((c) => `\`${c}\``).join(", "),
-      content: { "application/json": { schema: { allOf: [{ $ref: "#/components/schemas/Error" }, { type: "object", properties: { error: { enum: codes } } }] } } },
+      content: {
+        "application/json": {
+          schema: { allOf: [{ $ref: "#/components/schemas/Error" }, { type: "object", properties: { error: { enum: codes } } }] },
+        },
+      },
     };
   }
   return {
@@ -121,7 +143,10 @@ export function openApiDocument(ctx: AppContext, operations: readonly ApiOperati
       },
       securitySchemes: {
         session: cookie("latchkey_session", "The session cookie (`__Host-latchkey_session` when the public URL is https)."),
-        challenge: cookie("latchkey_challenge", "The sign-in in progress, set by `POST /api/v1/login` (`__Host-latchkey_challenge` under https)."),
+        challenge: cookie(
+          "latchkey_challenge",
+          "The sign-in in progress, set by `POST /api/v1/login` (`__Host-latchkey_challenge` under https).",
+        ),
       },
     },
   };

@@ -33,14 +33,23 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
 
   async function submit(kind: CodeKind, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const form = parseBody(codeForm, request.body);
-    const result = await signInWithCode(ctx, { challengeToken: readCookie(request, config, "challenge"), code: form.code, kind, info: requestInfo(request) });
+    const result = await signInWithCode(ctx, {
+      challengeToken: readCookie(request, config, "challenge"),
+      code: form.code,
+      kind,
+      info: requestInfo(request),
+    });
     if (!result.ok) {
       if (result.reason === "challenge_expired") {
         clearCookie(reply, config, "challenge");
         // The sign-in is over (too many wrong codes, or it timed out): no form to retry, only the way back.
         return renderFailurePage(reply, config.productName, result, { href: pathTo("login"), label: "Sign in again" });
       }
-      return renderFailure(reply, result, pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }));
+      return renderFailure(
+        reply,
+        result,
+        pages[kind]({ productName: config.productName, csrf: csrfToken(request, reply, config), error: result.message }),
+      );
     }
     return redirectSignedIn(reply, config, "challenge", result.value);
   }
@@ -51,16 +60,31 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
   app.post(routes.loginRecovery, (request, reply) => submit("recovery_code", request, reply));
 
   async function api(kind: CodeKind, request: FastifyRequest, reply: FastifyReply, body: z.infer<typeof codeBody>): Promise<FastifyReply> {
-    const result = await signInWithCode(ctx, { challengeToken: readCookie(request, config, "challenge"), code: body.code, kind, info: requestInfo(request) });
+    const result = await signInWithCode(ctx, {
+      challengeToken: readCookie(request, config, "challenge"),
+      code: body.code,
+      kind,
+      info: requestInfo(request),
+    });
     if (!result.ok) {
       if (result.reason === "challenge_expired") clearCookie(reply, config, "challenge");
       throw failureError(result);
     }
     setSessionCookie(reply, config, "challenge", result.value.sessionToken, result.value.deviceToken);
-    return reply.send({ ok: true, ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}) });
+    return reply.send({
+      ok: true,
+      ...(result.value.recoveryCodesRemaining !== null ? { recoveryCodesRemaining: result.value.recoveryCodesRemaining } : {}),
+    });
   }
 
-  const codeErrors = ["challenge_expired", "invalid_code_format", "invalid_code", "code_reused", "too_many_attempts", "auth_app_not_enabled"] as const;
+  const codeErrors = [
+    "challenge_expired",
+    "invalid_code_format",
+    "invalid_code",
+    "code_reused",
+    "too_many_attempts",
+    "auth_app_not_enabled",
+  ] as const;
   const signedInNote = "Signed in: the session cookie and the long-lived device cookie (`latchkey_device`) are set.";
   apiRoute(
     app,
@@ -70,7 +94,8 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
       operationId: "signInWithAuthAppCode",
       tag: "Sign-in",
       summary: "Auth-app step: the 6-digit code for the sign-in in progress. Each time step is accepted once.",
-      description: "A malformed code is refused (400) without counting as a try; wrong codes count per sign-in and per user, then code entry pauses (429).",
+      description:
+        "A malformed code is refused (400) without counting as a try; wrong codes count per sign-in and per user, then code entry pauses (429).",
       access: "challenge",
       body: codeBody,
       ok: { status: 200, description: signedInNote, schema: z.object({ ok: z.literal(true) }) },
@@ -88,7 +113,11 @@ export function secondFactorRoutes(app: FastifyInstance, ctx: AppContext): void 
       summary: "Recovery-code step instead of the app code. Each code works once.",
       access: "challenge",
       body: codeBody,
-      ok: { status: 200, description: `${signedInNote} \`recoveryCodesRemaining\` tells how many codes are left.`, schema: z.object({ ok: z.literal(true), recoveryCodesRemaining: z.number().int() }) },
+      ok: {
+        status: 200,
+        description: `${signedInNote} \`recoveryCodesRemaining\` tells how many codes are left.`,
+        schema: z.object({ ok: z.literal(true), recoveryCodesRemaining: z.number().int() }),
+      },
       errors: [...codeErrors],
     },
     (request, reply, { body }) => api("recovery_code", request, reply, body),

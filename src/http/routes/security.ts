@@ -14,7 +14,10 @@ import { requestInfo } from "../request-info.js";
 import { securityPage } from "../views/security.js";
 
 const policySchema = z.enum(["email_link", "auth_app_required"], { message: 'must be "email_link" or "auth_app_required"' });
-const notices = { on: "The auth app is now required. Members without it were emailed and will set it up on their next request.", off: "The auth app is no longer required." } as const;
+const notices = {
+  on: "The auth app is now required. Members without it were emailed and will set it up on their next request.",
+  off: "The auth app is no longer required.",
+} as const;
 
 /** Account Settings → Security: the two-factor policy ("Require auth app for all team members"), page and API. */
 export function securityRoutes(app: FastifyInstance, ctx: AppContext): void {
@@ -75,7 +78,11 @@ export function securityRoutes(app: FastifyInstance, ctx: AppContext): void {
       summary: "Require the auth app for all team members, or stop requiring it (admins; requiring needs the admin's own auth app).",
       access: "admin",
       body: z.object({ policy: policySchema }).strict(),
-      ok: { status: 200, description: "Set; `notified` members were emailed.", schema: z.object({ policy: policySchema, notified: z.number().int() }) },
+      ok: {
+        status: 200,
+        description: "Set; `notified` members were emailed.",
+        schema: z.object({ policy: policySchema, notified: z.number().int() }),
+      },
       errors: ["policy_requires_auth_app"],
     },
     async (request, reply, { body }) => {

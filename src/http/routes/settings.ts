@@ -50,10 +50,17 @@ const notices = {
 export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
 
-  const chrome = (request: FastifyRequest, reply: FastifyReply, me: PasswordLogin["session"]): ReturnType<typeof settingsChrome> => settingsChrome(ctx, request, reply, me);
+  const chrome = (request: FastifyRequest, reply: FastifyReply, me: PasswordLogin["session"]): ReturnType<typeof settingsChrome> =>
+    settingsChrome(ctx, request, reply, me);
 
   /** Sensitive steps need a fresh proof: if it is stale, ask for the password and come back to `next`. */
-  function askForPassword(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, failure: Failure, next: string): FastifyReply {
+  function askForPassword(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    login: PasswordLogin,
+    failure: Failure,
+    next: string,
+  ): FastifyReply {
     return renderFailure(reply, failure, confirmPasswordPage({ ...chrome(request, reply, login.session), next, reason: failure.message }));
   }
 
@@ -68,7 +75,13 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     const login = passwordLoginFactors(me);
     const status = login.ok ? await twoFactorStatus(ctx, login.value) : null;
     return reply.html(
-      profilePage({ ...chrome(request, reply, me), name: me.user.name, email: me.user.email, method: status?.method ?? "sso", recoveryCodesRemaining: status?.recoveryCodesRemaining ?? 0 }),
+      profilePage({
+        ...chrome(request, reply, me),
+        name: me.user.name,
+        email: me.user.email,
+        method: status?.method ?? "sso",
+        recoveryCodesRemaining: status?.recoveryCodesRemaining ?? 0,
+      }),
     );
   });
 
@@ -85,7 +98,11 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     const login = passwordLoginOf(request);
     const me = login.session;
     const form = parseBody(formSchema({ currentPassword: z.string().max(4096), newPassword: z.string().max(4096) }), request.body);
-    const result = await changePassword(ctx, login, { currentPassword: form.currentPassword, newPassword: form.newPassword, info: requestInfo(request) });
+    const result = await changePassword(ctx, login, {
+      currentPassword: form.currentPassword,
+      newPassword: form.newPassword,
+      info: requestInfo(request),
+    });
     if (!result.ok) {
       const errors = result.reason.startsWith("password_") ? { next: result.message } : { current: result.message };
       return renderFailure(reply, result, changePasswordPage({ ...chrome(request, reply, me), ...passwordChrome, errors }));
@@ -101,13 +118,23 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     const next = form.next && SAFE_NEXT.test(form.next) ? form.next : MANAGE;
     const result = await reauthenticate(ctx, login, form.password, requestInfo(request));
     if (!result.ok) {
-      return renderFailure(reply, result, confirmPasswordPage({ ...chrome(request, reply, me), next, error: result.message, reason: "Confirm your password to continue." }));
+      return renderFailure(
+        reply,
+        result,
+        confirmPasswordPage({ ...chrome(request, reply, me), next, error: result.message, reason: "Confirm your password to continue." }),
+      );
     }
     return reply.redirect(next === MANAGE ? `${MANAGE}?notice=confirmed` : next, 303);
   });
 
   /** The Manage page; with a failure, drawn with its message and the failure's status. */
-  async function renderManage(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, failure?: Failure, notice?: string): Promise<FastifyReply> {
+  async function renderManage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    login: PasswordLogin,
+    failure?: Failure,
+    notice?: string,
+  ): Promise<FastifyReply> {
     const s = await twoFactorStatus(ctx, login);
     const page = manageTwoFactorPage({
       ...chrome(request, reply, login.session),
@@ -141,7 +168,10 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.redirect(SETUP, 303);
   });
 
-  const setupExpired: Failure = { reason: "setup_not_started", message: "Your setup has expired or was not started. Press Enable to start again." };
+  const setupExpired: Failure = {
+    reason: "setup_not_started",
+    message: "Your setup has expired or was not started. Press Enable to start again.",
+  };
 
   /** The setup step the person is on; with a failure, drawn with its message and the failure's status. */
   async function renderSetup(request: FastifyRequest, reply: FastifyReply, login: PasswordLogin, failure?: Failure): Promise<FastifyReply> {
@@ -203,7 +233,9 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     const reveal = await revealedRecoveryCodes(ctx, login);
     if (!reveal) return reply.redirect(MANAGE, 303);
     const s = await twoFactorStatus(ctx, login);
-    return reply.html(recoveryCodesPage({ ...chrome(request, reply, login.session), codes: reveal.codes, duringSetup: s.method !== "auth_app" }));
+    return reply.html(
+      recoveryCodesPage({ ...chrome(request, reply, login.session), codes: reveal.codes, duringSetup: s.method !== "auth_app" }),
+    );
   });
 
   app.post(`${MANAGE}/recovery-codes/done`, passwordLoginOnly, async (request, reply) => {
@@ -218,7 +250,11 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     const login = passwordLoginOf(request);
     const me = login.session;
     const reveal = await revealedRecoveryCodes(ctx, login);
-    if (!reveal) return renderManage(request, reply, login, { reason: "recovery_codes_unavailable", message: "Those recovery codes can no longer be shown. Generate new ones if you did not save them." });
+    if (!reveal)
+      return renderManage(request, reply, login, {
+        reason: "recovery_codes_unavailable",
+        message: "Those recovery codes can no longer be shown. Generate new ones if you did not save them.",
+      });
     const product = config.productName.toLowerCase().replace(/[^a-z0-9]+/g, "-");
     const who = me.user.email.replace(/[^a-zA-Z0-9@._-]/g, "_");
     const text = [
@@ -279,17 +315,17 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
       errors: [],
     },
     async (request, reply) => {
-    const me = signedInOf(request);
-    const login = passwordLoginFactors(me);
-    if (!login.ok) return reply.send({ method: "sso", enabledAt: null, recoveryCodesRemaining: 0, requiredBy: [], freshProof: false });
-    const s = await twoFactorStatus(ctx, login.value);
-    return reply.send({
-      method: s.method,
-      enabledAt: s.enabledAt === null ? null : new Date(s.enabledAt).toISOString(),
-      recoveryCodesRemaining: s.recoveryCodesRemaining,
-      requiredBy: s.requiredBy,
-      freshProof: hasFreshProof(ctx, me),
-    });
-  },
+      const me = signedInOf(request);
+      const login = passwordLoginFactors(me);
+      if (!login.ok) return reply.send({ method: "sso", enabledAt: null, recoveryCodesRemaining: 0, requiredBy: [], freshProof: false });
+      const s = await twoFactorStatus(ctx, login.value);
+      return reply.send({
+        method: s.method,
+        enabledAt: s.enabledAt === null ? null : new Date(s.enabledAt).toISOString(),
+        recoveryCodesRemaining: s.recoveryCodesRemaining,
+        requiredBy: s.requiredBy,
+        freshProof: hasFreshProof(ctx, me),
+      });
+    },
   );
 }

@@ -14,7 +14,6 @@ import { routes, pathTo } from "../../paths.js";
 const ssoForm = formSchema({ domain: z.string().max(1024) });
 const ssoBody = z.object({ domain: z.string().max(1024).describe("example.com or you@example.com") }).strict();
 
-
 /** "Sign in with SSO": the domain form, the hand-over to the provider, its callback, and the JSON start. */
 export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
@@ -30,7 +29,11 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
     const form = parseBody(ssoForm, request.body);
     const result = await startSsoSignIn(ctx, { domainOrEmail: form.domain, info: requestInfo(request) });
     if (!result.ok) {
-      return renderFailure(reply, result, ssoLoginPage({ ...chrome, csrf: csrfToken(request, reply, config), value: form.domain.slice(0, 254), error: result.message }));
+      return renderFailure(
+        reply,
+        result,
+        ssoLoginPage({ ...chrome, csrf: csrfToken(request, reply, config), value: form.domain.slice(0, 254), error: result.message }),
+      );
     }
     setCookie(reply, config, "sso", result.value.browserToken, cookieSeconds);
     return reply.html(ssoContinuePage({ ...chrome, url: result.value.authorizationUrl, domain: result.value.domain }));
@@ -44,23 +47,32 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
       operationId: "startSsoSignIn",
       tag: "Sign-in",
       summary: "Start single sign-on for a work email or domain (only the domain is used).",
-      description: "Sets the `latchkey_sso` cookie; open `authorizationUrl` in the same client, which comes back to /sso/callback and gets the session cookie there.",
+      description:
+        "Sets the `latchkey_sso` cookie; open `authorizationUrl` in the same client, which comes back to /sso/callback and gets the session cookie there.",
       access: "public",
       body: ssoBody,
-      ok: { status: 200, description: "The provider's authorization URL (code flow with PKCE, state and nonce).", schema: z.object({ authorizationUrl: z.string().describe("URL to open in the same client") }) },
+      ok: {
+        status: 200,
+        description: "The provider's authorization URL (code flow with PKCE, state and nonce).",
+        schema: z.object({ authorizationUrl: z.string().describe("URL to open in the same client") }),
+      },
       errors: ["sso_not_configured", "sso_unavailable"],
     },
     async (request, reply, { body }) => {
-    const result = await startSsoSignIn(ctx, { domainOrEmail: body.domain, info: requestInfo(request) });
-    if (!result.ok) throw failureError(result);
-    setCookie(reply, config, "sso", result.value.browserToken, cookieSeconds);
-    return reply.send({ authorizationUrl: result.value.authorizationUrl });
-  },
+      const result = await startSsoSignIn(ctx, { domainOrEmail: body.domain, info: requestInfo(request) });
+      if (!result.ok) throw failureError(result);
+      setCookie(reply, config, "sso", result.value.browserToken, cookieSeconds);
+      return reply.send({ authorizationUrl: result.value.authorizationUrl });
+    },
   );
 
   // The provider redirects the browser here (a top-level GET: the SameSite=Lax `latchkey_sso` cookie rides along).
   app.get(routes.ssoCallback, async (request, reply) => {
-    const result = await finishSsoSignIn(ctx, { callbackPath: request.url, browserToken: readCookie(request, config, "sso"), info: requestInfo(request) });
+    const result = await finishSsoSignIn(ctx, {
+      callbackPath: request.url,
+      browserToken: readCookie(request, config, "sso"),
+      info: requestInfo(request),
+    });
     if (!result.ok) {
       // A refused answer is spent or useless: the cookie goes, except when it belongs to another sign-in of this browser.
       if (result.reason !== "wrong_browser") clearCookie(reply, config, "sso");

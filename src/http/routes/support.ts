@@ -1,7 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
-import { cancelSupportReset, checkSupportCancellation, checkSupportConfirmation, confirmSupportRequest, requestSupportReset } from "../../team/support-recovery.js";
+import {
+  cancelSupportReset,
+  checkSupportCancellation,
+  checkSupportConfirmation,
+  confirmSupportRequest,
+  requestSupportReset,
+} from "../../team/support-recovery.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
@@ -20,14 +26,26 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
   const toSignIn = { href: pathTo("login"), label: "Go to sign in" };
   const newRequest = { href: pathTo("support"), label: "Send a new request" };
 
-  app.get(routes.support, async (request, reply) => reply.html(supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config) })));
+  app.get(routes.support, async (request, reply) =>
+    reply.html(supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config) })),
+  );
 
   app.post(routes.support, async (request, reply) => {
     const form = parseBody(formSchema({ email: z.string().max(4096), message: z.string().max(8192).optional().default("") }), request.body);
     const result = await requestSupportReset(ctx, { email: form.email, message: form.message, info: requestInfo(request) });
     if (!result.ok) {
       const errors = result.reason === "email_invalid" ? { emailError: result.message } : { error: result.message };
-      return renderFailure(reply, result, supportRequestPage({ productName: product, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), message: form.message.slice(0, 2000), ...errors }));
+      return renderFailure(
+        reply,
+        result,
+        supportRequestPage({
+          productName: product,
+          csrf: csrfToken(request, reply, config),
+          email: form.email.slice(0, 254),
+          message: form.message.slice(0, 2000),
+          ...errors,
+        }),
+      );
     }
     // The same answer whether or not the address has a login, and the same work before it: the look-up and what
     // follows for a registered address run only once the answer has gone out.
@@ -36,7 +54,8 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
       messagePage({
         productName: product,
         title: "Check your email",
-        message: "If this address belongs to a login, we sent it an email. Open it and confirm the request; support will then contact you to verify your identity.",
+        message:
+          "If this address belongs to a login, we sent it an email. Open it and confirm the request; support will then contact you to verify your identity.",
         action: { href: pathTo("login"), label: "Back to sign in" },
       }),
     );
@@ -64,7 +83,14 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
     parseBody(formSchema({}), request.body);
     const result = await confirmSupportRequest(ctx, request.params.token, requestInfo(request));
     if (!result.ok) return renderFailurePage(reply, product, result, newRequest);
-    return reply.html(messagePage({ productName: product, title: "Request confirmed", message: `Support will contact you to verify your identity. Your reference: ${result.value.requestId}.`, action: { href: pathTo("login"), label: "Back to sign in" } }));
+    return reply.html(
+      messagePage({
+        productName: product,
+        title: "Request confirmed",
+        message: `Support will contact you to verify your identity. Your reference: ${result.value.requestId}.`,
+        action: { href: pathTo("login"), label: "Back to sign in" },
+      }),
+    );
   });
 
   app.get<{ Params: { token: string } }>(routes.supportCancel, async (request, reply) => {
@@ -86,6 +112,13 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
     parseBody(formSchema({}), request.body);
     const result = await cancelSupportReset(ctx, request.params.token, requestInfo(request));
     if (!result.ok) return renderFailurePage(reply, product, result, toSignIn);
-    return reply.html(messagePage({ productName: product, title: "Reset cancelled", message: "Nothing about your login changed. If you did not ask for the reset, change your password.", action: { href: pathTo("login"), label: "Go to sign in" } }));
+    return reply.html(
+      messagePage({
+        productName: product,
+        title: "Reset cancelled",
+        message: "Nothing about your login changed. If you did not ask for the reset, change your password.",
+        action: { href: pathTo("login"), label: "Go to sign in" },
+      }),
+    );
   });
 }

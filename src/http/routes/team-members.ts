@@ -40,11 +40,17 @@ function memberIdOf(params: { userId: string }): string {
 }
 
 function invitationIdOf(params: { id: string }): string {
-  if (!idSchema.safeParse(params.id).success) throw new LatchkeyError("invitation_not_found", "There is no open invitation with that id in this account.");
+  if (!idSchema.safeParse(params.id).success)
+    throw new LatchkeyError("invitation_not_found", "There is no open invitation with that id in this account.");
   return params.id;
 }
 
-const actorOf = (me: SignedIn): { userId: string; name: string; accountId: string; isAdmin: boolean } => ({ userId: me.user.id, name: me.user.name, accountId: me.account.id, isAdmin: me.role === "admin" });
+const actorOf = (me: SignedIn): { userId: string; name: string; accountId: string; isAdmin: boolean } => ({
+  userId: me.user.id,
+  name: me.user.name,
+  accountId: me.account.id,
+  isAdmin: me.role === "admin",
+});
 
 /** A domain result's value, or its failure thrown for the JSON API. */
 function valueOf<T>(result: { ok: true; value: T } | ({ ok: false } & Failure)): T {
@@ -66,8 +72,17 @@ function memberJson(m: Awaited<ReturnType<typeof listTeamMembers>>[number]): z.i
 
 /** Team Members: the list with each member's 2FA method, invitations, roles and removal; pages and the JSON API. */
 export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
-  async function renderTeam(request: FastifyRequest, reply: FastifyReply, me: SignedIn, extra: { notice?: string; inviteEmail?: string } = {}, failure?: Failure): Promise<FastifyReply> {
-    const [members, invitations] = await Promise.all([listTeamMembers(ctx, me.account.id), me.role === "admin" ? listPendingInvitations(ctx, me.account.id) : Promise.resolve([])]);
+  async function renderTeam(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    me: SignedIn,
+    extra: { notice?: string; inviteEmail?: string } = {},
+    failure?: Failure,
+  ): Promise<FastifyReply> {
+    const [members, invitations] = await Promise.all([
+      listTeamMembers(ctx, me.account.id),
+      me.role === "admin" ? listPendingInvitations(ctx, me.account.id) : Promise.resolve([]),
+    ]);
     const errors = failure ? (extra.inviteEmail !== undefined ? { inviteError: failure.message } : { error: failure.message }) : {};
     const page = teamPage({ ...settingsChrome(ctx, request, reply, me), members, invitations, youId: me.user.id, ...extra, ...errors });
     return failure ? renderFailure(reply, failure, page) : reply.html(page);
@@ -173,7 +188,11 @@ export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
       tag: "Team",
       summary: "Remove a member (admins): signs them out of the account at once; deletes the login if it was their only account.",
       access: "admin",
-      ok: { status: 200, description: "Removed; `loginDeleted` says whether the login went too.", schema: z.object({ ok: z.literal(true), loginDeleted: z.boolean() }) },
+      ok: {
+        status: 200,
+        description: "Removed; `loginDeleted` says whether the login went too.",
+        schema: z.object({ ok: z.literal(true), loginDeleted: z.boolean() }),
+      },
       errors: [...memberIdErrors],
     },
     async (request, reply) => {
@@ -197,7 +216,15 @@ export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
     async (request, reply) => {
       const list = await listPendingInvitations(ctx, signedInOf(request).account.id);
-      return reply.send({ invitations: list.map((i) => ({ id: i.id, email: i.email, role: i.role, expiresAt: new Date(i.expiresAt).toISOString(), expired: i.expired })) });
+      return reply.send({
+        invitations: list.map((i) => ({
+          id: i.id,
+          email: i.email,
+          role: i.role,
+          expiresAt: new Date(i.expiresAt).toISOString(),
+          expired: i.expired,
+        })),
+      });
     },
   );
 
@@ -215,7 +242,9 @@ export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
       errors: ["email_invalid", "already_member"],
     },
     async (request, reply, { body }) => {
-      const result = valueOf(await inviteMember(ctx, actorOf(signedInOf(request)), { email: body.email, role: body.role, info: requestInfo(request) }));
+      const result = valueOf(
+        await inviteMember(ctx, actorOf(signedInOf(request)), { email: body.email, role: body.role, info: requestInfo(request) }),
+      );
       return reply.code(201).send({ id: result.invitationId, email: result.email, emailed: result.emailed });
     },
   );
@@ -234,7 +263,9 @@ export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
     async (request, reply) => {
       const params = request.params as { id: string };
-      const result = valueOf(await resendInvitation(ctx, actorOf(signedInOf(request)), { invitationId: invitationIdOf(params), info: requestInfo(request) }));
+      const result = valueOf(
+        await resendInvitation(ctx, actorOf(signedInOf(request)), { invitationId: invitationIdOf(params), info: requestInfo(request) }),
+      );
       return reply.send({ ok: true, emailed: result.emailed });
     },
   );
@@ -253,7 +284,9 @@ export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
     },
     async (request, reply) => {
       const params = request.params as { id: string };
-      valueOf(await revokeInvitation(ctx, actorOf(signedInOf(request)), { invitationId: invitationIdOf(params), info: requestInfo(request) }));
+      valueOf(
+        await revokeInvitation(ctx, actorOf(signedInOf(request)), { invitationId: invitationIdOf(params), info: requestInfo(request) }),
+      );
       return reply.send({ ok: true });
     },
   );

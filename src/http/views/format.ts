@@ -1,6 +1,12 @@
 import { html, type SafeHtml } from "../../html.js";
 
 /** A time as people read it in tables: "2026-01-31 14:05 UTC", or "never". */
-export const date = (ms: number | null): string => (ms === null ? "never" : new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC");
+export const date = (ms: number | null): string =>
+  ms === null ? "never" : new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC";
 /** The date over the time, so narrow table columns do not break it mid-way. */
-export const stackedDate = (ms: number | null): SafeHtml | string => (ms === null ? "never" : html`<span style="white-space:nowrap">${date(ms).slice(0, 10)}</span><br><span style="white-space:nowrap">${date(ms).slice(11)}</span>`);
+export const stackedDate = (ms: number | null): SafeHtml | string =>
+  ms === null
+    ? "never"
+    : html`<span style="white-space:nowrap">${date(ms).slice(0, 10)}</span><br /><span style="white-space:nowrap"
+          >${date(ms).slice(11)}</span
+        >`;
