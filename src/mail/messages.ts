@@ -23,25 +23,15 @@ function compose(layout: Layout): MailMessage {
     `— ${layout.productName}`,
   ].join("\n\n");
   const button: SafeHtml | string = layout.action
-    ? html`<p>
-          <a
-            href="${layout.action.url}"
-            style="display:inline-block;padding:10px 18px;background:#1f4fd1;color:#fff;border-radius:6px;text-decoration:none"
-            >${layout.action.label}</a
-          >
-        </p>
-        <p style="color:#555;font-size:13px">
-          Or copy this address into the same browser:<br /><span style="word-break:break-all">${layout.action.url}</span>
-        </p>`
+    ? html`<p><a href="${layout.action.url}" style="display:inline-block;padding:10px 18px;background:#1f4fd1;color:#fff;border-radius:6px;text-decoration:none">${layout.action.label}</a></p>
+<p style="color:#555;font-size:13px">Or copy this address into the same browser:<br><span style="word-break:break-all">${layout.action.url}</span></p>`
     : "";
-  const body = html`<!doctype html>
-    <html>
-      <body style="font-family:system-ui,sans-serif;line-height:1.5;color:#1a1a1a;max-width:560px">
-        ${layout.paragraphs.map((p) => html`<p>${p}</p>`)} ${button}
-        <p style="color:#555;font-size:13px">${layout.footer}</p>
-        <p style="color:#555;font-size:13px">— ${layout.productName}</p>
-      </body>
-    </html>`;
+  const body = html`<!doctype html><html><body style="font-family:system-ui,sans-serif;line-height:1.5;color:#1a1a1a;max-width:560px">
+${layout.paragraphs.map((p) => html`<p>${p}</p>`)}
+${button}
+<p style="color:#555;font-size:13px">${layout.footer}</p>
+<p style="color:#555;font-size:13px">— ${layout.productName}</p>
+</body></html>`;
   return { to: layout.to, subject: layout.subject, text, html: body.value };
 }
 

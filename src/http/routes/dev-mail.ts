@@ -40,36 +40,14 @@ export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: 
     const rows = await Promise.all(
       files.map(async (file) => {
         const mail = await simpleParser(await readFile(join(outboxDir, file)));
-        return html`<tr>
-          <td>${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td>
-          <td>${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td>
-          <td><a href="${pathTo("devMailMessage", { file })}">${mail.subject ?? "(no subject)"}</a></td>
-        </tr>`;
+        return html`<tr><td>${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td><td>${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td><td><a href="${pathTo("devMailMessage", { file })}">${mail.subject ?? "(no subject)"}</a></td></tr>`;
       }),
     );
     return reply.html(
       page(
         "Outbox",
-        html`<h1>Outbox</h1>
-          <p class="muted">
-            Messages Latchkey would have sent (SMTP_URL is not set), newest first. Files are in <code>${outboxDir}</code>.
-          </p>
-          ${
-            rows.length === 0
-              ? html`<p>No messages yet. Sign in with a password to get a sign-in link here.</p>`
-              : html`<table>
-                  <thead>
-                    <tr>
-                      <th>Sent (UTC)</th>
-                      <th>To</th>
-                      <th>Subject</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    ${rows}
-                  </tbody>
-                </table>`
-          }`,
+        html`<h1>Outbox</h1><p class="muted">Messages Latchkey would have sent (SMTP_URL is not set), newest first. Files are in <code>${outboxDir}</code>.</p>
+${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a sign-in link here.</p>` : html`<table><thead><tr><th>Sent (UTC)</th><th>To</th><th>Subject</th></tr></thead><tbody>${rows}</tbody></table>`}`,
       ),
     );
   });
@@ -84,11 +62,10 @@ export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: 
     return reply.html(
       page(
         mail.subject ?? "Message",
-        html`<p><a href="${pathTo("devMail")}">← Outbox</a></p>
-          <h1>${mail.subject ?? "(no subject)"}</h1>
-          <p class="muted">To ${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""} · ${mail.date?.toISOString() ?? ""}</p>
-          ${links.map((l) => html`<p><a href="${l}">${l}</a></p>`)}
-          <pre style="white-space:pre-wrap">${mail.text ?? ""}</pre>`,
+        html`<p><a href="${pathTo("devMail")}">← Outbox</a></p><h1>${mail.subject ?? "(no subject)"}</h1>
+<p class="muted">To ${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""} · ${mail.date?.toISOString() ?? ""}</p>
+${links.map((l) => html`<p><a href="${l}">${l}</a></p>`)}
+<pre style="white-space:pre-wrap">${mail.text ?? ""}</pre>`,
       ),
     );
   });

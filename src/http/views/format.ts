@@ -7,6 +7,4 @@ export const date = (ms: number | null): string =>
 export const stackedDate = (ms: number | null): SafeHtml | string =>
   ms === null
     ? "never"
-    : html`<span style="white-space:nowrap">${date(ms).slice(0, 10)}</span><br /><span style="white-space:nowrap"
-          >${date(ms).slice(11)}</span
-        >`;
+    : html`<span style="white-space:nowrap">${date(ms).slice(0, 10)}</span><br><span style="white-space:nowrap">${date(ms).slice(11)}</span>`;

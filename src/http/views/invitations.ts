@@ -27,26 +27,26 @@ export function invitationPage(
   const errors = o.errors ?? {};
   const body = o.existingUserName
     ? html`<div class="card">
-        <h1>Join ${o.accountName}</h1>
-        ${alert("error", errors.form)}
-        <p>You already have a login as <strong>${o.email}</strong>. Enter your password to join <strong>${o.accountName}</strong>.</p>
-        <form method="post" action="${pathTo("invitation", { token: o.token })}" novalidate>
-          ${csrfField(o.csrf)}
-          ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: true, error: errors.password })}
-          <button type="submit">Join account</button>
-        </form>
-      </div>`
+<h1>Join ${o.accountName}</h1>
+${alert("error", errors.form)}
+<p>You already have a login as <strong>${o.email}</strong>. Enter your password to join <strong>${o.accountName}</strong>.</p>
+<form method="post" action="${pathTo("invitation", { token: o.token })}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: true, error: errors.password })}
+<button type="submit">Join account</button>
+</form>
+</div>`
     : html`<div class="card">
-        <h1>Join ${o.accountName}</h1>
-        ${alert("error", errors.form)}
-        <p>You were invited as <strong>${o.email}</strong>. Choose your name and a password.</p>
-        <form method="post" action="${pathTo("invitation", { token: o.token })}" novalidate>
-          ${csrfField(o.csrf)}
-          ${field({ label: "Name", name: "name", autocomplete: "name", value: o.name ?? "", autofocus: !errors.password, error: errors.name, maxlength: 100 })}
-          ${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", autofocus: Boolean(errors.password), error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
-          <button type="submit">Set password and join</button>
-        </form>
-      </div>`;
+<h1>Join ${o.accountName}</h1>
+${alert("error", errors.form)}
+<p>You were invited as <strong>${o.email}</strong>. Choose your name and a password.</p>
+<form method="post" action="${pathTo("invitation", { token: o.token })}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Name", name: "name", autocomplete: "name", value: o.name ?? "", autofocus: !errors.password, error: errors.name, maxlength: 100 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", autofocus: Boolean(errors.password), error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+<button type="submit">Set password and join</button>
+</form>
+</div>`;
   return layout({ title: `Join ${o.accountName}`, productName: o.productName, body });
 }
 
@@ -66,17 +66,17 @@ export function setupPage(
     title: "Set up",
     productName: o.productName,
     body: html`<div class="card">
-      <h1>Set up ${o.productName}</h1>
-      <p>Create the first team account and its Account Admin. This link works once.</p>
-      ${alert("error", errors.form)}
-      <form method="post" action="${pathTo("setup", { token: o.token })}" novalidate>
-        ${csrfField(o.csrf)}
-        ${field({ label: "Account name", name: "accountName", value: v.accountName ?? "", autofocus: true, error: errors.accountName, hint: "Your team or company, e.g. Acme Inc.", maxlength: 100 })}
-        ${field({ label: "Your name", name: "name", autocomplete: "name", value: v.name ?? "", error: errors.name, maxlength: 100 })}
-        ${field({ label: "Email", name: "email", type: "email", autocomplete: "username", value: v.email ?? "", error: errors.email, maxlength: 254 })}
-        ${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
-        <button type="submit">Create account</button>
-      </form>
-    </div>`,
+<h1>Set up ${o.productName}</h1>
+<p>Create the first team account and its Account Admin. This link works once.</p>
+${alert("error", errors.form)}
+<form method="post" action="${pathTo("setup", { token: o.token })}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Account name", name: "accountName", value: v.accountName ?? "", autofocus: true, error: errors.accountName, hint: "Your team or company, e.g. Acme Inc.", maxlength: 100 })}
+${field({ label: "Your name", name: "name", autocomplete: "name", value: v.name ?? "", error: errors.name, maxlength: 100 })}
+${field({ label: "Email", name: "email", type: "email", autocomplete: "username", value: v.email ?? "", error: errors.email, maxlength: 254 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+<button type="submit">Create account</button>
+</form>
+</div>`,
   });
 }

@@ -38,39 +38,35 @@ export interface LayoutOptions {
 export function layout(options: LayoutOptions): SafeHtml {
   const product = options.productName;
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="same-origin" />
-        <title>${options.title} · ${product}</title>
-        <style>
-          ${raw(STYLE)}
-        </style>
-        ${options.head ?? ""}
-      </head>
-      <body>
-        <a class="skip" href="#main">Skip to content</a>
-        <header>
-          <a class="brand" href="${pathTo("home")}">${product}</a>
-          ${
-            options.signedIn
-              ? html`<nav aria-label="Account">
-                  <span class="muted">${options.signedIn.email} · ${options.signedIn.accountName}</span>
-                  <a href="${pathTo("accounts")}">Switch account</a>
-                  <a href="${pathTo("settings")}">Settings</a>
-                  <form method="post" action="${pathTo("logout")}">
-                    <input type="hidden" name="_csrf" value="${options.signedIn.csrf}" /><button class="link" type="submit">
-                      Sign out
-                    </button>
-                  </form>
-                </nav>`
-              : ""
-          }
-        </header>
-        <main id="main" class="${options.wide ? "wide" : ""}">${options.body}</main>
-      </body>
-    </html>`;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="same-origin">
+<title>${options.title} · ${product}</title>
+<style>${raw(STYLE)}</style>
+${options.head ?? ""}
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header>
+  <a class="brand" href="${pathTo("home")}">${product}</a>
+  ${
+    options.signedIn
+      ? html`<nav aria-label="Account">
+  <span class="muted">${options.signedIn.email} · ${options.signedIn.accountName}</span>
+  <a href="${pathTo("accounts")}">Switch account</a>
+  <a href="${pathTo("settings")}">Settings</a>
+  <form method="post" action="${pathTo("logout")}"><input type="hidden" name="_csrf" value="${options.signedIn.csrf}"><button class="link" type="submit">Sign out</button></form>
+</nav>`
+      : ""
+  }
+</header>
+<main id="main" class="${options.wide ? "wide" : ""}">
+${options.body}
+</main>
+</body>
+</html>`;
 }
 
 export interface FieldOptions {
@@ -93,22 +89,9 @@ export function field(o: FieldOptions): SafeHtml {
   const id = `f-${o.name}`;
   const describedBy = [o.hint ? `${id}-hint` : "", o.error ? `${id}-error` : ""].filter(Boolean).join(" ");
   return html`<label for="${id}">${o.label}</label>
-    <input
-      id="${id}"
-      name="${o.name}"
-      type="${o.type ?? "text"}"
-      ${o.value !== undefined ? html`value="${o.value}"` : ""}
-      ${o.autocomplete ? html`autocomplete="${o.autocomplete}"` : ""}
-      ${o.required === false ? "" : "required"}
-      ${o.autofocus ? "autofocus" : ""}
-      ${o.inputmode ? html`inputmode="${o.inputmode}"` : ""}
-      ${o.maxlength ? html`maxlength="${o.maxlength}"` : ""}
-      ${o.minlength ? html`minlength="${o.minlength}"` : ""}
-      ${o.error ? html`aria-invalid="true"` : ""}
-      ${describedBy ? html`aria-describedby="${describedBy}"` : ""}
-    />
-    ${o.hint ? html`<p class="hint" id="${id}-hint">${o.hint}</p>` : ""}
-    ${o.error ? html`<p class="field-error" id="${id}-error">${o.error}</p>` : ""}`;
+<input id="${id}" name="${o.name}" type="${o.type ?? "text"}" ${o.value !== undefined ? html`value="${o.value}"` : ""} ${o.autocomplete ? html`autocomplete="${o.autocomplete}"` : ""} ${o.required === false ? "" : "required"} ${o.autofocus ? "autofocus" : ""} ${o.inputmode ? html`inputmode="${o.inputmode}"` : ""} ${o.maxlength ? html`maxlength="${o.maxlength}"` : ""} ${o.minlength ? html`minlength="${o.minlength}"` : ""} ${o.error ? html`aria-invalid="true"` : ""} ${describedBy ? html`aria-describedby="${describedBy}"` : ""}>
+${o.hint ? html`<p class="hint" id="${id}-hint">${o.hint}</p>` : ""}
+${o.error ? html`<p class="field-error" id="${id}-error">${o.error}</p>` : ""}`;
 }
 
 /** A message box; errors are announced (role=alert), notices are polite (role=status). */
@@ -118,5 +101,5 @@ export function alert(kind: "error" | "ok", message: string | undefined): SafeHt
 }
 
 export function csrfField(token: string): SafeHtml {
-  return html`<input type="hidden" name="_csrf" value="${token}" />`;
+  return html`<input type="hidden" name="_csrf" value="${token}">`;
 }

@@ -18,18 +18,17 @@ export function loginPage(o: PageChrome & { csrf: string; email?: string; error?
     title: "Sign in",
     productName: o.productName,
     body: html`<div class="card">
-      <h1>Sign in to ${o.productName}</h1>
-      ${alert("ok", o.notice)} ${alert("error", o.error)}
-      <form method="post" action="${pathTo("login")}" novalidate>
-        ${csrfField(o.csrf)}
-        ${field({ label: "Email", name: "email", type: "email", value: o.email ?? "", autocomplete: "username", autofocus: !o.email, maxlength: 254 })}
-        ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: Boolean(o.email) })}
-        <button type="submit">Sign in</button>
-      </form>
-      <p class="muted" style="margin-top:1.5rem">
-        Does your company sign in through its identity provider? <a href="${pathTo("loginSso")}">Sign in with SSO</a>
-      </p>
-    </div>`,
+<h1>Sign in to ${o.productName}</h1>
+${alert("ok", o.notice)}
+${alert("error", o.error)}
+<form method="post" action="${pathTo("login")}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Email", name: "email", type: "email", value: o.email ?? "", autocomplete: "username", autofocus: !o.email, maxlength: 254 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: Boolean(o.email) })}
+<button type="submit">Sign in</button>
+</form>
+<p class="muted" style="margin-top:1.5rem">Does your company sign in through its identity provider? <a href="${pathTo("loginSso")}">Sign in with SSO</a></p>
+</div>`,
   });
 }
 
@@ -39,15 +38,15 @@ export function ssoLoginPage(o: PageChrome & { csrf: string; value?: string; err
     title: "Sign in with SSO",
     productName: o.productName,
     body: html`<div class="card">
-      <h1>Sign in with SSO</h1>
-      ${alert("error", o.error)}
-      <form method="post" action="${pathTo("loginSso")}" novalidate>
-        ${csrfField(o.csrf)}
-        ${field({ label: "Work email or domain", name: "domain", value: o.value ?? "", autocomplete: "username", autofocus: true, maxlength: 254, hint: "For example you@example.com or example.com. We use only the domain to find your company's identity provider." })}
-        <button type="submit">Continue with SSO</button>
-      </form>
-      <p class="muted" style="margin-top:1.5rem"><a href="${pathTo("login")}">Sign in with email and password</a></p>
-    </div>`,
+<h1>Sign in with SSO</h1>
+${alert("error", o.error)}
+<form method="post" action="${pathTo("loginSso")}" novalidate>
+${csrfField(o.csrf)}
+${field({ label: "Work email or domain", name: "domain", value: o.value ?? "", autocomplete: "username", autofocus: true, maxlength: 254, hint: "For example you@example.com or example.com. We use only the domain to find your company's identity provider." })}
+<button type="submit">Continue with SSO</button>
+</form>
+<p class="muted" style="margin-top:1.5rem"><a href="${pathTo("login")}">Sign in with email and password</a></p>
+</div>`,
   });
 }
 
@@ -59,12 +58,12 @@ export function ssoContinuePage(o: PageChrome & { url: string; domain: string })
   return layout({
     title: "Continue to your identity provider",
     productName: o.productName,
-    head: html`<meta http-equiv="refresh" content="0;url=${o.url}" />`,
+    head: html`<meta http-equiv="refresh" content="0;url=${o.url}">`,
     body: html`<div class="card">
-      <h1>Continue to your identity provider</h1>
-      <p>Single sign-on for <strong>${o.domain}</strong> continues at your company's identity provider.</p>
-      <p><a class="button" href="${o.url}">Continue to sign in</a></p>
-    </div>`,
+<h1>Continue to your identity provider</h1>
+<p>Single sign-on for <strong>${o.domain}</strong> continues at your company's identity provider.</p>
+<p><a class="button" href="${o.url}">Continue to sign in</a></p>
+</div>`,
   });
 }
 
@@ -78,18 +77,16 @@ export function checkEmailPage(
     title,
     productName: o.productName,
     body: html`<div class="card">
-      <h1>${title}</h1>
-      ${alert("ok", o.notice)} ${alert("error", o.error)}
-      <p>
-        ${o.unsent ? "Your sign-in link goes to" : "We sent a sign-in link to"} <strong>${o.email}</strong>. Open it
-        <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.
-      </p>
-      <p class="muted">The link works once and expires in ${o.minutes} minutes. Keep this page open.</p>
-      <form method="post" action="${pathTo("loginEmailResend")}">
-        ${csrfField(o.csrf)}
-        <button type="submit">Send a new link</button>
-      </form>
-      <p class="muted" style="margin-top:1.5rem">Not you, or wrong address? <a href="${pathTo("login")}">Start over</a></p>
-    </div>`,
+<h1>${title}</h1>
+${alert("ok", o.notice)}
+${alert("error", o.error)}
+<p>${o.unsent ? "Your sign-in link goes to" : "We sent a sign-in link to"} <strong>${o.email}</strong>. Open it <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.</p>
+<p class="muted">The link works once and expires in ${o.minutes} minutes. Keep this page open.</p>
+<form method="post" action="${pathTo("loginEmailResend")}">
+${csrfField(o.csrf)}
+<button type="submit">Send a new link</button>
+</form>
+<p class="muted" style="margin-top:1.5rem">Not you, or wrong address? <a href="${pathTo("login")}">Start over</a></p>
+</div>`,
   });
 }

@@ -18,9 +18,9 @@ export function messagePage(o: {
     title: o.title,
     productName: o.productName,
     body: html`<div class="card">
-      <h1>${o.title}</h1>
-      <p>${o.message}</p>
-      ${o.action ? html`<p><a class="button" href="${o.action.href}">${o.action.label}</a></p>` : ""}
-    </div>`,
+<h1>${o.title}</h1>
+<p>${o.message}</p>
+${o.action ? html`<p><a class="button" href="${o.action.href}">${o.action.label}</a></p>` : ""}
+</div>`,
   });
 }

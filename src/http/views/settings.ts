@@ -15,22 +15,12 @@ export function accountSettingsPage(c: SettingsChrome & { accountName: string })
     title: "Account Settings",
     productName: c.productName,
     signedIn: c.signedIn,
-    body: html`<div class="card">
-      <h1>Account Settings</h1>
-      <p>Settings of the team account <strong>${c.accountName}</strong>.</p>
-      <ul>
-        <li>
-          <a href="${pathTo("team")}">Team Members</a>: who is on the team and how each signs in. Your own settings are under "Edit your
-          settings".
-        </li>
-        ${
-          c.isAdmin
-            ? html`<li><a href="${pathTo("security")}">Security</a>: the account's two-factor policy.</li>
-                <li><a href="${pathTo("audit")}">Audit log</a>: every security event of the account.</li>`
-            : ""
-        }
-      </ul>
-    </div>`,
+    body: html`<div class="card"><h1>Account Settings</h1>
+<p>Settings of the team account <strong>${c.accountName}</strong>.</p>
+<ul>
+<li><a href="${pathTo("team")}">Team Members</a>: who is on the team and how each signs in. Your own settings are under "Edit your settings".</li>
+${c.isAdmin ? html`<li><a href="${pathTo("security")}">Security</a>: the account's two-factor policy.</li><li><a href="${pathTo("audit")}">Audit log</a>: every security event of the account.</li>` : ""}
+</ul></div>`,
   });
 }
 
@@ -41,17 +31,13 @@ export function profilePage(
     c,
     "Your settings",
     pathTo("profile"),
-    html`<div class="card">
-      <h1>Your settings</h1>
-      <p><strong>${c.name}</strong> · ${c.email}</p>
-      ${c.method === "sso" ? "" : html`<p><a href="${pathTo("password")}">Change password</a></p>`}
-      <h2 style="font-size:1.15rem;margin-top:1.5rem">Two-factor authentication</h2>
-      <p>
-        Method:
-        <strong>${methodLabel[c.method]}</strong>${c.method === "auth_app" ? html` · ${c.recoveryCodesRemaining} recovery codes left` : ""}
-      </p>
-      ${c.method === "sso" ? html`<p class="muted">You sign in with your company's SSO provider, which handles two-factor authentication.</p>` : html`<p><a class="button" href="${pathTo("twoFactor")}">Manage</a></p>`}
-    </div>`,
+    html`<div class="card"><h1>Your settings</h1>
+<p><strong>${c.name}</strong> · ${c.email}</p>
+${c.method === "sso" ? "" : html`<p><a href="${pathTo("password")}">Change password</a></p>`}
+<h2 style="font-size:1.15rem;margin-top:1.5rem">Two-factor authentication</h2>
+<p>Method: <strong>${methodLabel[c.method]}</strong>${c.method === "auth_app" ? html` · ${c.recoveryCodesRemaining} recovery codes left` : ""}</p>
+${c.method === "sso" ? html`<p class="muted">You sign in with your company's SSO provider, which handles two-factor authentication.</p>` : html`<p><a class="button" href="${pathTo("twoFactor")}">Manage</a></p>`}
+</div>`,
   );
 }
 
@@ -60,17 +46,15 @@ export function confirmPasswordPage(c: SettingsChrome & { next: string; error?: 
     c,
     "Confirm your password",
     "",
-    html`<div class="card">
-      <h1>Confirm your password</h1>
-      ${alert("error", c.error)}
-      <p>${c.reason}</p>
-      <form method="post" action="${pathTo("confirmPassword")}" novalidate>
-        ${csrfField(c.signedIn.csrf)}
-        <input type="hidden" name="next" value="${c.next}" />
-        ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: true })}
-        <button type="submit">Confirm</button>
-      </form>
-    </div>`,
+    html`<div class="card"><h1>Confirm your password</h1>
+${alert("error", c.error)}
+<p>${c.reason}</p>
+<form method="post" action="${pathTo("confirmPassword")}" novalidate>
+${csrfField(c.signedIn.csrf)}
+<input type="hidden" name="next" value="${c.next}">
+${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: true })}
+<button type="submit">Confirm</button>
+</form></div>`,
   );
 }
 
@@ -89,51 +73,30 @@ export function manageTwoFactorPage(
   const csrf = csrfField(c.signedIn.csrf);
   const body =
     c.method === "email_link"
-      ? html`<p>
-            You finish signing in with a <strong>link emailed to you</strong>. That protects you if someone learns your password, but email
-            is the weaker second factor: anyone who can read your inbox can use it.
-          </p>
-          <h2 style="font-size:1.15rem">Auth app (recommended)</h2>
-          <p>
-            Use an authenticator app (Google Authenticator, Microsoft Authenticator, Authy, Duo Mobile, 1Password…) for a 6-digit code at
-            sign-in. Have the app ready: you will first save ten recovery codes, then scan a QR code, then enter a code to confirm.
-          </p>
-          ${c.requiredBy.length ? html`<p class="alert error" role="note">${c.requiredBy.join(", ")} require${c.requiredBy.length === 1 ? "s" : ""} the auth app for every team member: set it up to continue.</p>` : ""}
-          ${
-            c.setupInProgress
-              ? html`<p><a class="button" href="${pathTo("twoFactorSetup")}">Continue setup</a></p>`
-              : html`<form method="post" action="${pathTo("twoFactorSetup")}">${csrf}<button type="submit">Enable</button></form>`
-          }`
-      : html`<p>
-            The <strong>auth app</strong> is on${c.enabledAt ? html` since ${new Date(c.enabledAt).toUTCString()}` : ""}. You sign in with
-            your password and a code from the app.
-          </p>
-          <h2 style="font-size:1.15rem">Recovery codes</h2>
-          <p>
-            <strong>${c.recoveryCodesRemaining}</strong> of your recovery codes are unused.
-            ${c.recoveryCodesRemaining <= c.lowWarning ? html`<strong>That is few: generate new ones.</strong>` : ""} For your security we
-            never show the codes again; generating new ones voids all the old ones at once.
-          </p>
-          <form method="post" action="${pathTo("recoveryCodes")}">${csrf}<button type="submit">Generate new recovery codes</button></form>
-          <h2 style="font-size:1.15rem;margin-top:1.5rem">Turn off the auth app</h2>
-          ${
-            c.requiredBy.length
-              ? html`<p class="muted">
-                    You cannot turn it off: ${c.requiredBy.join(", ")} require${c.requiredBy.length === 1 ? "s" : ""} the auth app for every
-                    team member.
-                  </p>
-                  <button type="button" disabled aria-disabled="true">Turn off auth app</button>`
-              : html`<p>You would go back to the emailed sign-in link, the weaker method.</p>
-                  <form method="post" action="${pathTo("twoFactorDisable")}">${csrf}<button type="submit">Turn off auth app</button></form>`
-          }`;
+      ? html`<p>You finish signing in with a <strong>link emailed to you</strong>. That protects you if someone learns your password, but email is the weaker second factor: anyone who can read your inbox can use it.</p>
+<h2 style="font-size:1.15rem">Auth app (recommended)</h2>
+<p>Use an authenticator app (Google Authenticator, Microsoft Authenticator, Authy, Duo Mobile, 1Password…) for a 6-digit code at sign-in. Have the app ready: you will first save ten recovery codes, then scan a QR code, then enter a code to confirm.</p>
+${c.requiredBy.length ? html`<p class="alert error" role="note">${c.requiredBy.join(", ")} require${c.requiredBy.length === 1 ? "s" : ""} the auth app for every team member: set it up to continue.</p>` : ""}
+${
+  c.setupInProgress
+    ? html`<p><a class="button" href="${pathTo("twoFactorSetup")}">Continue setup</a></p>`
+    : html`<form method="post" action="${pathTo("twoFactorSetup")}">${csrf}<button type="submit">Enable</button></form>`
+}`
+      : html`<p>The <strong>auth app</strong> is on${c.enabledAt ? html` since ${new Date(c.enabledAt).toUTCString()}` : ""}. You sign in with your password and a code from the app.</p>
+<h2 style="font-size:1.15rem">Recovery codes</h2>
+<p><strong>${c.recoveryCodesRemaining}</strong> of your recovery codes are unused. ${c.recoveryCodesRemaining <= c.lowWarning ? html`<strong>That is few: generate new ones.</strong>` : ""} For your security we never show the codes again; generating new ones voids all the old ones at once.</p>
+<form method="post" action="${pathTo("recoveryCodes")}">${csrf}<button type="submit">Generate new recovery codes</button></form>
+<h2 style="font-size:1.15rem;margin-top:1.5rem">Turn off the auth app</h2>
+${
+  c.requiredBy.length
+    ? html`<p class="muted">You cannot turn it off: ${c.requiredBy.join(", ")} require${c.requiredBy.length === 1 ? "s" : ""} the auth app for every team member.</p><button type="button" disabled aria-disabled="true">Turn off auth app</button>`
+    : html`<p>You would go back to the emailed sign-in link, the weaker method.</p><form method="post" action="${pathTo("twoFactorDisable")}">${csrf}<button type="submit">Turn off auth app</button></form>`
+}`;
   return page(
     c,
     "Two-factor authentication",
     pathTo("twoFactor"),
-    html`<div class="card">
-      <h1>Two-factor authentication</h1>
-      ${alert("ok", c.notice)}${alert("error", c.error)}${body}
-    </div>`,
+    html`<div class="card"><h1>Two-factor authentication</h1>${alert("ok", c.notice)}${alert("error", c.error)}${body}</div>`,
   );
 }
 
@@ -144,75 +107,34 @@ export function recoveryCodesPage(c: SettingsChrome & { codes: string[]; duringS
     "Your recovery codes",
     pathTo("twoFactor"),
     html`<div class="card">
-      <h1>${c.duringSetup ? "Step 1 of 3: save your recovery codes" : "Your new recovery codes"}</h1>
-      ${alert("error", c.error)}
-      <p>
-        If you lose your phone, each of these codes lets you sign in once instead of an app code. Keep them somewhere safe, like a password
-        manager. <strong>This is the only time we show them.</strong>${c.duringSetup ? "" : " Your old codes no longer work."}
-      </p>
-      <ol id="recovery-codes" style="font-family:ui-monospace,monospace;font-size:1rem;columns:2 11rem;column-gap:3rem">
-        ${c.codes.map((code) => html`<li>${code}</li>`)}
-      </ol>
-      <p style="display:flex;gap:.75rem;flex-wrap:wrap">
-        <a class="button" href="${pathTo("recoveryCodesText")}" download>Download</a>
-        <a class="button" href="${pathTo("recoveryCodesPrint")}" target="_blank" rel="noopener">Print</a>
-        <button type="button" id="copy-codes" data-codes="${c.codes.join("\n")}" hidden>Copy</button>
-        <span id="copy-status" role="status" class="muted"></span>
-      </p>
-      ${
-        c.duringSetup
-          ? html`<form method="post" action="${pathTo("twoFactorSetupCodesSaved")}" novalidate>
-              ${csrf}
-              <p>
-                <label style="font-weight:400"
-                  ><input type="checkbox" name="saved" value="yes" required /> I have saved my recovery codes</label
-                >
-              </p>
-              <button type="submit">Next</button>
-            </form>`
-          : html`<form method="post" action="${pathTo("recoveryCodesDone")}">${csrf}<button type="submit">Done</button></form>`
-      }
-      <script src="${pathTo("assetCopyCodes")}"></script>
-    </div>`,
+<h1>${c.duringSetup ? "Step 1 of 3: save your recovery codes" : "Your new recovery codes"}</h1>
+${alert("error", c.error)}
+<p>If you lose your phone, each of these codes lets you sign in once instead of an app code. Keep them somewhere safe, like a password manager. <strong>This is the only time we show them.</strong>${c.duringSetup ? "" : " Your old codes no longer work."}</p>
+<ol id="recovery-codes" style="font-family:ui-monospace,monospace;font-size:1rem;columns:2 11rem;column-gap:3rem">${c.codes.map((code) => html`<li>${code}</li>`)}</ol>
+<p style="display:flex;gap:.75rem;flex-wrap:wrap">
+<a class="button" href="${pathTo("recoveryCodesText")}" download>Download</a>
+<a class="button" href="${pathTo("recoveryCodesPrint")}" target="_blank" rel="noopener">Print</a>
+<button type="button" id="copy-codes" data-codes="${c.codes.join("\n")}" hidden>Copy</button>
+<span id="copy-status" role="status" class="muted"></span>
+</p>
+${
+  c.duringSetup
+    ? html`<form method="post" action="${pathTo("twoFactorSetupCodesSaved")}" novalidate>${csrf}
+<p><label style="font-weight:400"><input type="checkbox" name="saved" value="yes" required> I have saved my recovery codes</label></p>
+<button type="submit">Next</button></form>`
+    : html`<form method="post" action="${pathTo("recoveryCodesDone")}">${csrf}<button type="submit">Done</button></form>`
+}
+<script src="${pathTo("assetCopyCodes")}"></script>
+</div>`,
   );
 }
 
 export function printCodesPage(o: { productName: string; email: string; codes: string[] }): SafeHtml {
-  return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <title>${o.productName} recovery codes</title>
-        <style>
-          body {
-            font:
-              14pt/1.6 system-ui,
-              sans-serif;
-            margin: 2rem;
-            color: #000;
-            background: #fff;
-          }
-          ol {
-            font-family: ui-monospace, monospace;
-            font-size: 14pt;
-          }
-          @media print {
-            a {
-              display: none;
-            }
-          }
-        </style>
-      </head>
-      <body>
-        <h1>${o.productName} recovery codes</h1>
-        <p>For ${o.email}. Each code works once. Keep this page safe.</p>
-        <ol>
-          ${o.codes.map((c) => html`<li>${c}</li>`)}
-        </ol>
-        <p><a href="${pathTo("twoFactorSetup")}">Back</a></p>
-        <script src="${pathTo("assetPrint")}"></script>
-      </body>
-    </html>`;
+  return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${o.productName} recovery codes</title>
+<style>body{font:14pt/1.6 system-ui,sans-serif;margin:2rem;color:#000;background:#fff}ol{font-family:ui-monospace,monospace;font-size:14pt}@media print{a{display:none}}</style></head>
+<body><h1>${o.productName} recovery codes</h1><p>For ${o.email}. Each code works once. Keep this page safe.</p>
+<ol>${o.codes.map((c) => html`<li>${c}</li>`)}</ol><p><a href="${pathTo("twoFactorSetup")}">Back</a></p>
+<script src="${pathTo("assetPrint")}"></script></body></html>`;
 }
 
 export function scanPage(c: SettingsChrome & { qrSvg: string; manualKey: string; uri: string; error?: string | undefined }): SafeHtml {
@@ -221,25 +143,20 @@ export function scanPage(c: SettingsChrome & { qrSvg: string; manualKey: string;
     "Scan the QR code",
     pathTo("twoFactor"),
     html`<div class="card">
-      <h1>Step 2 of 3: scan the QR code</h1>
-      ${alert("error", c.error)}
-      <p>Scan this code with your authenticator app.</p>
-      <figure
-        style="margin:0;max-width:240px;background:#fff;padding:8px;border-radius:6px"
-        aria-label="QR code for your authenticator app"
-      >
-        ${raw(c.qrSvg)}
-      </figure>
-      <p>Can't scan it? Enter this key in your app by hand (time-based):</p>
-      <p><code id="manual-key" style="font-size:1.15rem;letter-spacing:.05em">${c.manualKey}</code></p>
-      <h2 style="font-size:1.15rem;margin-top:1.5rem">Step 3 of 3: enter the code</h2>
-      <form method="post" action="${pathTo("twoFactorSetupConfirm")}" novalidate>
-        ${csrfField(c.signedIn.csrf)}
-        ${field({ label: "Authentication code", name: "code", autocomplete: "one-time-code", inputmode: "numeric", autofocus: true, maxlength: 7, hint: "The 6-digit code your app now shows for this account." })}
-        <button type="submit">Verify</button>
-      </form>
-      <p class="muted" style="margin-top:1.5rem">Until you enter a correct code, nothing changes: you still sign in with the email link.</p>
-    </div>`,
+<h1>Step 2 of 3: scan the QR code</h1>
+${alert("error", c.error)}
+<p>Scan this code with your authenticator app.</p>
+<figure style="margin:0;max-width:240px;background:#fff;padding:8px;border-radius:6px" aria-label="QR code for your authenticator app">${raw(c.qrSvg)}</figure>
+<p>Can't scan it? Enter this key in your app by hand (time-based):</p>
+<p><code id="manual-key" style="font-size:1.15rem;letter-spacing:.05em">${c.manualKey}</code></p>
+<h2 style="font-size:1.15rem;margin-top:1.5rem">Step 3 of 3: enter the code</h2>
+<form method="post" action="${pathTo("twoFactorSetupConfirm")}" novalidate>
+${csrfField(c.signedIn.csrf)}
+${field({ label: "Authentication code", name: "code", autocomplete: "one-time-code", inputmode: "numeric", autofocus: true, maxlength: 7, hint: "The 6-digit code your app now shows for this account." })}
+<button type="submit">Verify</button>
+</form>
+<p class="muted" style="margin-top:1.5rem">Until you enter a correct code, nothing changes: you still sign in with the email link.</p>
+</div>`,
   );
 }
 
@@ -248,14 +165,10 @@ export function setupDonePage(c: SettingsChrome): SafeHtml {
     c,
     "Two-factor authentication is set up",
     pathTo("twoFactor"),
-    html`<div class="card">
-      <h1>Success!</h1>
-      <p>
-        Two-factor authentication with your auth app is set up. Next time you sign in, enter the code from your app after your password.
-      </p>
-      <p>You can generate new recovery codes any time from Edit your settings → Manage.</p>
-      <p><a class="button" href="${pathTo("home")}">Continue</a></p>
-    </div>`,
+    html`<div class="card"><h1>Success!</h1>
+<p>Two-factor authentication with your auth app is set up. Next time you sign in, enter the code from your app after your password.</p>
+<p>You can generate new recovery codes any time from Edit your settings → Manage.</p>
+<p><a class="button" href="${pathTo("home")}">Continue</a></p></div>`,
   );
 }
 
@@ -272,17 +185,15 @@ export function changePasswordPage(
     c,
     "Change password",
     pathTo("profile"),
-    html`<div class="card">
-      <h1>Change password</h1>
-      ${c.done ? alert("ok", "Your password is changed. Other browsers signed in as you were signed out.") : ""}
-      <form method="post" action="${pathTo("password")}" novalidate>
-        ${csrfField(c.signedIn.csrf)}
-        ${field({ label: "Current password", name: "currentPassword", type: "password", autocomplete: "current-password", autofocus: !e.next, error: e.current })}
-        ${field({ label: "New password", name: "newPassword", type: "password", autocomplete: "new-password", autofocus: Boolean(e.next), error: e.next, hint: `${c.minLength} to ${c.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
-        <button type="submit">Change password</button>
-      </form>
-      <p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p>
-    </div>`,
+    html`<div class="card"><h1>Change password</h1>
+${c.done ? alert("ok", "Your password is changed. Other browsers signed in as you were signed out.") : ""}
+<form method="post" action="${pathTo("password")}" novalidate>
+${csrfField(c.signedIn.csrf)}
+${field({ label: "Current password", name: "currentPassword", type: "password", autocomplete: "current-password", autofocus: !e.next, error: e.current })}
+${field({ label: "New password", name: "newPassword", type: "password", autocomplete: "new-password", autofocus: Boolean(e.next), error: e.next, hint: `${c.minLength} to ${c.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+<button type="submit">Change password</button>
+</form>
+<p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p></div>`,
   );
 }
 
@@ -292,10 +203,8 @@ export function passwordLoginOnlyPage(c: SettingsChrome & { message: string }): 
     c,
     "Signed in with single sign-on",
     pathTo("profile"),
-    html`<div class="card">
-      <h1>Signed in with single sign-on</h1>
-      ${alert("error", c.message)}
-      <p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p>
-    </div>`,
+    html`<div class="card"><h1>Signed in with single sign-on</h1>
+${alert("error", c.message)}
+<p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p></div>`,
   );
 }
