@@ -243,7 +243,8 @@ export function scanPage(c: SettingsChrome & { qrSvg: string; manualKey: string;
   );
 }
 
-export function setupDonePage(c: SettingsChrome): SafeHtml {
+/** `next`: where "Continue" leads (home, or on to the `return_to` of the sign-in that led here). */
+export function setupDonePage(c: SettingsChrome & { next: string }): SafeHtml {
   return page(
     c,
     "Two-factor authentication is set up",
@@ -254,7 +255,7 @@ export function setupDonePage(c: SettingsChrome): SafeHtml {
         Two-factor authentication with your auth app is set up. Next time you sign in, enter the code from your app after your password.
       </p>
       <p>You can generate new recovery codes any time from Edit your settings → Manage.</p>
-      <p><a class="button" href="${pathTo("home")}">Continue</a></p>
+      <p><a class="button" href="${c.next}">Continue</a></p>
     </div>`,
   );
 }
