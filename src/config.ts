@@ -89,6 +89,16 @@ export interface Limits {
   ssoHttpTimeoutSeconds: number;
   /** Most email domains one account's SSO connection may claim. */
   ssoMaxDomains: number;
+  /**
+   * Longest `return_to` accepted, in characters (the common URL limit of browsers and proxies). Longer ones are ignored:
+   * the stored target must fit in a cookie with room to spare.
+   */
+  returnToMaxLength: number;
+  /**
+   * The `return_to` kept for a sign-in in progress lives this long: a sign-in (10 minutes) and the forced auth-app
+   * setup after it fit; a target left over from an abandoned start does not linger.
+   */
+  returnToTtlSeconds: number;
 }
 
 export const defaultLimits: Limits = {
@@ -131,6 +141,8 @@ export const defaultLimits: Limits = {
   ssoLoginTtlSeconds: 10 * 60,
   ssoHttpTimeoutSeconds: 10,
   ssoMaxDomains: 50,
+  returnToMaxLength: 2048,
+  returnToTtlSeconds: 30 * 60,
 };
 
 export interface Config {
@@ -159,6 +171,11 @@ export interface Config {
    * addresses/CIDRs.
    */
   trustProxy: boolean | number | string[];
+  /**
+   * Origins besides the public URL's that `return_to` may lead to after sign-in (`LATCHKEY_RETURN_ORIGINS`), each as
+   * `URL.origin` serializes it (lower-case, default port left out). See src/return-to.ts.
+   */
+  returnOrigins: string[];
   limits: Limits;
 }
 
@@ -200,6 +217,30 @@ function url(name: string, raw: string, protocols: string[]): URL {
     throw new ConfigError(name, `expected a ${protocols.join(" or ")} URL, got "${parsed.protocol}"`);
   }
   return parsed;
+}
+
+/**
+ * `LATCHKEY_RETURN_ORIGINS`: comma-separated http(s) origins, nothing but scheme, host and port (a trailing slash is
+ * fine). No wildcards: every origin a sign-in may be sent back to is named.
+ */
+function returnOrigins(env: Env): string[] {
+  const name = "LATCHKEY_RETURN_ORIGINS";
+  const entries = (read(env, name) ?? "")
+    .split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
+  return entries.map((entry) => {
+    const expected = `expected comma-separated origins such as https://app.example.com (http or https, no path, no wildcard), got "${entry}"`;
+    let parsed: URL;
+    try {
+      parsed = new URL(entry);
+    } catch {
+      throw new ConfigError(name, expected);
+    }
+    const bare = parsed.pathname === "/" && !parsed.search && !parsed.hash && !parsed.username && !parsed.password && !/[?#]/.test(entry);
+    if (!["http:", "https:"].includes(parsed.protocol) || !bare || parsed.hostname.includes("*")) throw new ConfigError(name, expected);
+    return parsed.origin;
+  });
 }
 
 const SECRET_KEY_BYTES = 32;
@@ -286,6 +327,7 @@ export function loadConfig(env: Env = process.env): Config {
       trustProxy = list;
     }
   }
+  const allowedReturnOrigins = returnOrigins(env);
   const limits: Limits = {
     ...defaultLimits,
     sessionIdleTimeoutSeconds: integer(env, "LATCHKEY_SESSION_IDLE_SECONDS", defaultLimits.sessionIdleTimeoutSeconds, 60, 30 * 24 * 3600),
@@ -321,6 +363,7 @@ export function loadConfig(env: Env = process.env): Config {
     secureCookies: publicUrl.protocol === "https:",
     logLevel,
     trustProxy,
+    returnOrigins: allowedReturnOrigins,
     limits,
   };
 }

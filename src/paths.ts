@@ -19,6 +19,7 @@ export const routes = {
   loginCode: "/login/code",
   loginRecovery: "/login/recovery",
   loginSso: "/login/sso",
+  loginContinue: "/login/continue",
   ssoCallback: "/sso/callback",
   logout: "/logout",
 

@@ -53,6 +53,12 @@ describe("configuration from the environment", () => {
     ["LATCHKEY_SECRET_KEY", randomBytes(16).toString("base64")],
     ["LATCHKEY_SECRET_KEY", "not base64 at all!"],
     ["LOG_LEVEL", "loud"],
+    ["LATCHKEY_RETURN_ORIGINS", "app.example.com"],
+    ["LATCHKEY_RETURN_ORIGINS", "https://app.example.com/path"],
+    ["LATCHKEY_RETURN_ORIGINS", "https://app.example.com/?x=1"],
+    ["LATCHKEY_RETURN_ORIGINS", "https://app.example.com,ftp://files.example.com"],
+    ["LATCHKEY_RETURN_ORIGINS", "https://*.example.com"],
+    ["LATCHKEY_RETURN_ORIGINS", "https://someone@app.example.com"],
   ])("%s=%s is refused with a ConfigError that names the variable", (variable, value) => {
     const error = configErrorOf(env({ [variable]: value }));
     expect(error.variable).toBe(variable);
@@ -105,6 +111,20 @@ describe("configuration from the environment", () => {
     });
     expect(config.publicUrl.origin).toBe("https://auth.example.com");
     expect(config.secretKey.equals(Buffer.from(KEY, "base64"))).toBe(true);
+  });
+
+  it("LATCHKEY_RETURN_ORIGINS: none by default; a comma-separated list is kept as origins", () => {
+    expect(loadConfig(env()).returnOrigins).toEqual([]);
+    expect(
+      loadConfig(env({ LATCHKEY_RETURN_ORIGINS: " https://App.Example.com/ , http://localhost:4000,, https://admin.example.com:443" }))
+        .returnOrigins,
+    ).toEqual(["https://app.example.com", "http://localhost:4000", "https://admin.example.com"]);
+  });
+
+  it("a bad LATCHKEY_RETURN_ORIGINS entry says what an origin looks like", () => {
+    expect(configErrorOf(env({ LATCHKEY_RETURN_ORIGINS: "https://app.example.com/x" })).message).toMatch(
+      /^LATCHKEY_RETURN_ORIGINS: expected comma-separated origins such as https:\/\/app\.example\.com/,
+    );
   });
 
   it("an https public URL turns on secure cookies", () => {

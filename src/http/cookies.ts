@@ -6,8 +6,10 @@ import { pathTo } from "../paths.js";
 /**
  * `sso`: binds a single sign-on in flight to the browser that started it (like the challenge cookie for the email link).
  * `device`: the signed device cookie of a browser that completed a password sign-in (`src/auth/devices.ts`).
+ * `return`: the signed, short-lived `return_to` of a sign-in in progress (`src/http/return-to.ts`). Only Latchkey
+ * reads it: it stays host-only whatever other cookies do.
  */
-export type CookieKind = "session" | "challenge" | "csrf" | "sso" | "device";
+export type CookieKind = "session" | "challenge" | "csrf" | "sso" | "device" | "return";
 
 /**
  * Cookie names: with an https public URL every cookie gets `Secure` and the `__Host-` prefix, which the browser only
@@ -65,7 +67,11 @@ export function setSessionCookie(
   if (deviceToken) setDeviceCookie(reply, config, deviceToken);
 }
 
-/** A completed sign-in in a browser: session cookie, then a redirect, so spent tokens leave the address bar and history. */
+/**
+ * A completed sign-in in a browser: session cookie, then a redirect, so spent tokens leave the address bar and history:
+ * to the account picker when there is a choice, else to `/login/continue` when the sign-in was asked for with
+ * `return_to` (it goes on from there), else home.
+ */
 export function redirectSignedIn(
   reply: FastifyReply,
   config: Config,
@@ -73,5 +79,6 @@ export function redirectSignedIn(
   signIn: { sessionToken: string; chooseAccount: boolean; deviceToken?: string | null },
 ): FastifyReply {
   setSessionCookie(reply, config, from, signIn.sessionToken, signIn.deviceToken);
-  return reply.redirect(pathTo(signIn.chooseAccount ? "accounts" : "home"), 303);
+  const returning = readCookie(reply.request, config, "return") !== undefined;
+  return reply.redirect(pathTo(signIn.chooseAccount ? "accounts" : returning ? "loginContinue" : "home"), 303);
 }

@@ -22,6 +22,8 @@ export interface EnabledAuthApp {
   secret: string;
   /** The ten recovery codes shown at step 1. */
   codes: string[];
+  /** The "set up" page that answered the confirming code (its Continue link says where the person goes next). */
+  done: LightMyRequestResponse;
 }
 
 function expectStatus(response: LightMyRequestResponse, status: number, what: string): void {
@@ -53,12 +55,11 @@ export async function enableAuthApp(
   const scan = await b.get("/settings/two-factor/setup");
   const secret = /id="manual-key"[^>]*>([A-Z2-7 ]+)</.exec(scan.body)?.[1]?.replace(/ /g, "");
   if (!secret) throw new Error("no manual key on the scan page");
-  expectStatus(
-    await b.request("POST", "/settings/two-factor/setup/confirm", { form: { _csrf: csrfFrom(scan.body), code: totpCode(t, secret) } }),
-    200,
-    "confirm setup",
-  );
-  return { browser: b, secret, codes };
+  const done = await b.request("POST", "/settings/two-factor/setup/confirm", {
+    form: { _csrf: csrfFrom(scan.body), code: totpCode(t, secret) },
+  });
+  expectStatus(done, 200, "confirm setup");
+  return { browser: b, secret, codes, done };
 }
 
 /** The password step over the API: a new browser holding a challenge cookie for an auth-app user. */

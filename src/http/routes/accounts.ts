@@ -10,6 +10,7 @@ import { formSchema, idSchema, parseBody } from "../input.js";
 import { failureError } from "../reply.js";
 import { requestInfo } from "../request-info.js";
 import { accountPickerPage, helpPage } from "../views/accounts.js";
+import { hasReturnTo } from "../return-to.js";
 
 /** The person's team accounts: the picker after sign-in, switching, and the help page; pages and the JSON API. */
 export function accountRoutes(app: FastifyInstance, ctx: AppContext): void {
@@ -30,7 +31,8 @@ export function accountRoutes(app: FastifyInstance, ctx: AppContext): void {
     const form = parseBody(formSchema({ accountId: idSchema }), request.body);
     const result = await switchAccount(ctx, signedInOf(request), { accountId: form.accountId, info: requestInfo(request) });
     if (!result.ok) throw failureError(result);
-    return reply.redirect(pathTo("home"), 303);
+    // Picked after a sign-in asked for with return_to: on to it (through the setup first if this account requires it).
+    return reply.redirect(pathTo(hasReturnTo(request, config) ? "loginContinue" : "home"), 303);
   });
 
   app.get(routes.help, async (request, reply) => {

@@ -14,22 +14,31 @@ import { requestInfo } from "../request-info.js";
 import { checkEmailPage, loginPage, notices } from "../views/login.js";
 import { routes, pathTo } from "../../paths.js";
 import { LatchkeyError } from "../../errors.js";
+import { checkReturnTo } from "../../return-to.js";
+import { signedInOnly } from "../access.js";
+import { redirectSignedInVisitor, rememberReturnTo, returnToFromQuery, sendToReturnTo, takeReturnTo } from "../return-to.js";
 
-const loginForm = formSchema({ email: z.string().max(1024), password: z.string().max(4096) });
+// `return_to` is taken as anything: a refused one is ignored, never a 400 (see src/return-to.ts).
+const loginForm = formSchema({ email: z.string().max(1024), password: z.string().max(4096), return_to: z.unknown().optional() });
 
 /** Web sign-in: the password form, "check your email", the link itself and sign-out. */
 export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { config } = ctx;
   const chrome = { productName: config.productName };
 
-  app.get(routes.login, async (request, reply) => {
-    if (request.signedIn) return reply.redirect(pathTo("home"), 303);
+  // Open during a forced auth-app setup, so that a signed-in member who owes it keeps the `return_to` for after it.
+  app.get(routes.login, { config: { openDuringForcedSetup: true } }, async (request, reply) => {
+    const returnTo = await returnToFromQuery(request, ctx);
+    if (request.signedIn) return redirectSignedInVisitor(request, reply, ctx, returnTo);
     const notice = noticeFrom(notices, request);
-    return reply.html(loginPage({ ...chrome, csrf: csrfToken(request, reply, config), ...(notice ? { notice } : {}) }));
+    return reply.html(
+      loginPage({ ...chrome, csrf: csrfToken(request, reply, config), ...(notice ? { notice } : {}), ...(returnTo ? { returnTo } : {}) }),
+    );
   });
 
   app.post(routes.login, async (request, reply) => {
     const form = parseBody(loginForm, request.body);
+    const returnTo = await checkReturnTo(ctx, form.return_to);
     const result = await startSignIn(ctx, {
       email: form.email,
       password: form.password,
@@ -40,10 +49,18 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
       return renderFailure(
         reply,
         result,
-        loginPage({ ...chrome, csrf: csrfToken(request, reply, config), email: form.email.slice(0, 254), error: result.message }),
+        loginPage({
+          ...chrome,
+          csrf: csrfToken(request, reply, config),
+          email: form.email.slice(0, 254),
+          error: result.message,
+          ...(returnTo ? { returnTo } : {}),
+        }),
       );
     }
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
+    // Kept with the browser for the rest of the sign-in; a start without one forgets one left from an earlier start.
+    rememberReturnTo(reply, ctx, returnTo);
     const { mailError } = result.value;
     if (mailError) {
       // The challenge cookie is set: "Send a new link" on this page finishes the sign-in once mail works again.
@@ -123,10 +140,17 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     return redirectSignedIn(reply, config, "challenge", result.value);
   });
 
+  // Every completed sign-in that was asked for with `return_to` comes here (after the account picker and any forced
+  // auth-app setup, which the policy guard sends the person through first): the one place the kept target is used.
+  app.get(routes.loginContinue, signedInOnly, async (request, reply) =>
+    sendToReturnTo(reply, ctx, await takeReturnTo(request, reply, ctx)),
+  );
+
   app.post(routes.logout, async (request, reply) => {
     parseBody(formSchema({}), request.body);
     if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
     clearCookie(reply, config, "session");
+    clearCookie(reply, config, "return");
     return reply.redirect(pathTo("login", {}, { notice: "signed_out" }), 303);
   });
 }

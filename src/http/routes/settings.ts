@@ -21,6 +21,7 @@ import { settingsChrome } from "../chrome.js";
 import { setDeviceCookie } from "../cookies.js";
 import { formSchema, parseBody } from "../input.js";
 import { renderFailure, type Failure } from "../reply.js";
+import { hasReturnTo } from "../return-to.js";
 import { requestInfo } from "../request-info.js";
 import { routes, pathTo } from "../../paths.js";
 import {
@@ -214,7 +215,9 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
       if (result.reason === "fresh_proof_required") return askForPassword(request, reply, login, result, SETUP);
       return renderSetup(request, reply, login, result);
     }
-    return reply.html(setupDonePage(chrome(request, reply, login.session)));
+    // A forced setup right after a sign-in asked for with return_to: "Continue" goes on to it.
+    const next = pathTo(hasReturnTo(request, config) ? "loginContinue" : "home");
+    return reply.html(setupDonePage({ ...chrome(request, reply, login.session), next }));
   });
 
   app.post(`${MANAGE}/recovery-codes`, passwordLoginOnly, async (request, reply) => {

@@ -10,8 +10,11 @@ import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { ssoContinuePage, ssoLoginPage } from "../views/login.js";
 import { routes, pathTo } from "../../paths.js";
+import { checkReturnTo } from "../../return-to.js";
+import { redirectSignedInVisitor, rememberReturnTo, returnToFromQuery } from "../return-to.js";
 
-const ssoForm = formSchema({ domain: z.string().max(1024) });
+// `return_to` is taken as anything: a refused one is ignored, never a 400 (see src/return-to.ts).
+const ssoForm = formSchema({ domain: z.string().max(1024), return_to: z.unknown().optional() });
 const ssoBody = z.object({ domain: z.string().max(1024).describe("example.com or you@example.com") }).strict();
 
 /** "Sign in with SSO": the domain form, the hand-over to the provider, its callback, and the JSON start. */
@@ -20,22 +23,32 @@ export function ssoRoutes(app: FastifyInstance, ctx: AppContext): void {
   const chrome = { productName: config.productName };
   const cookieSeconds = config.limits.ssoLoginTtlSeconds;
 
-  app.get(routes.loginSso, async (request, reply) => {
-    if (request.signedIn) return reply.redirect(pathTo("home"), 303);
-    return reply.html(ssoLoginPage({ ...chrome, csrf: csrfToken(request, reply, config) }));
+  // Open during a forced auth-app setup, like /login (see there).
+  app.get(routes.loginSso, { config: { openDuringForcedSetup: true } }, async (request, reply) => {
+    const returnTo = await returnToFromQuery(request, ctx);
+    if (request.signedIn) return redirectSignedInVisitor(request, reply, ctx, returnTo);
+    return reply.html(ssoLoginPage({ ...chrome, csrf: csrfToken(request, reply, config), ...(returnTo ? { returnTo } : {}) }));
   });
 
   app.post(routes.loginSso, async (request, reply) => {
     const form = parseBody(ssoForm, request.body);
+    const returnTo = await checkReturnTo(ctx, form.return_to);
     const result = await startSsoSignIn(ctx, { domainOrEmail: form.domain, info: requestInfo(request) });
     if (!result.ok) {
       return renderFailure(
         reply,
         result,
-        ssoLoginPage({ ...chrome, csrf: csrfToken(request, reply, config), value: form.domain.slice(0, 254), error: result.message }),
+        ssoLoginPage({
+          ...chrome,
+          csrf: csrfToken(request, reply, config),
+          value: form.domain.slice(0, 254),
+          error: result.message,
+          ...(returnTo ? { returnTo } : {}),
+        }),
       );
     }
     setCookie(reply, config, "sso", result.value.browserToken, cookieSeconds);
+    rememberReturnTo(reply, ctx, returnTo);
     return reply.html(ssoContinuePage({ ...chrome, url: result.value.authorizationUrl, domain: result.value.domain }));
   });
 

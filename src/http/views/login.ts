@@ -13,7 +13,13 @@ export const notices = {
   session_expired: "Your session has ended. Please sign in again.",
 } as const;
 
-export function loginPage(o: PageChrome & { csrf: string; email?: string; error?: string; notice?: string }): SafeHtml {
+/** The hidden field that carries a checked `return_to` from the sign-in page to its form's submission. */
+function returnToField(returnTo: string | undefined): SafeHtml | "" {
+  return returnTo === undefined ? "" : html`<input type="hidden" name="return_to" value="${returnTo}">`;
+}
+
+/** `returnTo`: a checked target (src/return-to.ts) the sign-in ends on; the form and the SSO link carry it. */
+export function loginPage(o: PageChrome & { csrf: string; email?: string; error?: string; notice?: string; returnTo?: string }): SafeHtml {
   return layout({
     title: "Sign in",
     productName: o.productName,
@@ -22,18 +28,18 @@ export function loginPage(o: PageChrome & { csrf: string; email?: string; error?
 ${alert("ok", o.notice)}
 ${alert("error", o.error)}
 <form method="post" action="${pathTo("login")}" novalidate>
-${csrfField(o.csrf)}
+${csrfField(o.csrf)}${returnToField(o.returnTo)}
 ${field({ label: "Email", name: "email", type: "email", value: o.email ?? "", autocomplete: "username", autofocus: !o.email, maxlength: 254 })}
 ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: Boolean(o.email) })}
 <button type="submit">Sign in</button>
 </form>
-<p class="muted" style="margin-top:1.5rem">Does your company sign in through its identity provider? <a href="${pathTo("loginSso")}">Sign in with SSO</a></p>
+<p class="muted" style="margin-top:1.5rem">Does your company sign in through its identity provider? <a href="${pathTo("loginSso", {}, { return_to: o.returnTo })}">Sign in with SSO</a></p>
 </div>`,
   });
 }
 
 /** "Sign in with SSO": one field, the work email or its domain (only the domain is used). */
-export function ssoLoginPage(o: PageChrome & { csrf: string; value?: string; error?: string }): SafeHtml {
+export function ssoLoginPage(o: PageChrome & { csrf: string; value?: string; error?: string; returnTo?: string }): SafeHtml {
   return layout({
     title: "Sign in with SSO",
     productName: o.productName,
@@ -41,11 +47,11 @@ export function ssoLoginPage(o: PageChrome & { csrf: string; value?: string; err
 <h1>Sign in with SSO</h1>
 ${alert("error", o.error)}
 <form method="post" action="${pathTo("loginSso")}" novalidate>
-${csrfField(o.csrf)}
+${csrfField(o.csrf)}${returnToField(o.returnTo)}
 ${field({ label: "Work email or domain", name: "domain", value: o.value ?? "", autocomplete: "username", autofocus: true, maxlength: 254, hint: "For example you@example.com or example.com. We use only the domain to find your company's identity provider." })}
 <button type="submit">Continue with SSO</button>
 </form>
-<p class="muted" style="margin-top:1.5rem"><a href="${pathTo("login")}">Sign in with email and password</a></p>
+<p class="muted" style="margin-top:1.5rem"><a href="${pathTo("login", {}, { return_to: o.returnTo })}">Sign in with email and password</a></p>
 </div>`,
   });
 }
@@ -63,6 +69,24 @@ export function ssoContinuePage(o: PageChrome & { url: string; domain: string })
 <h1>Continue to your identity provider</h1>
 <p>Single sign-on for <strong>${o.domain}</strong> continues at your company's identity provider.</p>
 <p><a class="button" href="${o.url}">Continue to sign in</a></p>
+</div>`,
+  });
+}
+
+/**
+ * The end of a sign-in that goes back to another origin (`return_to`): a page that moves on at once, with a link. Not a
+ * redirect: after one of our forms (the code step, the account picker) the CSP's form-action 'self' would block a
+ * redirect to another origin.
+ */
+export function continueToPage(o: PageChrome & { url: string; host: string }): SafeHtml {
+  return layout({
+    title: "You are signed in",
+    productName: o.productName,
+    head: html`<meta http-equiv="refresh" content="0;url=${o.url}">`,
+    body: html`<div class="card">
+<h1>You are signed in</h1>
+<p>Taking you back to <strong>${o.host}</strong>.</p>
+<p><a class="button" href="${o.url}">Continue</a></p>
 </div>`,
   });
 }

@@ -160,7 +160,8 @@ ${field({ label: "Authentication code", name: "code", autocomplete: "one-time-co
   );
 }
 
-export function setupDonePage(c: SettingsChrome): SafeHtml {
+/** `next`: where "Continue" leads (home, or on to the `return_to` of the sign-in that led here). */
+export function setupDonePage(c: SettingsChrome & { next: string }): SafeHtml {
   return page(
     c,
     "Two-factor authentication is set up",
@@ -168,7 +169,7 @@ export function setupDonePage(c: SettingsChrome): SafeHtml {
     html`<div class="card"><h1>Success!</h1>
 <p>Two-factor authentication with your auth app is set up. Next time you sign in, enter the code from your app after your password.</p>
 <p>You can generate new recovery codes any time from Edit your settings → Manage.</p>
-<p><a class="button" href="${pathTo("home")}">Continue</a></p></div>`,
+<p><a class="button" href="${c.next}">Continue</a></p></div>`,
   );
 }
 

@@ -1,0 +1,47 @@
+import { defaultLimits } from "../../src/config.js";
+
+/**
+ * Every `return_to` form a redirect must never follow (open-redirect tricks, other schemes, other origins), for a
+ * public URL of https://auth.example.com and the allowed origins https://app.example.com and http://localhost:4000.
+ */
+export const REFUSED_RETURN_TO: ReadonlyArray<readonly [string, string]> = [
+  ["protocol-relative", "//evil.example"],
+  ["protocol-relative with a path", "//evil.example/settings"],
+  ["three slashes", "///evil.example"],
+  ["scheme without slashes", "https:evil.example"],
+  ["scheme with one slash", "https:/evil.example"],
+  ["two backslashes", "\\\\evil.example"],
+  ["slash backslash", "/\\evil.example"],
+  ["backslash slash", "\\/evil.example"],
+  ["scheme with backslashes", "https:\\\\evil.example"],
+  ["another origin", "https://evil.example"],
+  ["another origin with a path", "https://evil.example/settings/team"],
+  ["userinfo naming the public host", "https://auth.example.com@evil.example"],
+  ["userinfo on an allowed origin", "https://someone@app.example.com/"],
+  ["encoded slash in userinfo", "https://evil.example%2F@auth.example.com"],
+  ["percent-encoded slashes", "%2F%2Fevil.example"],
+  ["percent-encoded scheme", "https%3A%2F%2Fevil.example"],
+  ["mixed-case scheme and host", "HTTPS://EVIL.EXAMPLE"],
+  ["mixed-case scheme", "HtTpS://evil.example/"],
+  ["javascript:", "javascript:alert(1)"],
+  ["JavaScript: mixed case", "JavaScript:alert(1)"],
+  ["data:", "data:text/html,<script>alert(1)</script>"],
+  ["file:", "file:///etc/passwd"],
+  ["ftp on an allowed host", "ftp://app.example.com/"],
+  ["tab inside", "/\t/evil.example"],
+  ["newline inside", "/\n/evil.example"],
+  ["carriage return inside", "/\r/evil.example"],
+  ["leading space", " //evil.example"],
+  ["leading tab", "\t/settings"],
+  ["NUL inside", "/\u0000/evil.example"],
+  ["a port variant of the public origin", "https://auth.example.com:8443/settings"],
+  ["http instead of https on the public host", "http://auth.example.com/settings"],
+  ["an allowed host as a prefix", "https://app.example.com.evil.example/"],
+  ["an allowed host with a trailing dot", "https://app.example.com./"],
+  ["an encoded dot in the host", "https://app.example.com%2Eevil.example/"],
+  ["a full-width dot in the host", "https://app.example.com\u3002evil.example/"],
+  ["a relative path without a slash", "settings/team"],
+  ["a query only", "?next=//evil.example"],
+  ["empty", ""],
+  ["overlong", `/${"a".repeat(defaultLimits.returnToMaxLength)}`],
+];
