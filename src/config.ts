@@ -89,6 +89,12 @@ export interface Limits {
   ssoHttpTimeoutSeconds: number;
   /** Most email domains one account's SSO connection may claim. */
   ssoMaxDomains: number;
+  /** An operator API token's `last_used_at` is written at most this often, to keep the token check read-mostly. */
+  apiTokenTouchIntervalSeconds: number;
+  /** Accounts per page of `GET /api/v1/admin/accounts` when the caller names no `limit`. */
+  operatorAccountsPageSize: number;
+  /** Most accounts per page of `GET /api/v1/admin/accounts`. */
+  operatorAccountsMaxPageSize: number;
 }
 
 export const defaultLimits: Limits = {
@@ -131,6 +137,9 @@ export const defaultLimits: Limits = {
   ssoLoginTtlSeconds: 10 * 60,
   ssoHttpTimeoutSeconds: 10,
   ssoMaxDomains: 50,
+  apiTokenTouchIntervalSeconds: 60,
+  operatorAccountsPageSize: 50,
+  operatorAccountsMaxPageSize: 200,
 };
 
 export interface Config {
