@@ -473,6 +473,7 @@ describeEachDialect("operator API", (dialect) => {
 
     it("unknown or malformed ids are 404, and nothing is written or sent", async () => {
       const { accountId, member } = await team();
+      const other = await team();
       const unknown = newId();
       const before = await snapshot();
       const cases: Array<[Method, string, unknown, string]> = [
@@ -490,7 +491,6 @@ describeEachDialect("operator API", (dialect) => {
         expect(response.json(), `${method} ${url}`).toEqual({ error: code, message: expect.any(String) });
       }
       // A member of another account is not a member of this one.
-      const other = await team();
       const response = await call("DELETE", `/api/v1/admin/accounts/${accountId}/members/${other.member.userId}`);
       expect(response.statusCode).toBe(404);
       expect(await snapshot()).toEqual(before);
