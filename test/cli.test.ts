@@ -240,7 +240,7 @@ describe("latchkey CLI", () => {
       // Only that token: the other still works.
       expect((await listAccounts(other)).statusCode).toBe(200);
       const list = await latchkey(["api-token", "list"], env);
-      expect(list.stdout.split("\n").find((l) => l.startsWith(id))).toMatch(/  revoked \d{4}-\d\d-\d\dT[\d:]+Z$/);
+      expect(list.stdout.split("\n").find((l) => l.startsWith(id))).toMatch(/ {2}revoked \d{4}-\d\d-\d\dT[\d:]+Z$/);
       const again = await latchkey(["api-token", "revoke", id], env);
       expect(again.code).toBe(0);
       expect(again.stdout).toContain("already revoked");
