@@ -6,6 +6,7 @@ import { openRuntime, type Runtime } from "./runtime.js";
 import { buildApp } from "./server.js";
 import { issueSetupLink } from "./team/setup.js";
 import { createAccountWithAdmin } from "./team/accounts.js";
+import { createApiToken, listApiTokens, revokeApiToken } from "./auth/api-tokens.js";
 import { isLoopbackHost } from "./http/routes/dev-mail.js";
 import { connectSso, disconnectSso, showSso, type SsoConnectionView } from "./team/sso.js";
 import {
@@ -160,6 +161,61 @@ account
   });
 
 const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z"));
+
+const apiToken = program
+  .command("api-token")
+  .description("Tokens for the operator API (/api/v1/admin/…), sent as `Authorization: Bearer <token>`.");
+apiToken
+  .command("create")
+  .description("Create an API token and print it once (last line); only its hash is stored.")
+  .addOption(new Option("--name <name>", "what the token is for (named in the audit events of its calls)").makeOptionMandatory())
+  .action(async (options: { name: string }) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const result = await createApiToken(ctx, { name: options.name });
+      if (!result.ok) fatal(result.message);
+      process.stdout.write(`Created API token ${quoteForTerminal(result.value.name)} (${result.value.id}).\n`);
+      process.stdout.write(
+        "Store it now: it is shown only this once. Send it as `Authorization: Bearer <token>` to /api/v1/admin/…; revoke it with `latchkey api-token revoke ID`.\n",
+      );
+      process.stdout.write(`${result.value.token}\n`);
+    });
+  });
+apiToken
+  .command("list")
+  .description("Every API token: id, name, created, last used, revoked. Never the token itself (it is not stored).")
+  .action(async () => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const tokens = await listApiTokens(ctx);
+      if (tokens.length === 0) {
+        process.stdout.write("No API tokens. (`latchkey api-token create --name NAME` makes one.)\n");
+        return;
+      }
+      for (const token of tokens) {
+        const used = token.lastUsedAt === null ? "never" : iso(token.lastUsedAt);
+        const state = token.revokedAt === null ? "active" : `revoked ${iso(token.revokedAt)}`;
+        process.stdout.write(
+          `${token.id}  ${quoteForTerminal(token.name)}  created ${iso(token.createdAt)}  last used ${used}  ${state}\n`,
+        );
+      }
+      const active = tokens.filter((token) => token.revokedAt === null).length;
+      process.stdout.write(`${tokens.length} token(s), ${active} active.\n`);
+    });
+  });
+apiToken
+  .command("revoke")
+  .argument("<id>", "token id from `api-token list`")
+  .description("Revoke an API token: every request with it is refused from now on (401).")
+  .action(async (id: string) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const result = await revokeApiToken(ctx, id);
+      if (!result.ok) fatal(`no API token ${id} (\`latchkey api-token list\` shows the tokens)`);
+      process.stdout.write(
+        result.value.alreadyRevoked
+          ? `API token ${quoteForTerminal(result.value.name)} (${id}) was already revoked at ${iso(result.value.revokedAt)}.\n`
+          : `Revoked API token ${quoteForTerminal(result.value.name)} (${id}); requests with it now get 401.\n`,
+      );
+    });
+  });
 
 function supportLine(r: SupportRequestView): string {
   const when = r.status === "approved" ? `resets ${iso(r.resetsAt)}` : `asked ${iso(r.createdAt)}`;

@@ -99,6 +99,12 @@ export interface Limits {
    * setup after it fit; a target left over from an abandoned start does not linger.
    */
   returnToTtlSeconds: number;
+  /** An operator API token's `last_used_at` is written at most this often, to keep the token check read-mostly. */
+  apiTokenTouchIntervalSeconds: number;
+  /** Accounts per page of `GET /api/v1/admin/accounts` when the caller names no `limit`. */
+  operatorAccountsPageSize: number;
+  /** Most accounts per page of `GET /api/v1/admin/accounts`. */
+  operatorAccountsMaxPageSize: number;
 }
 
 export const defaultLimits: Limits = {
@@ -143,6 +149,9 @@ export const defaultLimits: Limits = {
   ssoMaxDomains: 50,
   returnToMaxLength: 2048,
   returnToTtlSeconds: 30 * 60,
+  apiTokenTouchIntervalSeconds: 60,
+  operatorAccountsPageSize: 50,
+  operatorAccountsMaxPageSize: 200,
 };
 
 export interface Config {

@@ -57,6 +57,8 @@ export const errorCodes = [
   "sso_failed",
   "sso_password_member",
   "sso_unavailable",
+  "invalid_token",
+  "account_not_found",
   "internal_error",
 ] as const;
 

@@ -80,6 +80,10 @@ export const routes = {
   apiTeamInvitationResend: "/api/v1/team/invitations/:id/resend",
   apiPolicy: "/api/v1/policy",
   apiAudit: "/api/v1/audit",
+  apiAdminAccounts: "/api/v1/admin/accounts",
+  apiAdminAccount: "/api/v1/admin/accounts/:id",
+  apiAdminAccountInvitations: "/api/v1/admin/accounts/:id/invitations",
+  apiAdminAccountMember: "/api/v1/admin/accounts/:id/members/:userId",
   apiOpenApi: "/api/v1/openapi.json",
 } as const;
 

@@ -6,6 +6,7 @@ import type { AppContext } from "./context.js";
 import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
 import { loadSession } from "./http/session-guard.js";
+import { loadOperator } from "./http/operator-guard.js";
 import { redactUrl } from "./http/request-info.js";
 import { AfterResponse } from "./http/after-response.js";
 import { apiRoutes } from "./http/routes/api.js";
@@ -23,6 +24,7 @@ import { securityRoutes } from "./http/routes/security.js";
 import { auditRoutes } from "./http/routes/audit.js";
 import { accountRoutes } from "./http/routes/accounts.js";
 import { supportRoutes } from "./http/routes/support.js";
+import { operatorRoutes } from "./http/routes/operator.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
 import { routes } from "./paths.js";
 import { checkAccess } from "./http/access.js";
@@ -62,7 +64,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
         ? false
         : {
             level: ctx.config.logLevel,
-            redact: ["req.headers.cookie", 'res.headers["set-cookie"]'],
+            redact: ["req.headers.cookie", "req.headers.authorization", 'res.headers["set-cookie"]'],
             // Fastify's own request fields, with the URL's tokens taken out (links stay live after they are logged).
             serializers: {
               req: (request: FastifyRequest) => ({
@@ -122,6 +124,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.decorate("afterResponse", afterResponse);
   app.addHook("onClose", async () => afterResponse.settled());
   app.decorateRequest("signedIn", null);
+  app.decorateRequest("operator", null);
   registerHtmlReply(app);
   registerApiOperations(app);
   app.decorateRequest("csrfCookieIssued", undefined);
@@ -161,10 +164,16 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.addHook("preHandler", async (request, reply) => {
     // A request no route takes runs no handler and changes nothing: it answers 404 or 405, not a CSRF refusal.
     if (!request.is404) checkCsrf(request, ctx.config);
-    await loadSession(ctx, request, reply);
-    // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open.
-    const enforced = enforceTwoFactorPolicy(request, reply);
-    if (enforced) return enforced;
+    if (request.routeOptions.config.access === "operator") {
+      // The operator API: the bearer token and nothing else. No cookie is read, so no session is loaded (nor
+      // touched, nor cleared) and no session rule applies.
+      await loadOperator(ctx, request);
+    } else {
+      await loadSession(ctx, request, reply);
+      // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open.
+      const enforced = enforceTwoFactorPolicy(request, reply);
+      if (enforced) return enforced;
+    }
     // Then who may reach the route, as the route declared it (`access`).
     return checkAccess(ctx, request, reply);
   });
@@ -182,6 +191,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   assetRoutes(app);
   invitationRoutes(app, ctx);
   apiRoutes(app, ctx);
+  operatorRoutes(app, ctx);
   openApiRoutes(app, ctx);
   if (options.outboxDir !== undefined) devMailRoutes(app, ctx, options.outboxDir);
   app.get(routes.healthz, async (_request, reply) => reply.send({ ok: true }));

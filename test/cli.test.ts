@@ -57,7 +57,7 @@ describe("latchkey CLI", () => {
   it("--help lists the commands", async () => {
     const run = await latchkey(["--help"], { LATCHKEY_DATA_DIR: dataDir() });
     expect(run.code).toBe(0);
-    for (const command of ["serve", "migrate", "account"]) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
+    for (const command of ["serve", "migrate", "account", "api-token"]) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
   });
 
   it("account create --help lists --name and --admin-email", async () => {
@@ -164,6 +164,101 @@ describe("latchkey CLI", () => {
       expect(accepted.statusCode).toBe(303);
       const signedIn = await signedInBrowser(t as TestApp, { email: "a@example.com", password: "the admin's own passphrase" });
       expect((await signedIn.get("/api/v1/session")).json()).toMatchObject({ account: { name: "Acme" }, role: "admin" });
+    });
+  });
+
+  describe("api-token", () => {
+    let dir: string;
+    let env: Record<string, string>;
+    let created: Run;
+    let t: Pick<TestApp, "app" | "ctx"> & { close(): Promise<void> };
+
+    beforeAll(async () => {
+      dir = dataDir();
+      env = { LATCHKEY_DATA_DIR: dir };
+      created = await latchkey(["api-token", "create", "--name", "provisioning"], env);
+      // The same SQLite file the CLI used, served by an in-process app.
+      const config = loadConfig({ LATCHKEY_DATA_DIR: dir, LOG_LEVEL: "silent" });
+      const runtime = await openRuntime(config, { clock: new TestClock(), mailer: new MemoryMailer() });
+      const app = await buildApp(runtime.ctx, { logger: false });
+      t = { app, ctx: runtime.ctx, close: async () => (await app.close(), await runtime.close()) };
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    const listAccounts = (token: string) =>
+      t.app.inject({ method: "GET", url: "/api/v1/admin/accounts", headers: { authorization: `Bearer ${token}` } });
+
+    it("api-token --help lists create, list and revoke", async () => {
+      const run = await latchkey(["api-token", "--help"], env);
+      expect(run.code).toBe(0);
+      for (const command of ["create", "list", "revoke"]) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
+      const create = await latchkey(["api-token", "create", "--help"], env);
+      expect(create.stdout).toContain("--name <name>");
+    });
+
+    it("create prints the token once, as the last line, and stores only its hash", async () => {
+      expect(created.stderr).toBe("");
+      expect(created.code).toBe(0);
+      const token = lastLine(created.stdout);
+      expect(token).toMatch(/^lk_[A-Za-z0-9_-]{43}$/);
+      expect(created.stdout).toContain('Created API token "provisioning"');
+      expect(created.stdout).toContain("Authorization: Bearer");
+      const rows = await t.ctx.db.selectFrom("api_tokens").selectAll().execute();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.token_hash).toBe(hashToken(token));
+      expect(JSON.stringify(rows)).not.toContain(token.slice(3));
+      expect((await listAccounts(token)).statusCode).toBe(200);
+    });
+
+    it("list shows id, name, created, last used and revoked, never the token", async () => {
+      const token = lastLine(created.stdout);
+      const id = (await t.ctx.db.selectFrom("api_tokens").select("id").executeTakeFirstOrThrow()).id;
+      const run = await latchkey(["api-token", "list"], env);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).not.toContain(token.slice(3, 20));
+      const line = run.stdout.split("\n").find((l) => l.startsWith(id));
+      expect(line).toMatch(
+        new RegExp(
+          `^${id}  "provisioning"  created \\d{4}-\\d\\d-\\d\\dT[\\d:]+Z  last used (never|\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z)  active$`,
+        ),
+      );
+    });
+
+    it("revoke ends the token at once: the API answers 401 and list says revoked", async () => {
+      const token = lastLine(created.stdout);
+      const second = await latchkey(["api-token", "create", "--name", "second"], env);
+      const other = lastLine(second.stdout);
+      const id = (await t.ctx.db.selectFrom("api_tokens").select("id").where("name", "=", "provisioning").executeTakeFirstOrThrow()).id;
+      const run = await latchkey(["api-token", "revoke", id], env);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain('Revoked API token "provisioning"');
+      const refused = await listAccounts(token);
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json()).toMatchObject({ error: "invalid_token" });
+      // Only that token: the other still works.
+      expect((await listAccounts(other)).statusCode).toBe(200);
+      const list = await latchkey(["api-token", "list"], env);
+      expect(list.stdout.split("\n").find((l) => l.startsWith(id))).toMatch(/ {2}revoked \d{4}-\d\d-\d\dT[\d:]+Z$/);
+      const again = await latchkey(["api-token", "revoke", id], env);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain("already revoked");
+    });
+
+    it("revoke of an unknown id exits 1 and says so; create without --name or with a bad name exits non-zero and stores nothing", async () => {
+      const unknown = await latchkey(["api-token", "revoke", newId()], env);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/no API token/);
+      const before = (await t.ctx.db.selectFrom("api_tokens").select("id").execute()).length;
+      const missing = await latchkey(["api-token", "create"], env);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toContain("required option '--name <name>' not specified");
+      const bad = await latchkey(["api-token", "create", "--name", "evil\u001b[2J"], env);
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toBe("");
+      expect(bad.stderr).not.toContain("\u001b");
+      expect((await t.ctx.db.selectFrom("api_tokens").select("id").execute()).length).toBe(before);
     });
   });
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { routes } from "../src/paths.js";
+import { createApiToken } from "../src/auth/api-tokens.js";
 import { seedMember, signedInBrowser, startTestApp, type Browser, type TestApp } from "./helpers/app.js";
 
 const run = promisify(execFile);
@@ -73,6 +74,55 @@ describe("the OpenAPI document", () => {
     expect(doc.paths["/api/v1/session"]!["get"]!.responses["403"]).toBeUndefined();
   });
 
+  it("documents the operator API under the bearer scheme: a token, never a cookie, and no session rules", async () => {
+    const doc = JSON.parse(await documentText()) as {
+      paths: Record<string, Record<string, { security: unknown; tags: string[]; responses: Record<string, { description: string }> }>>;
+      components: { securitySchemes: Record<string, Record<string, string>> };
+    };
+    expect(doc.components.securitySchemes["bearer"]).toMatchObject({ type: "http", scheme: "bearer" });
+    const operator = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith("/api/v1/admin/"))
+      .flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, op })));
+    expect(operator.map((o) => o.name).sort()).toEqual([
+      "DELETE /api/v1/admin/accounts/{id}/members/{userId}",
+      "GET /api/v1/admin/accounts",
+      "GET /api/v1/admin/accounts/{id}",
+      "POST /api/v1/admin/accounts",
+      "POST /api/v1/admin/accounts/{id}/invitations",
+    ]);
+    for (const { name, op } of operator) {
+      expect(op.security, name).toEqual([{ bearer: [] }]);
+      expect(op.tags, name).toEqual(["Operator"]);
+      expect(op.responses["401"]!.description, name).toContain("unauthenticated");
+      expect(op.responses["401"]!.description, name).toContain("invalid_token");
+      // Neither the two-factor policy nor the CSRF check (there is no cookie to ride on) can refuse an operator call.
+      expect(op.responses["403"], name).toBeUndefined();
+    }
+    expect(doc.paths["/api/v1/admin/accounts/{id}/members/{userId}"]!["delete"]!.responses["409"]!.description).toContain("last_admin");
+    // No other operation accepts the token.
+    for (const [path, ops] of Object.entries(doc.paths))
+      if (!path.startsWith("/api/v1/admin/"))
+        for (const op of Object.values(ops)) expect(JSON.stringify(op.security), path).not.toContain("bearer");
+  });
+
+  it("every operator GET answers an API token with the shape it declares", async () => {
+    const created = await createApiToken(t.ctx, { name: "openapi" });
+    if (!created.ok) throw new Error(created.message);
+    const admin = await seedMember(t, { role: "admin" });
+    const gets = t.app.apiOperations.filter((op) => op.method === "GET" && op.access === "operator");
+    expect(gets.length).toBe(2);
+    for (const op of gets) {
+      const response = await t.app.inject({
+        method: "GET",
+        url: routes[op.route].replace(":id", admin.accountId),
+        headers: { authorization: `Bearer ${created.value.token}` },
+      });
+      expect(response.statusCode, `${op.operationId}: ${response.body.slice(0, 200)}`).toBe(op.ok.status);
+      const parsed = op.ok.schema!.safeParse(response.json());
+      expect(parsed.success, `${op.operationId}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
+    }
+  });
+
   it("every GET operation answers an Account Admin with the shape it declares", async () => {
     const admin = await seedMember(t, { role: "admin" });
     await seedMember(t, { accountId: admin.accountId });
@@ -81,7 +131,7 @@ describe("the OpenAPI document", () => {
       json: { email: "new-person@example.com", role: "member" },
       headers: { origin: t.config.publicUrl.origin },
     });
-    const gets = t.app.apiOperations.filter((op) => op.method === "GET" && !routes[op.route].includes(":"));
+    const gets = t.app.apiOperations.filter((op) => op.method === "GET" && op.access !== "operator" && !routes[op.route].includes(":"));
     expect(gets.length).toBeGreaterThan(6);
     for (const op of gets) {
       const response = await browser.get(routes[op.route]);

@@ -18,4 +18,12 @@ describe("request logs", () => {
       "/settings/team/members/0123456789abcdef0123456789abcdef/remove",
     );
   });
+
+  it("carry no operator API token, even one sent by mistake in a query string (where it is ignored)", () => {
+    const token = `lk_${newToken()}`;
+    expect(redactUrl(`/api/v1/admin/accounts?access_token=${token}`)).toBe("/api/v1/admin/accounts?access_token=[redacted]");
+    expect(redactUrl(`/api/v1/admin/accounts?limit=2&token=${token}&cursor=abc`)).toBe(
+      "/api/v1/admin/accounts?limit=2&token=[redacted]&cursor=abc",
+    );
+  });
 });

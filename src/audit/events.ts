@@ -37,13 +37,23 @@ export type AuditEventType =
   | "sso.connected"
   | "sso.disconnected"
   | "sso.member_provisioned"
-  | "sign_in.sso_failed";
+  | "sign_in.sso_failed"
+  | "api_token.created"
+  | "api_token.revoked";
+
+/** An operator API token that made a change through the operator API (`/api/v1/admin/*`). */
+export interface TokenActor {
+  tokenId: string;
+  tokenName: string;
+}
 
 export interface AuditInput {
   type: AuditEventType;
   accountId?: string | null;
   userId?: string | null;
   actorUserId?: string | null;
+  /** The change was made with an operator API token, not by a person: the event names the token as `actor` in its detail. */
+  actorToken?: TokenActor | undefined;
   info?: RequestInfo;
   detail?: Record<string, unknown>;
 }
@@ -72,11 +82,12 @@ export async function recordEvent(ctx: Db, input: AuditInput): Promise<void> {
       id: auditId(ctx.clock.now()),
       account_id: input.accountId ?? null,
       user_id: input.userId ?? null,
-      actor_user_id: input.actorUserId ?? input.userId ?? null,
+      // A token acted, not a person: no actor user (in particular not the person the event is about).
+      actor_user_id: input.actorToken ? null : (input.actorUserId ?? input.userId ?? null),
       type: input.type,
       ip: input.info?.ip ?? null,
       user_agent: input.info?.userAgent?.slice(0, 512) ?? null,
-      detail: JSON.stringify(input.detail ?? {}),
+      detail: JSON.stringify(input.actorToken ? { ...input.detail, actor: input.actorToken } : (input.detail ?? {})),
       created_at: ctx.clock.now(),
     })
     .execute();

@@ -27,7 +27,8 @@ export interface AuditEntry {
   detail: Record<string, unknown>;
 }
 
-function encodeCursor(at: number, id: string): string {
+/** An opaque page cursor for a (time, id) order: the audit log's, and the operator API's account list. */
+export function encodeCursor(at: number, id: string): string {
   return Buffer.from(`${at}:${id}`, "utf8").toString("base64url");
 }
 

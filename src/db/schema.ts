@@ -23,6 +23,7 @@ export interface Database {
   sso_connections: SsoConnectionTable;
   sso_domains: SsoDomainTable;
   sso_logins: SsoLoginTable;
+  api_tokens: ApiTokenTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -240,4 +241,18 @@ export interface SsoLoginTable {
   used_at: number | null;
   ip: string | null;
   user_agent: string | null;
+}
+
+/** An operator API token (`latchkey api-token create`): the bearer credential of `/api/v1/admin/*`. */
+export interface ApiTokenTable {
+  id: string;
+  /** The operator's label for it ("provisioning"), named in the audit events of its calls. */
+  name: string;
+  /** SHA-256 of the token (`lk_` + 256 random bits); the token itself is shown once and never stored. */
+  token_hash: string;
+  created_at: number;
+  /** Written at most once a minute (`apiTokenTouchIntervalSeconds`). */
+  last_used_at: number | null;
+  /** Set by `latchkey api-token revoke`: the token is refused from then on. */
+  revoked_at: number | null;
 }

@@ -1,10 +1,12 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import type { SignedIn } from "../auth/sessions.js";
+import type { TokenActor } from "../audit/events.js";
 import { passwordLoginFactors, type PasswordLogin } from "../auth/fresh-proof.js";
 import { LatchkeyError } from "../errors.js";
 import { pathTo } from "../paths.js";
 import { isApiRequest } from "./errors.js";
+import { bearerCredential } from "./operator-guard.js";
 import { failureError } from "./reply.js";
 import { settingsChrome } from "./chrome.js";
 import { passwordLoginOnlyPage } from "./views/settings.js";
@@ -16,9 +18,12 @@ import { passwordLoginOnlyPage } from "./views/settings.js";
  * - `admin`: a session whose role in the current account is admin; otherwise 403 `forbidden`.
  * - `password_login`: a session that signed in with a password. The person's own password, auth app and recovery
  *   codes belong to the password login, and a session opened by single sign-on proved none of them (403).
+ * - `operator`: an operator API token in `Authorization: Bearer` (the operator API, `/api/v1/admin/*`); otherwise 401
+ *   `unauthenticated` (no token) or `invalid_token` (unknown, malformed or revoked). No cookie is read on these routes:
+ *   no session is loaded and no session rule (two-factor policy) applies.
  * Routes without `access` are public.
  */
-export type Access = "signed_in" | "admin" | "password_login";
+export type Access = "signed_in" | "admin" | "password_login" | "operator";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -36,6 +41,22 @@ export const passwordLoginOnly = { config: { access: "password_login" } } as con
 export function checkAccess(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
   const access = request.routeOptions.config.access;
   if (access === undefined) return undefined;
+  if (access === "operator") {
+    if (request.operator) return undefined;
+    // RFC 6750 §3: a 401 for a bearer-protected resource names the scheme.
+    const credential = bearerCredential(request);
+    reply.header("WWW-Authenticate", credential === undefined ? "Bearer" : 'Bearer error="invalid_token"');
+    if (credential === undefined)
+      throw new LatchkeyError(
+        "unauthenticated",
+        "This needs an operator API token: send Authorization: Bearer <token> (`latchkey api-token create`). Cookies are not accepted here.",
+      );
+    // One answer for a malformed, an unknown and a revoked token: nothing to learn from trying.
+    throw new LatchkeyError(
+      "invalid_token",
+      "This API token is not valid: it is mistyped, unknown or revoked. `latchkey api-token list` shows the tokens.",
+    );
+  }
   const me = request.signedIn;
   if (!me) {
     if (isApiRequest(request)) throw new LatchkeyError("unauthenticated", "Sign in first: this needs a session cookie.");
@@ -59,6 +80,13 @@ export function checkAccess(ctx: AppContext, request: FastifyRequest, reply: Fas
 export function signedInOf(request: FastifyRequest): SignedIn {
   if (!request.signedIn) throw new LatchkeyError("unauthenticated", "Sign in first: this needs a session cookie.");
   return request.signedIn;
+}
+
+/** The API token of a route declared `operator`. Throws 401 when there is none, so a route that forgot its `access` fails closed. */
+export function operatorOf(request: FastifyRequest): TokenActor {
+  if (!request.operator)
+    throw new LatchkeyError("unauthenticated", "This needs an operator API token: send Authorization: Bearer <token>.");
+  return request.operator;
 }
 
 /** The password login of a route declared `password_login` (what every factor function asks for). */

@@ -12,10 +12,13 @@ import { parseBody } from "./input.js";
  * from the same declarations, so the document cannot drift from what the server accepts.
  */
 
-/** Who may call: `public` (no cookie), `challenge` (a sign-in in progress: the challenge cookie), or a session `Access`. */
+/**
+ * Who may call: `public` (no cookie), `challenge` (a sign-in in progress: the challenge cookie), a session `Access`,
+ * or `operator` (an operator API token as `Authorization: Bearer`, never a cookie).
+ */
 export type ApiAccess = "public" | "challenge" | "optional_session" | Access;
 
-export type ApiTag = "Sign-in" | "Session" | "Two-factor" | "Team" | "Accounts" | "Document";
+export type ApiTag = "Sign-in" | "Session" | "Two-factor" | "Team" | "Accounts" | "Operator" | "Document";
 
 export interface ApiOperation<
   B extends z.ZodType | undefined = z.ZodType | undefined,
@@ -61,7 +64,10 @@ export function apiRoute<B extends z.ZodType | undefined, Q extends z.ZodType | 
 ): void {
   app.apiOperations.push(operation as ApiOperation);
   const access =
-    operation.access === "signed_in" || operation.access === "admin" || operation.access === "password_login"
+    operation.access === "signed_in" ||
+    operation.access === "admin" ||
+    operation.access === "password_login" ||
+    operation.access === "operator"
       ? operation.access
       : undefined;
   app.route({

@@ -58,6 +58,8 @@ export const statusByCode: Record<ErrorCode, number> = {
   sso_failed: 401,
   sso_password_member: 409,
   sso_unavailable: 503,
+  invalid_token: 401,
+  account_not_found: 404,
   internal_error: 500,
 };
 

@@ -164,13 +164,20 @@ export function policyEnabledMessage(input: { to: string; productName: string; a
   });
 }
 
-export function memberRemovedMessage(input: { to: string; productName: string; accountName: string; loginDeleted: boolean }): MailMessage {
+export function memberRemovedMessage(input: {
+  to: string;
+  productName: string;
+  accountName: string;
+  loginDeleted: boolean;
+  /** Who removed them, when not an Account Admin (the operator: the product's name). */
+  removedBy?: string;
+}): MailMessage {
   return compose({
     to: input.to,
     subject: `You were removed from ${input.accountName}`,
     productName: input.productName,
     paragraphs: [
-      `An Account Admin removed you from the team account "${input.accountName}" on ${input.productName}. You were signed out of it.`,
+      `${input.removedBy ?? "An Account Admin"} removed you from the team account "${input.accountName}" on ${input.productName}. You were signed out of it.`,
       input.loginDeleted
         ? "You had no other team account, so your login (password, authenticator app and recovery codes) was deleted. If you are invited again, you will set a new password and two-factor authentication."
         : "Your login stays, for your other team accounts.",

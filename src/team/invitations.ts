@@ -1,7 +1,7 @@
 import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { Role } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
-import { recordEvent } from "../audit/events.js";
+import { recordEvent, type TokenActor } from "../audit/events.js";
 import { checkEmail, checkName } from "../auth/emails.js";
 import { checkNewPassword, hashPassword, verifyPassword, type PasswordProblem } from "../auth/passwords.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
@@ -16,7 +16,7 @@ export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): s
 /** Invites an email to an account. Older open invitations of the same email to the same account are revoked. */
 export async function createInvitation(
   ctx: AppContext,
-  input: { accountId: string; email: string; role: Role; invitedByUserId: string | null; info?: RequestInfo },
+  input: { accountId: string; email: string; role: Role; invitedByUserId: string | null; actorToken?: TokenActor; info?: RequestInfo },
 ): Promise<Result<{ invitationId: string; url: string; token: string; expiresAt: number }, "email_invalid">> {
   const email = checkEmail(input.email, ctx.config.limits);
   if (!email.ok) return email;
@@ -56,6 +56,7 @@ export async function createInvitation(
     type: "invitation.created",
     accountId: input.accountId,
     actorUserId: input.invitedByUserId,
+    actorToken: input.actorToken,
     ...(input.info ? { info: input.info } : {}),
     detail: { email: email.value, role: input.role },
   });
@@ -265,7 +266,8 @@ export async function listPendingInvitations(ctx: Pick<AppContext, "db" | "clock
 
 export type InviteFailure = "forbidden" | "email_invalid" | "already_member" | "mail_unavailable";
 
-async function sendInvitationEmail(
+/** Emails an invitation's link; false when the mail could not be sent (the invitation stands). */
+export async function sendInvitationEmail(
   ctx: AppContext,
   input: { accountId: string; email: string; url: string; invitedBy: string },
 ): Promise<boolean> {
@@ -287,12 +289,24 @@ async function sendInvitationEmail(
   }
 }
 
+/**
+ * Who invites: an Account Admin (their user id and name), or the operator through an API token (no user; the
+ * product's name signs the email).
+ */
+export interface Inviter {
+  userId: string | null;
+  name: string;
+  accountId: string;
+  isAdmin: boolean;
+  token?: TokenActor;
+}
+
 /** An Account Admin invites someone by email with a role; the invitation email carries the 7-day, single-use link. */
 export async function inviteMember(
   ctx: AppContext,
-  actor: { userId: string; name: string; accountId: string; isAdmin: boolean },
+  actor: Inviter,
   input: { email: string; role: Role; info: RequestInfo },
-): Promise<Result<{ invitationId: string; email: string; emailed: boolean }, InviteFailure>> {
+): Promise<Result<{ invitationId: string; email: string; emailed: boolean; url: string; expiresAt: number }, InviteFailure>> {
   if (!actor.isAdmin) return fail("forbidden", "Only Account Admins can invite team members.");
   const email = checkEmail(input.email, ctx.config.limits);
   if (!email.ok) return email;
@@ -309,6 +323,7 @@ export async function inviteMember(
     email: email.value,
     role: input.role,
     invitedByUserId: actor.userId,
+    ...(actor.token ? { actorToken: actor.token } : {}),
     info: input.info,
   });
   if (!created.ok) return created;
@@ -318,7 +333,13 @@ export async function inviteMember(
     url: created.value.url,
     invitedBy: actor.name,
   });
-  return ok({ invitationId: created.value.invitationId, email: email.value, emailed });
+  return ok({
+    invitationId: created.value.invitationId,
+    email: email.value,
+    emailed,
+    url: created.value.url,
+    expiresAt: created.value.expiresAt,
+  });
 }
 
 /** A new link for an open invitation (the old link stops working), emailed again. */

@@ -1,7 +1,7 @@
 import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { Role } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
-import { recordEvent } from "../audit/events.js";
+import { recordEvent, type TokenActor } from "../audit/events.js";
 import type { SignedIn } from "../auth/sessions.js";
 import { memberRemovedMessage } from "../mail/messages.js";
 
@@ -103,7 +103,20 @@ export async function removeMember(
 ): Promise<Result<{ loginDeleted: boolean; email: string }, MemberFailure>> {
   const allowed = requireAdmin(actor);
   if (!allowed.ok) return allowed;
-  const accountId = actor.account.id;
+  return removeFromAccount(ctx, actor.account, { actorUserId: actor.user.id }, input);
+}
+
+/**
+ * The removal itself, once the remover is known to be allowed: an Account Admin of the account (`removeMember`), or
+ * the operator through an API token (`by.actorToken`). The same rules for both, the last-admin guard included.
+ */
+export async function removeFromAccount(
+  ctx: AppContext,
+  account: { id: string; name: string },
+  by: { actorUserId: string } | { actorToken: TokenActor },
+  input: { userId: string; info: RequestInfo },
+): Promise<Result<{ loginDeleted: boolean; email: string }, "member_not_found" | "last_admin">> {
+  const accountId = account.id;
   const result = await ctx.db.transaction().execute(async (tx) => {
     let admins = tx.selectFrom("memberships").select(["user_id"]).where("account_id", "=", accountId).where("role", "=", "admin");
     if (ctx.dialect === "postgres") admins = admins.forUpdate();
@@ -135,7 +148,7 @@ export async function removeMember(
       type: "member.removed",
       accountId,
       userId: input.userId,
-      actorUserId: actor.user.id,
+      ...by,
       info: input.info,
       detail: { email: member.email, loginDeleted: !others },
     });
@@ -147,8 +160,9 @@ export async function removeMember(
         memberRemovedMessage({
           to: result.value.email,
           productName: ctx.config.productName,
-          accountName: actor.account.name,
+          accountName: account.name,
           loginDeleted: result.value.loginDeleted,
+          ...("actorToken" in by ? { removedBy: ctx.config.productName } : {}),
         }),
       )
       .catch(() => undefined);

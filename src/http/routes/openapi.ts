@@ -14,6 +14,8 @@ const tagDescriptions: Record<ApiTag, string> = {
   "Two-factor": "The signed-in person's own two-factor status.",
   Team: "The account in use: members and their 2FA methods, invitations, the two-factor policy, the audit log.",
   Accounts: "The team accounts a person belongs to, and switching between them.",
+  Operator:
+    "The operator API: team accounts administered by the operator's programs with an API token (`latchkey api-token create`) as `Authorization: Bearer`. Cookies are ignored here.",
   Document: "This document.",
 };
 
@@ -29,7 +31,9 @@ function implicitErrors(op: ApiOperation): ErrorCode[] {
   const changes = op.method !== "GET";
   if (op.body || op.query || routes[op.route].includes(":")) codes.push("invalid_request");
   if (op.body) codes.push("invalid_json", "payload_too_large", "unsupported_media_type");
-  if (changes) codes.push("csrf_invalid");
+  // Operator calls carry no cookie, so the origin checks do not apply to them (csrf.ts).
+  if (changes && op.access !== "operator") codes.push("csrf_invalid");
+  if (op.access === "operator") codes.push("unauthenticated", "invalid_token");
   if (op.access === "signed_in" || op.access === "admin" || op.access === "password_login") {
     codes.push("unauthenticated");
     if (!op.openDuringForcedSetup) codes.push("two_factor_setup_required");
@@ -46,6 +50,8 @@ function security(op: ApiOperation): JsonObject[] {
       return [{ challenge: [] }];
     case "optional_session":
       return [{ session: [] }, {}];
+    case "operator":
+      return [{ bearer: [] }];
     default:
       return [{ session: [] }];
   }
@@ -123,7 +129,7 @@ export function openApiDocument(ctx: AppContext, operations: readonly ApiOperati
       title: `${ctx.config.productName} API`,
       version: "1",
       description:
-        "Sign-in and two-factor authentication for team accounts. Cookies carry the sign-in in progress (challenge) and the session; state-changing calls must send JSON, and a browser's Origin must be the public URL. Errors are `{error, message, details?}` with a stable snake_case code.",
+        "Sign-in and two-factor authentication for team accounts. Cookies carry the sign-in in progress (challenge) and the session; state-changing calls must send JSON, and a browser's Origin must be the public URL. The operator API (`/api/v1/admin/…`) takes an API token as `Authorization: Bearer` instead, never a cookie. Errors are `{error, message, details?}` with a stable snake_case code.",
       license: { name: "Apache-2.0", identifier: "Apache-2.0" },
     },
     servers: [{ url: ctx.config.publicUrl.origin }],
@@ -147,6 +153,12 @@ export function openApiDocument(ctx: AppContext, operations: readonly ApiOperati
           "latchkey_challenge",
           "The sign-in in progress, set by `POST /api/v1/login` (`__Host-latchkey_challenge` under https).",
         ),
+        bearer: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "lk_ followed by 43 base64url characters",
+          description: "An operator API token, made with `latchkey api-token create` and revoked with `latchkey api-token revoke`.",
+        },
       },
     },
   };
