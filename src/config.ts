@@ -173,6 +173,12 @@ export interface Config {
   productName: string;
   /** `true` when the public URL is https: cookies get `Secure` and the `__Host-` prefix. */
   secureCookies: boolean;
+  /**
+   * `LATCHKEY_COOKIE_DOMAIN` (lower case), or `undefined`: the session cookie alone then goes to this domain and every
+   * subdomain (`__Secure-latchkey_session; Domain=…`), so forward auth works for apps on sibling hosts. See
+   * docs/decisions.md for what that costs.
+   */
+  cookieDomain: string | undefined;
   logLevel: string;
   /**
    * Which proxies' X-Forwarded-For to believe for the client address (audit events, per-IP limits): `false` (none,
@@ -252,6 +258,43 @@ function returnOrigins(env: Env): string[] {
   });
 }
 
+/** A DNS label as cookies and host names allow it: letters, digits and inner hyphens, 1–63 characters. */
+const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * `LATCHKEY_COOKIE_DOMAIN`: a registrable-looking domain (at least two labels, a top-level label that is not all
+ * digits, so no IP address), that the public URL's host is or is under, with an https public URL. Browsers drop a
+ * cookie whose Domain does not cover the host that set it, and a cookie every subdomain receives must never travel
+ * over plain http: both mistakes would otherwise show up only as sign-ins that silently do not stick.
+ */
+function cookieDomain(env: Env, publicUrl: URL): string | undefined {
+  const raw = read(env, "LATCHKEY_COOKIE_DOMAIN");
+  if (raw === undefined) return undefined;
+  const domain = raw.toLowerCase();
+  const labels = domain.split(".");
+  const tld = labels[labels.length - 1] ?? "";
+  if (domain.length > 253 || labels.length < 2 || !labels.every((label) => DOMAIN_LABEL.test(label)) || /^\d+$/.test(tld)) {
+    throw new ConfigError(
+      "LATCHKEY_COOKIE_DOMAIN",
+      `expected a domain like example.com (no scheme, port, path or leading dot) that LATCHKEY_PUBLIC_URL's host is part of, got "${raw}"`,
+    );
+  }
+  if (publicUrl.protocol !== "https:") {
+    throw new ConfigError(
+      "LATCHKEY_COOKIE_DOMAIN",
+      `needs an https LATCHKEY_PUBLIC_URL (the session cookie goes to every host under ${domain} and must be Secure), got "${publicUrl.origin}"`,
+    );
+  }
+  const host = publicUrl.hostname;
+  if (host !== domain && !host.endsWith(`.${domain}`)) {
+    throw new ConfigError(
+      "LATCHKEY_COOKIE_DOMAIN",
+      `LATCHKEY_PUBLIC_URL's host ${host} is not ${domain} or a subdomain of it, so browsers would refuse the cookie`,
+    );
+  }
+  return domain;
+}
+
 const SECRET_KEY_BYTES = 32;
 const SECRET_KEY_FILE = "secret.key";
 
@@ -298,6 +341,7 @@ export function loadConfig(env: Env = process.env): Config {
       `expected an origin without a path, e.g. https://auth.example.com, got "${publicUrl.href}"`,
     );
   }
+  const sessionCookieDomain = cookieDomain(env, publicUrl);
   const dataDir = resolve(read(env, "LATCHKEY_DATA_DIR") ?? "./data");
   const databaseUrl = read(env, "DATABASE_URL");
   if (databaseUrl !== undefined) url("DATABASE_URL", databaseUrl, ["postgres", "postgresql"]);
@@ -370,6 +414,7 @@ export function loadConfig(env: Env = process.env): Config {
     previousSecretKeys,
     productName,
     secureCookies: publicUrl.protocol === "https:",
+    cookieDomain: sessionCookieDomain,
     logLevel,
     trustProxy,
     returnOrigins: allowedReturnOrigins,

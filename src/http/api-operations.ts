@@ -61,6 +61,8 @@ export function apiRoute<B extends z.ZodType | undefined, Q extends z.ZodType | 
   app: FastifyInstance,
   operation: ApiOperation<B, Q>,
   handler: (request: FastifyRequest, reply: FastifyReply, input: ApiInput<B, Q>) => Promise<FastifyReply>,
+  /** Runs on every answer of the route, refusals included (e.g. a header on the 401 the access check gives). */
+  onSend?: (request: FastifyRequest, reply: FastifyReply, payload: unknown) => Promise<unknown>,
 ): void {
   app.apiOperations.push(operation as ApiOperation);
   const access =
@@ -74,6 +76,7 @@ export function apiRoute<B extends z.ZodType | undefined, Q extends z.ZodType | 
     method: operation.method,
     url: routes[operation.route],
     config: { ...(access ? { access } : {}), ...(operation.openDuringForcedSetup ? { openDuringForcedSetup: true } : {}) },
+    ...(onSend ? { onSend } : {}),
     handler: async (request, reply) => {
       const input = {
         body: operation.body ? parseBody(operation.body, request.body) : undefined,

@@ -12,14 +12,27 @@ import { pathTo } from "../paths.js";
 export type CookieKind = "session" | "challenge" | "csrf" | "sso" | "device" | "return";
 
 /**
+ * The one cookie that may go to other hosts: the session, and only with `LATCHKEY_COOKIE_DOMAIN`, so apps on sibling
+ * subdomains can be guarded by forward auth. The sign-in in progress (challenge, sso), the CSRF cookie and the device
+ * cookie are only ever read by Latchkey itself, so they stay host-only.
+ */
+function domainOf(config: Config, kind: CookieKind): string | undefined {
+  return kind === "session" ? config.cookieDomain : undefined;
+}
+
+/**
  * Cookie names: with an https public URL every cookie gets `Secure` and the `__Host-` prefix, which the browser only
- * accepts from a secure origin with Path=/ and no Domain — so no subdomain can plant or overwrite it.
+ * accepts from a secure origin with Path=/ and no Domain — so no subdomain can plant or overwrite it. A session cookie
+ * with a Domain cannot be `__Host-`; it is `__Secure-` instead (https only, but any host under the domain can set it:
+ * the trade-off in docs/decisions.md). Config guarantees https whenever there is a cookie domain.
  */
 export function cookieName(config: Config, kind: CookieKind): string {
+  if (domainOf(config, kind) !== undefined) return `__Secure-latchkey_${kind}`;
   return `${config.secureCookies ? "__Host-" : ""}latchkey_${kind}`;
 }
 
-export function cookieOptions(config: Config, maxAgeSeconds?: number): CookieSerializeOptions {
+export function cookieOptions(config: Config, kind: CookieKind, maxAgeSeconds?: number): CookieSerializeOptions {
+  const domain = domainOf(config, kind);
   return {
     path: "/",
     httpOnly: true,
@@ -27,6 +40,8 @@ export function cookieOptions(config: Config, maxAgeSeconds?: number): CookieSer
     // not on cross-site subrequests or POSTs.
     sameSite: "lax",
     secure: config.secureCookies,
+    // Clearing must name the same Domain as setting, or the browser keeps the wide cookie: every caller goes through here.
+    ...(domain !== undefined ? { domain } : {}),
     ...(maxAgeSeconds !== undefined ? { maxAge: maxAgeSeconds } : {}),
   };
 }
@@ -36,11 +51,11 @@ export function readCookie(request: FastifyRequest, config: Config, kind: Cookie
 }
 
 export function setCookie(reply: FastifyReply, config: Config, kind: CookieKind, value: string, maxAgeSeconds?: number): void {
-  reply.setCookie(cookieName(config, kind), value, cookieOptions(config, maxAgeSeconds));
+  reply.setCookie(cookieName(config, kind), value, cookieOptions(config, kind, maxAgeSeconds));
 }
 
 export function clearCookie(reply: FastifyReply, config: Config, kind: CookieKind): void {
-  reply.clearCookie(cookieName(config, kind), cookieOptions(config));
+  reply.clearCookie(cookieName(config, kind), cookieOptions(config, kind));
 }
 
 /**

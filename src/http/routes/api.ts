@@ -10,6 +10,7 @@ import { mustSetUpAuthApp } from "../../team/policy.js";
 import { signedInOf } from "../access.js";
 import { apiRoute, isoTime, roleSchema } from "../api-operations.js";
 import { clearCookie, readCookie, setCookie } from "../cookies.js";
+import { withLoginUrlOnRefusal } from "../forward-auth.js";
 import { failureError } from "../reply.js";
 import { requestInfo } from "../request-info.js";
 
@@ -152,7 +153,8 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       operationId: "verifySession",
       tag: "Session",
       summary: "Forward auth for reverse proxies: 200 with identity headers, or 401.",
-      description: "403 `two_factor_setup_required` while the account requires the auth app and the person has not set it up.",
+      description:
+        "403 `two_factor_setup_required` while the account requires the auth app and the person has not set it up. A 401 carries `X-Latchkey-Login-Url`: the sign-in page, with `return_to` set to the original URL when the proxy sends it as `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Uri`, percent-encoded; the proxy redirects the browser there.",
       access: "signed_in",
       ok: {
         status: 200,
@@ -175,5 +177,6 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
         .header("X-Latchkey-Role", me.role)
         .send();
     },
+    withLoginUrlOnRefusal(config),
   );
 }

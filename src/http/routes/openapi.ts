@@ -148,7 +148,10 @@ export function openApiDocument(ctx: AppContext, operations: readonly ApiOperati
         },
       },
       securitySchemes: {
-        session: cookie("latchkey_session", "The session cookie (`__Host-latchkey_session` when the public URL is https)."),
+        session: cookie(
+          "latchkey_session",
+          "The session cookie (`__Host-latchkey_session` when the public URL is https; `__Secure-latchkey_session` for the whole `LATCHKEY_COOKIE_DOMAIN` when that is set).",
+        ),
         challenge: cookie(
           "latchkey_challenge",
           "The sign-in in progress, set by `POST /api/v1/login` (`__Host-latchkey_challenge` under https).",
