@@ -7,7 +7,7 @@ import { LatchkeyError } from "../errors.js";
 import { pathTo } from "../paths.js";
 import { isApiRequest } from "./errors.js";
 import { bearerCredential } from "./operator-guard.js";
-import { failureError } from "./reply.js";
+import { failureError, renderFailure } from "./reply.js";
 import { settingsChrome } from "./chrome.js";
 import { passwordLoginOnlyPage } from "./views/settings.js";
 
@@ -67,7 +67,7 @@ export function checkAccess(ctx: AppContext, request: FastifyRequest, reply: Fas
     const login = passwordLoginFactors(me);
     if (!login.ok) {
       if (isApiRequest(request)) throw failureError(login);
-      return reply.html(passwordLoginOnlyPage({ ...settingsChrome(ctx, request, reply, me), message: login.message }), 403);
+      return renderFailure(reply, login, passwordLoginOnlyPage({ ...settingsChrome(ctx, request, reply, me), message: login.message }));
     }
   }
   return undefined;
