@@ -193,6 +193,33 @@ function describeProxy(proxy: Proxy, topology: Topology): void {
       }
     });
 
+    it("brings a browser sent to sign in from the app back to the URL it asked for, signed in", async () => {
+      const member = await seedMember(t);
+      const person = browser();
+      const asked = `${appOrigin}/reports/q3?q=a%26b&x=1+2`;
+      const toLogin = await person.get(asked);
+      expect(toLogin.status).toBe(302);
+      const login = await person.get(toLogin.headers.location as string);
+      expect(login.status).toBe(200);
+      const returnTo = /name="return_to" value="([^"]+)"/.exec(login.body)?.[1]?.replace(/&amp;/g, "&");
+      expect(returnTo).toBe(asked);
+      const step = await person.request("POST", `${latchkey}/login`, {
+        form: { _csrf: csrfFrom(login.body), email: member.email, password: member.password, return_to: returnTo as string },
+      });
+      expect(step.status).toBe(303);
+      const linked = await person.get(t.mail.lastLink(member.email));
+      expect(linked.status).toBe(303);
+      const onward = await person.get(new URL(linked.headers.location as string, latchkey).href);
+      // Back on the public origin: a redirect; on another origin (the app's host): a page that moves on at once.
+      const target =
+        onward.status === 303
+          ? (onward.headers.location as string)
+          : /http-equiv="refresh" content="0;url=([^"]+)"/.exec(onward.body)?.[1]?.replace(/&amp;/g, "&");
+      expect(target).toBe(asked);
+      const arrived = await person.get(target as string);
+      expect(echoOf(arrived)).toMatchObject({ url: "/reports/q3?q=a%26b&x=1+2", email: member.email });
+    });
+
     it("lets a browser signed in through the proxy reach the app as that person, replacing the X-Latchkey-* it sends", async () => {
       const { browser: person, member } = await signIn();
       const answer = await person.get(`${appOrigin}/reports?x=1`, {
