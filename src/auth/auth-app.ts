@@ -1,3 +1,5 @@
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.js";
 import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
@@ -255,6 +257,28 @@ export async function regenerateRecoveryCodes(
   return ok({ codes });
 }
 
+/**
+ * The login back to the email link: the TOTP key, its replay step, the recovery codes (in force, revealed, and a
+ * pending setup) all gone. The one place this happens: turning the app off, and a support reset.
+ */
+export async function removeAuthApp(tx: Kysely<Database>, userId: string, now: number): Promise<void> {
+  await tx
+    .updateTable("users")
+    .set({
+      two_factor_method: "email_link",
+      totp_secret_sealed: null,
+      totp_last_step: null,
+      totp_enabled_at: null,
+      recovery_batch_id: null,
+      updated_at: now,
+    })
+    .where("id", "=", userId)
+    .execute();
+  await tx.deleteFrom("recovery_codes").where("user_id", "=", userId).execute();
+  await tx.deleteFrom("recovery_code_reveals").where("user_id", "=", userId).execute();
+  await tx.deleteFrom("totp_setups").where("user_id", "=", userId).execute();
+}
+
 /** Back to the email link. Refused while any account the user signs in to with a password requires the app. */
 export async function disableAuthApp(
   ctx: AppContext,
@@ -276,20 +300,7 @@ export async function disableAuthApp(
   }
   const now = ctx.clock.now();
   await ctx.db.transaction().execute(async (tx) => {
-    await tx
-      .updateTable("users")
-      .set({
-        two_factor_method: "email_link",
-        totp_secret_sealed: null,
-        totp_last_step: null,
-        totp_enabled_at: null,
-        recovery_batch_id: null,
-        updated_at: now,
-      })
-      .where("id", "=", userId)
-      .execute();
-    await tx.deleteFrom("recovery_codes").where("user_id", "=", userId).execute();
-    await tx.deleteFrom("recovery_code_reveals").where("user_id", "=", userId).execute();
+    await removeAuthApp(tx, userId, now);
     await recordEvent(withTx(ctx, tx), { type: "two_factor.auth_app_disabled", userId, accountId: signedIn.account.id, info });
   });
   await revokeUserSessions(ctx, userId, signedIn.sessionId);

@@ -4,6 +4,7 @@ import type { Selectable } from "kysely";
 import type { SupportRequestTable, SupportStatus } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
+import { removeAuthApp } from "../auth/auth-app.js";
 import { resetCodeLimits } from "../auth/code-limits.js";
 import { checkEmail } from "../auth/emails.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
@@ -394,21 +395,7 @@ export async function applyDueSupportResets(ctx: AppContext): Promise<number> {
         .where("status", "=", "approved")
         .executeTakeFirst();
       if (Number(claimed.numUpdatedRows) !== 1) return false;
-      await tx
-        .updateTable("users")
-        .set({
-          two_factor_method: "email_link",
-          totp_secret_sealed: null,
-          totp_last_step: null,
-          totp_enabled_at: null,
-          recovery_batch_id: null,
-          updated_at: now,
-        })
-        .where("id", "=", request.user_id)
-        .execute();
-      await tx.deleteFrom("recovery_codes").where("user_id", "=", request.user_id).execute();
-      await tx.deleteFrom("recovery_code_reveals").where("user_id", "=", request.user_id).execute();
-      await tx.deleteFrom("totp_setups").where("user_id", "=", request.user_id).execute();
+      await removeAuthApp(tx, request.user_id, now);
       await tx.deleteFrom("sessions").where("user_id", "=", request.user_id).execute();
       return true;
     });
