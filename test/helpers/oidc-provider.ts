@@ -85,9 +85,9 @@ export async function startTestIdp(options: { redirectUri: string }): Promise<Te
     }),
     // First-party client: consent is implied, so a grant for what was asked is made without a prompt.
     loadExistingGrant: async (ctx: ProviderContext) => {
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session.grantIdFor(ctx.oidc.client!.clientId);
       if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      const grant = new ctx.oidc.provider.Grant({ accountId: ctx.oidc.session.accountId, clientId: ctx.oidc.client.clientId });
+      const grant = new ctx.oidc.provider.Grant({ accountId: ctx.oidc.session.accountId!, clientId: ctx.oidc.client!.clientId });
       grant.addOIDCScope("openid email profile");
       grant.addOIDCClaims(["email", "email_verified", "name"]);
       await grant.save();
