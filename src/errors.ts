@@ -57,6 +57,7 @@ export const errorCodes = [
   "sso_failed",
   "sso_password_member",
   "sso_unavailable",
+  "oidc_interaction_expired",
   "internal_error",
 ] as const;
 

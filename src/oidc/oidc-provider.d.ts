@@ -72,6 +72,8 @@ declare module "oidc-provider" {
     backchannelLogoutUri?: string;
     backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
     compareClientSecret(actual: string): Promise<boolean> | boolean;
+    grantTypeAllowed(type: string): boolean;
+    redirectUris: string[];
   }
 
   /** A token (or code) the provider loaded an account for: its kind, grant and account. */
@@ -117,12 +119,15 @@ declare module "oidc-provider" {
     method: string;
     path: string;
     host: string;
+    ip: string;
     status: number;
     body: unknown;
     type: string;
     oidc: OIDCContext;
     cookies: CookieJar;
+    /** A request header ("" when absent). */
     get(header: string): string;
+    response: { get(header: string): string };
     set(header: string, value: string | string[]): void;
     append(header: string, value: string | string[]): void;
   }
