@@ -57,6 +57,13 @@ export async function runInteraction(
     return { kind: "expired" };
   }
   if (interaction.uid !== input.uid) return { kind: "expired" };
+  // When this request reached Latchkey, by Latchkey's clock (the one sessions are timed with): `prompt=login` wants a
+  // sign-in after it. Kept in the interaction's result, which the final result replaces.
+  const recorded = interaction.result?.["latchkeyStartedAt"];
+  const startedAt = typeof recorded === "number" ? recorded : input.now;
+  if (typeof recorded !== "number") {
+    await provider.interactionResult(input.req, input.res, { latchkeyStartedAt: startedAt }, { mergeWithLastSubmission: false });
+  }
   const clientName = await clientNameOf(provider, interaction);
   const me = input.signedIn;
   if (!me) return { kind: "sign_in", clientName };
@@ -80,7 +87,7 @@ export async function runInteraction(
 
   const prompts = (paramOf(interaction, "prompt") ?? "").split(" ");
   // prompt=login: a sign-in that happened after this request started.
-  if (prompts.includes("login") && me.signedInAt < (interaction.iat ?? 0) * 1000) {
+  if (prompts.includes("login") && me.signedInAt < startedAt) {
     return { kind: "sign_in_again", clientName, reason: "prompt_login" };
   }
   const maxAge = paramOf(interaction, "max_age");
