@@ -94,6 +94,14 @@ program
       await runtime.close();
       fatal(`cannot listen on ${cfg.host}:${cfg.port}: ${error instanceof Error ? error.message : String(error)} (set PORT or HOST)`);
     }
+    try {
+      // The OpenID Provider's first signing key is made now (on the first start), not at the first sign-in.
+      await app.oidc.provider();
+    } catch (error) {
+      await app.close();
+      await runtime.close();
+      fatal(`cannot prepare the OpenID Provider: ${error instanceof Error ? error.message : String(error)}`);
+    }
     log(
       `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
     );
@@ -114,8 +122,15 @@ program
         .catch((error: unknown) => app.log.error({ err: error }, "support reset sweep failed"));
     }, SUPPORT_SWEEP_INTERVAL_MS);
     sweep.unref();
+    // Applications whose person's Latchkey session ended (signed out elsewhere, removed, expired …) are told within a
+    // few seconds; each ended session is claimed by one instance.
+    const oidcSweep = setInterval(() => {
+      app.oidc.sweep().catch((error: unknown) => app.log.error({ err: error }, "OpenID Provider logout sweep failed"));
+    }, cfg.limits.oidcLogoutSweepSeconds * 1000);
+    oidcSweep.unref();
     const stop = async (): Promise<void> => {
       clearInterval(sweep);
+      clearInterval(oidcSweep);
       await app.close();
       await runtime.close();
       process.exit(0);

@@ -202,9 +202,13 @@ export function buildProvider(ctx: AppContext, keys: KeySet, bridge: OidcBridge)
       origin !== "null" &&
       (koa.oidc.route === "userinfo" || client.clientAuthMethod === "none") &&
       client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin),
-    // Back-channel logout requests (the only requests the provider makes) give up after a few seconds.
-    fetch: (url: string, options: RequestInit) =>
-      fetch(url, { ...options, signal: AbortSignal.timeout(limits.oidcBackchannelTimeoutSeconds * 1000) }),
+    // The provider's only outgoing requests are back-channel logouts, to URIs the operator registered (clients come
+    // from the CLI only): they may be on a private network or this host, so the library's guard against requests to
+    // special-use addresses (its `dispatcher`) is left out. Each gives up after a few seconds.
+    fetch: (url: string, options: RequestInit & { dispatcher?: unknown }) => {
+      const { dispatcher: _guard, ...rest } = options;
+      return fetch(url, { ...rest, signal: AbortSignal.timeout(limits.oidcBackchannelTimeoutSeconds * 1000) });
+    },
   });
 
   // The HTTP layer overwrites X-Forwarded-Proto/Host/For from LATCHKEY_PUBLIC_URL and the client address it trusts,
