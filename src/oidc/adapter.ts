@@ -10,6 +10,15 @@ import { clientMetadata } from "./clients.js";
  * looks things up by. An expired row is as good as gone (`find` ignores it; the logout sweep deletes it later).
  * Times come from the injected clock; the library's own `exp` checks use the system clock, as it always does.
  */
+/**
+ * A value worth looking up: what the library generates (ids, uids, codes) is short URL-safe text. Anything else names
+ * nothing (only printable ASCII is looked up), and is answered "not found" before the database sees it (PostgreSQL refuses text with a NUL byte, which
+ * would otherwise be a 500).
+ */
+function isLookupValue(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= 512 && /^[\x21-\x7e]+$/.test(value);
+}
+
 export class KyselyAdapter implements Adapter {
   constructor(
     private readonly ctx: Pick<AppContext, "db" | "clock">,
@@ -66,7 +75,7 @@ export class KyselyAdapter implements Adapter {
   }
 
   private async findBy(column: "id" | "uid" | "user_code", value: string): Promise<AdapterPayload | undefined> {
-    if (typeof value !== "string" || value === "") return undefined;
+    if (!isLookupValue(value)) return undefined;
     const now = this.ctx.clock.now();
     const row = await this.ctx.db
       .selectFrom("oidc_models")
@@ -89,7 +98,7 @@ class ClientAdapter implements Adapter {
   constructor(private readonly ctx: Pick<AppContext, "db">) {}
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    if (typeof id !== "string" || id === "" || id.length > 200) return undefined;
+    if (!isLookupValue(id)) return undefined;
     const row = await this.ctx.db.selectFrom("oidc_clients").selectAll().where("client_id", "=", id).executeTakeFirst();
     return row ? (clientMetadata(row) as AdapterPayload) : undefined;
   }
