@@ -2,7 +2,7 @@ import { generateKeyPair, randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import type { AppContext } from "../context.js";
 import type { OidcSigningKeyTable } from "../db/schema.js";
-import type { Selectable } from "kysely";
+import { sql, type Selectable } from "kysely";
 import { createSecretBox, type SecretBox } from "../auth/secret-box.js";
 
 /**
@@ -66,17 +66,37 @@ function order(rows: KeyRow[]): KeyRow[] {
   return [...rows].sort((a, b) => a.signs_from - b.signs_from || a.created_at - b.created_at || a.kid.localeCompare(b.kid));
 }
 
+/** Any number, the same in every instance: the PostgreSQL advisory lock under which the first key is made. */
+const FIRST_KEY_LOCK = 7_274_503_118;
+
 /**
- * The keys to serve now: creates the first key when there is none (a second instance starting at the same moment may
- * create one too; both are published and the newer signs, which is harmless), and deletes keys past their retention.
+ * Makes the first signing key unless one exists. With PostgreSQL, instances starting at the same moment take turns
+ * (an advisory lock for the transaction), so exactly one key is made and every instance signs with it. SQLite serves
+ * one process, which makes its key once.
  */
-export async function loadKeySet(ctx: Pick<AppContext, "db" | "clock" | "config">): Promise<KeySet> {
+async function ensureFirstKey(ctx: Pick<AppContext, "db" | "clock" | "config" | "dialect">): Promise<void> {
+  const now = ctx.clock.now();
+  const first = await newKeyRow(ctx, now, now);
+  try {
+    await ctx.db.transaction().execute(async (tx) => {
+      if (ctx.dialect === "postgres") await sql`select pg_advisory_xact_lock(${FIRST_KEY_LOCK})`.execute(tx);
+      const existing = await tx.selectFrom("oidc_signing_keys").select("kid").where("signs_from", "<=", now).executeTakeFirst();
+      if (!existing) await tx.insertInto("oidc_signing_keys").values(first).execute();
+    });
+  } catch (error) {
+    // Another process wrote first (SQLite refuses the second writer of a stale read): its key is the one.
+    const made = await ctx.db.selectFrom("oidc_signing_keys").select("kid").where("signs_from", "<=", now).executeTakeFirst();
+    if (!made) throw error;
+  }
+}
+
+/** The keys to serve now: makes the first key when there is none, and deletes keys past their retention. */
+export async function loadKeySet(ctx: Pick<AppContext, "db" | "clock" | "config" | "dialect">): Promise<KeySet> {
   const now = ctx.clock.now();
   let rows = order(await ctx.db.selectFrom("oidc_signing_keys").selectAll().execute());
   if (!rows.some((r) => r.signs_from <= now)) {
-    const first = await newKeyRow(ctx, now, now);
-    await ctx.db.insertInto("oidc_signing_keys").values(first).execute();
-    rows = order([...rows, first]);
+    await ensureFirstKey(ctx);
+    rows = order(await ctx.db.selectFrom("oidc_signing_keys").selectAll().execute());
   }
   const active = rows.filter((r) => r.signs_from <= now);
   const pending = rows.filter((r) => r.signs_from > now);
@@ -113,7 +133,7 @@ export interface RotatedKey {
 }
 
 /** `latchkey keys rotate`: a new key, published now, signing once every instance has had time to publish it. */
-export async function rotateSigningKey(ctx: Pick<AppContext, "db" | "clock" | "config">): Promise<RotatedKey> {
+export async function rotateSigningKey(ctx: Pick<AppContext, "db" | "clock" | "config" | "dialect">): Promise<RotatedKey> {
   await loadKeySet(ctx);
   const now = ctx.clock.now();
   const signsFrom = now + ctx.config.limits.oidcKeyPublishAheadSeconds * 1000;
