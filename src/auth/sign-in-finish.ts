@@ -19,8 +19,8 @@ export interface CompletedSignIn {
 }
 
 /**
- * The one end of every sign-in path: email link, auth-app code, recovery code and SSO today; the OpenID Provider's
- * interaction and passkeys later. Called inside the transaction that spent the single-use proof (link, challenge,
+ * The one end of every sign-in path: email link, auth-app code, recovery code and SSO today; passkeys later. (The
+ * OpenID Provider's interaction signs no one in: it uses the session made here and the proof recorded with it.) Called inside the transaction that spent the single-use proof (link, challenge,
  * SSO state), so the session exists if and only if the proof was spent: a fresh session token every time, the audit
  * event, whether to offer the account choice, and the browser's device cookie.
  */
