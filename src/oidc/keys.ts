@@ -80,26 +80,28 @@ async function ensureFirstKey(ctx: Pick<AppContext, "db" | "clock" | "config" | 
   try {
     await ctx.db.transaction().execute(async (tx) => {
       if (ctx.dialect === "postgres") await sql`select pg_advisory_xact_lock(${FIRST_KEY_LOCK})`.execute(tx);
-      const existing = await tx.selectFrom("oidc_signing_keys").select("kid").where("signs_from", "<=", now).executeTakeFirst();
+      const existing = await tx.selectFrom("oidc_signing_keys").select("kid").executeTakeFirst();
       if (!existing) await tx.insertInto("oidc_signing_keys").values(first).execute();
     });
   } catch (error) {
     // Another process wrote first (SQLite refuses the second writer of a stale read): its key is the one.
-    const made = await ctx.db.selectFrom("oidc_signing_keys").select("kid").where("signs_from", "<=", now).executeTakeFirst();
+    const made = await ctx.db.selectFrom("oidc_signing_keys").select("kid").executeTakeFirst();
     if (!made) throw error;
   }
 }
 
 /** The keys to serve now: makes the first key when there is none, and deletes keys past their retention. */
 export async function loadKeySet(ctx: Pick<AppContext, "db" | "clock" | "config" | "dialect">): Promise<KeySet> {
-  const now = ctx.clock.now();
   let rows = order(await ctx.db.selectFrom("oidc_signing_keys").selectAll().execute());
-  if (!rows.some((r) => r.signs_from <= now)) {
+  if (rows.length === 0) {
     await ensureFirstKey(ctx);
     rows = order(await ctx.db.selectFrom("oidc_signing_keys").selectAll().execute());
   }
+  const now = ctx.clock.now();
   const active = rows.filter((r) => r.signs_from <= now);
   const pending = rows.filter((r) => r.signs_from > now);
+  // Only with clocks apart between instances can every key still be ahead: then the earliest one signs.
+  if (active.length === 0) active.push(pending.shift() as KeyRow);
   const signing = active[active.length - 1] as KeyRow;
   // A key retired when the next active key started signing; it is dropped once its retention has passed.
   const expired = active.filter((r, i) => {

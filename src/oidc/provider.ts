@@ -1,12 +1,6 @@
 import { hkdfSync } from "node:crypto";
-import Provider, {
-  errors,
-  interactionPolicy,
-  type ClientInstance,
-  type KoaContextWithOIDC,
-  type SessionInstance,
-  type TokenInstance,
-} from "oidc-provider";
+import type * as OidcProviderModule from "oidc-provider";
+import type { ClientInstance, KoaContextWithOIDC, Provider, SessionInstance, TokenInstance } from "oidc-provider";
 import type { AppContext, RequestInfo } from "../context.js";
 import { pathTo, routes } from "../paths.js";
 import { adapterFactory } from "./adapter.js";
@@ -64,6 +58,33 @@ export const providerRoutes = {
   revocation: routes.oidcRevocation,
 } as const;
 
+/** The library, loaded once, when the first provider is built (see `loadOidcProvider`). */
+export type OidcModule = typeof OidcProviderModule;
+
+let loaded: Promise<OidcModule> | undefined;
+
+/**
+ * Loads oidc-provider. It is loaded only by the server, when the first provider is built, not by every CLI command.
+ * oidc-provider 9 says at import that it supports Node.js 22 and later ("Unsupported runtime" on stderr); Latchkey
+ * runs it on Node.js 20, where its whole test suite passes, so that one line is dropped rather than printed at every
+ * start. Nothing else it prints is touched.
+ */
+export function loadOidcProvider(): Promise<OidcModule> {
+  loaded ??= (async () => {
+    const warn = console.warn;
+    console.warn = (...args: unknown[]): void => {
+      if (typeof args[0] === "string" && args[0].includes("Unsupported runtime")) return;
+      warn(...args);
+    };
+    try {
+      return await import("oidc-provider");
+    } finally {
+      console.warn = warn;
+    }
+  })();
+  return loaded;
+}
+
 /** HMAC keys for the provider's signed cookies: derived from the secret key, the current one first (keygrip signs with it). */
 function cookieKeys(ctx: Pick<AppContext, "config">): string[] {
   return [ctx.config.secretKey, ...ctx.config.previousSecretKeys].map((key) =>
@@ -76,7 +97,8 @@ async function ownTokensOnly(_koa: KoaContextWithOIDC, client: ClientInstance, t
   return token.clientId === client.clientId;
 }
 
-function interactionPolicyFor(): ReturnType<typeof interactionPolicy.base> {
+function interactionPolicyFor(oidc: OidcModule): ReturnType<OidcModule["interactionPolicy"]["base"]> {
+  const { errors, interactionPolicy } = oidc;
   const { Check, base } = interactionPolicy;
   const policy = base();
   const login = policy.get("login");
@@ -107,7 +129,8 @@ function requestInfoOf(koa: KoaContextWithOIDC): RequestInfo {
   return { ip: koa.ip || null, userAgent: koa.get("user-agent") || null };
 }
 
-export function buildProvider(ctx: AppContext, keys: KeySet, bridge: OidcBridge): Provider {
+export function buildProvider(oidc: OidcModule, ctx: AppContext, keys: KeySet, bridge: OidcBridge): Provider {
+  const { Provider } = oidc;
   const { config } = ctx;
   const { limits } = config;
   const sessionSeconds = limits.sessionAbsoluteTimeoutSeconds;
@@ -179,7 +202,7 @@ export function buildProvider(ctx: AppContext, keys: KeySet, bridge: OidcBridge)
     loadExistingGrant: (koa: KoaContextWithOIDC) => loadGrantFor(ctx, koa),
     interactions: {
       url: (_koa: KoaContextWithOIDC, interaction: { uid: string }) => pathTo("oidcInteraction", { uid: interaction.uid }),
-      policy: interactionPolicyFor(),
+      policy: interactionPolicyFor(oidc),
     },
     cookies: {
       keys: cookieKeys(ctx),

@@ -3,7 +3,7 @@ import type { Provider } from "oidc-provider";
 import type { AppContext } from "../context.js";
 import type { SignedIn } from "../auth/sessions.js";
 import { loadKeySet } from "./keys.js";
-import { buildProvider, type OidcBridge } from "./provider.js";
+import { buildProvider, loadOidcProvider, type OidcBridge } from "./provider.js";
 import { isLiveInteraction, runInteraction, type InteractionOutcome } from "./interaction.js";
 import { sweepEndedClientSessions, type OidcLogger } from "./logout.js";
 
@@ -44,7 +44,7 @@ export class OidcService {
     const keys = await loadKeySet(this.ctx);
     this.checkedAt = this.ctx.clock.now();
     if (this.current?.fingerprint !== keys.fingerprint) {
-      const provider = buildProvider(this.ctx, keys, { ...this.bridge, requestSweep: () => this.requestSweep() });
+      const provider = buildProvider(await loadOidcProvider(), this.ctx, keys, { ...this.bridge, requestSweep: () => this.requestSweep() });
       this.current = { provider, fingerprint: keys.fingerprint };
     }
     return this.current.provider;
