@@ -3,7 +3,7 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-/** What the domain (auth/, team/, audit/, mail/, db/) must never import: the web framework, the HTTP layer, views. */
+/** What the domain (auth/, team/, audit/, mail/, db/, oidc/) must never import: the web framework, the HTTP layer, views. */
 const domainMayNotImport = [
   {
     group: ["fastify", "fastify/*", "@fastify/*", "fastify-*"],
@@ -30,7 +30,7 @@ export default tseslint.config(
     rules: { "@typescript-eslint/explicit-module-boundary-types": "error" },
   },
   {
-    files: ["src/auth/**/*.ts", "src/team/**/*.ts", "src/audit/**/*.ts", "src/mail/**/*.ts", "src/db/**/*.ts"],
+    files: ["src/auth/**/*.ts", "src/team/**/*.ts", "src/audit/**/*.ts", "src/mail/**/*.ts", "src/db/**/*.ts", "src/oidc/**/*.ts"],
     rules: { "no-restricted-imports": ["error", { patterns: domainMayNotImport }] },
   },
   {

@@ -18,6 +18,8 @@ import {
   type SupportRequestView,
 } from "./team/support-recovery.js";
 import { urlTo } from "./paths.js";
+import { createClient, deleteClient, listClients } from "./oidc/clients.js";
+import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
@@ -93,6 +95,14 @@ program
       await runtime.close();
       fatal(`cannot listen on ${cfg.host}:${cfg.port}: ${error instanceof Error ? error.message : String(error)} (set PORT or HOST)`);
     }
+    try {
+      // The OpenID Provider's first signing key is made now (on the first start), not at the first sign-in.
+      await app.oidc.provider();
+    } catch (error) {
+      await app.close();
+      await runtime.close();
+      fatal(`cannot prepare the OpenID Provider: ${error instanceof Error ? error.message : String(error)}`);
+    }
     log(
       `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
     );
@@ -113,8 +123,15 @@ program
         .catch((error: unknown) => app.log.error({ err: error }, "support reset sweep failed"));
     }, SUPPORT_SWEEP_INTERVAL_MS);
     sweep.unref();
+    // Applications whose person's Latchkey session ended (signed out elsewhere, removed, expired …) are told within a
+    // few seconds; each ended session is claimed by one instance.
+    const oidcSweep = setInterval(() => {
+      app.oidc.sweep().catch((error: unknown) => app.log.error({ err: error }, "OpenID Provider logout sweep failed"));
+    }, cfg.limits.oidcLogoutSweepSeconds * 1000);
+    oidcSweep.unref();
     const stop = async (): Promise<void> => {
       clearInterval(sweep);
+      clearInterval(oidcSweep);
       await app.close();
       await runtime.close();
       process.exit(0);
@@ -380,6 +397,114 @@ sso
       process.stdout.write(
         `Disconnected single sign-on from ${options.account}; ${result.value.sessionsEnded} SSO session(s) ended. SSO members stay listed until an admin removes them.\n`,
       );
+    });
+  });
+
+const repeatable = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+const client = program
+  .command("client")
+  .description("Applications that sign people in with Latchkey over OpenID Connect (relying parties).");
+client
+  .command("create")
+  .description(
+    'Register a client. Prints {"client_id", "client_secret"} as JSON: the secret is shown only now (only its hash is kept); a --public client has none.',
+  )
+  .addOption(new Option("--name <name>", "the application's name").makeOptionMandatory())
+  .addOption(
+    new Option(
+      "--redirect-uri <uri>",
+      "where Latchkey may send the authorization response (repeat for several; https, or http on localhost)",
+    )
+      .makeOptionMandatory()
+      .argParser(repeatable),
+  )
+  .addOption(
+    new Option(
+      "--post-logout-redirect-uri <uri>",
+      "where Latchkey may send the browser after a logout the client asked for (repeatable)",
+    ).argParser(repeatable),
+  )
+  .addOption(new Option("--backchannel-logout-uri <uri>", "where Latchkey POSTs a logout token when the person's session ends"))
+  .option("--public", "a client that cannot keep a secret (single-page or native app): no secret, PKCE only")
+  .action(
+    async (options: {
+      name: string;
+      redirectUri: string[];
+      postLogoutRedirectUri?: string[];
+      backchannelLogoutUri?: string;
+      public?: boolean;
+    }) => {
+      await withRuntime(config(), async ({ ctx }) => {
+        const result = await createClient(ctx, {
+          name: options.name,
+          redirectUris: options.redirectUri,
+          postLogoutRedirectUris: options.postLogoutRedirectUri ?? [],
+          backchannelLogoutUri: options.backchannelLogoutUri,
+          public: Boolean(options.public),
+        });
+        if (!result.ok) fatal(result.message);
+        process.stdout.write(`${JSON.stringify({ client_id: result.value.clientId, client_secret: result.value.clientSecret })}\n`);
+      });
+    },
+  );
+client
+  .command("list")
+  .description("The registered clients (never their secrets).")
+  .action(async () => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const clients = await listClients(ctx);
+      if (clients.length === 0) {
+        process.stdout.write("No clients. (`latchkey client create --help`)\n");
+        return;
+      }
+      for (const c of clients) {
+        // Names and URIs were checked when the operator registered them; escaped all the same.
+        process.stdout.write(
+          `${c.clientId}  ${quoteForTerminal(c.name)}  ${c.public ? "public" : "confidential"}  created ${iso(c.createdAt)}\n`,
+        );
+        for (const uri of c.redirectUris) process.stdout.write(`  redirect URI              ${escapeForTerminal(uri)}\n`);
+        for (const uri of c.postLogoutRedirectUris) process.stdout.write(`  post-logout redirect URI  ${escapeForTerminal(uri)}\n`);
+        if (c.backchannelLogoutUri) process.stdout.write(`  back-channel logout URI   ${escapeForTerminal(c.backchannelLogoutUri)}\n`);
+      }
+    });
+  });
+client
+  .command("delete")
+  .argument("<id>", "client id from `client list`")
+  .description("Delete a client: its tokens stop working at once and it can sign nobody in.")
+  .action(async (id: string) => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const result = await deleteClient(ctx, id);
+      if (!result.ok) fatal(result.message);
+      process.stdout.write(`Deleted client ${id} (${quoteForTerminal(result.value.name)}); its tokens no longer work.\n`);
+    });
+  });
+
+const keys = program.command("keys").description("The OpenID Provider's signing keys (published at LATCHKEY_PUBLIC_URL/oidc/jwks).");
+keys
+  .command("rotate")
+  .description(
+    "Make a new signing key: published at once, signing shortly after; older keys stay published until what they signed has expired.",
+  )
+  .action(async () => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const rotated = await rotateSigningKey(ctx);
+      process.stdout.write(
+        `New signing key ${rotated.kid}: published now, signs from ${iso(rotated.signsFrom)} (running instances pick it up by then).\n`,
+      );
+      for (const p of rotated.previous)
+        process.stdout.write(`Key ${p.kid} stays published until ${iso(p.publishedUntil)}, then is deleted.\n`);
+    });
+  });
+keys
+  .command("list")
+  .description("The signing keys and when each signs (or signed) from.")
+  .action(async () => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const rows = await listSigningKeys(ctx);
+      if (rows.length === 0) process.stdout.write("No signing key yet: the first start of `latchkey serve` makes one.\n");
+      for (const r of rows) process.stdout.write(`${r.kid}  ${r.alg}  signs from ${iso(r.signsFrom)}\n`);
     });
   });
 

@@ -105,6 +105,30 @@ export interface Limits {
   operatorAccountsPageSize: number;
   /** Most accounts per page of `GET /api/v1/admin/accounts`. */
   operatorAccountsMaxPageSize: number;
+  /**
+   * OpenID Provider: an authorization code must be redeemed within this long (RFC 6749 recommends at most 10 minutes;
+   * clients redeem it at once, so a minute is plenty and keeps a stolen code short-lived).
+   */
+  oidcAuthorizationCodeTtlSeconds: number;
+  /** OpenID Provider: access tokens live this long; clients refresh them. Short, because a bearer token cannot be recalled from a copy. */
+  oidcAccessTokenTtlSeconds: number;
+  /** OpenID Provider: ID tokens (and logout tokens) are valid this long after issue. */
+  oidcIdTokenTtlSeconds: number;
+  /** OpenID Provider: a sign-in started by a client must finish within this long (password, email link, perhaps auth-app setup). */
+  oidcInteractionTtlSeconds: number;
+  /** OpenID Provider: each instance looks for a rotated signing key this often. */
+  oidcKeyCheckIntervalSeconds: number;
+  /**
+   * OpenID Provider: a new signing key is published this long before it starts signing, so every instance (which looks
+   * every `oidcKeyCheckIntervalSeconds`) serves it in the JWKS before any token signed with it exists.
+   */
+  oidcKeyPublishAheadSeconds: number;
+  /** OpenID Provider: each instance looks this often for clients' sessions whose Latchkey session has ended, and tells the clients. */
+  oidcLogoutSweepSeconds: number;
+  /** OpenID Provider: a back-channel logout request to a client gives up after this long (one attempt). */
+  oidcBackchannelTimeoutSeconds: number;
+  /** OpenID Provider: most redirect URIs (and, separately, post-logout redirect URIs) one client may register. */
+  oidcMaxRedirectUris: number;
 }
 
 export const defaultLimits: Limits = {
@@ -152,6 +176,15 @@ export const defaultLimits: Limits = {
   apiTokenTouchIntervalSeconds: 60,
   operatorAccountsPageSize: 50,
   operatorAccountsMaxPageSize: 200,
+  oidcAuthorizationCodeTtlSeconds: 60,
+  oidcAccessTokenTtlSeconds: 10 * 60,
+  oidcIdTokenTtlSeconds: 10 * 60,
+  oidcInteractionTtlSeconds: 30 * 60,
+  oidcKeyCheckIntervalSeconds: 30,
+  oidcKeyPublishAheadSeconds: 2 * 30,
+  oidcLogoutSweepSeconds: 5,
+  oidcBackchannelTimeoutSeconds: 5,
+  oidcMaxRedirectUris: 20,
 };
 
 export interface Config {

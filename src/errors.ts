@@ -59,6 +59,7 @@ export const errorCodes = [
   "sso_unavailable",
   "invalid_token",
   "account_not_found",
+  "oidc_interaction_expired",
   "internal_error",
 ] as const;
 

@@ -85,6 +85,23 @@ export const routes = {
   apiAdminAccountInvitations: "/api/v1/admin/accounts/:id/invitations",
   apiAdminAccountMember: "/api/v1/admin/accounts/:id/members/:userId",
   apiOpenApi: "/api/v1/openapi.json",
+
+  // OpenID Provider. Served by oidc-provider itself (src/http/routes/oidc.ts hands these over untouched) …
+  oidcDiscovery: "/.well-known/openid-configuration",
+  oauthDiscovery: "/.well-known/oauth-authorization-server",
+  oidcAuthorization: "/oidc/auth",
+  oidcAuthorizationResume: "/oidc/auth/:uid",
+  oidcToken: "/oidc/token",
+  oidcUserinfo: "/oidc/userinfo",
+  oidcJwks: "/oidc/jwks",
+  oidcIntrospection: "/oidc/token/introspection",
+  oidcRevocation: "/oidc/token/revocation",
+  oidcEndSession: "/oidc/session/end",
+  oidcEndSessionConfirm: "/oidc/session/end/confirm",
+  oidcEndSessionSuccess: "/oidc/session/end/success",
+  // … and the sign-in it sends people to, which is Latchkey's own (Fastify routes).
+  oidcInteraction: "/oidc/interaction/:uid",
+  oidcInteractionReauth: "/oidc/interaction/:uid/reauth",
 } as const;
 
 export type RouteName = keyof typeof routes;

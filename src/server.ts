@@ -25,6 +25,7 @@ import { auditRoutes } from "./http/routes/audit.js";
 import { accountRoutes } from "./http/routes/accounts.js";
 import { supportRoutes } from "./http/routes/support.js";
 import { operatorRoutes } from "./http/routes/operator.js";
+import { oidcRoutes } from "./http/routes/oidc.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
 import { routes } from "./paths.js";
 import { checkAccess } from "./http/access.js";
@@ -193,6 +194,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   apiRoutes(app, ctx);
   operatorRoutes(app, ctx);
   openApiRoutes(app, ctx);
+  // The OpenID Provider: its endpoints are handed over in an onRequest hook (after the canonical-host redirect above).
+  oidcRoutes(app, ctx);
   if (options.outboxDir !== undefined) devMailRoutes(app, ctx, options.outboxDir);
   app.get(routes.healthz, async (_request, reply) => reply.send({ ok: true }));
   return app;

@@ -221,7 +221,9 @@ export async function confirmAuthAppSetup(
       .execute();
     await activateRecoveryCodes(tx, ctx.config, { userId, batchId: reveal.batchId, codes: reveal.codes, now });
     await tx.deleteFrom("recovery_code_reveals").where("user_id", "=", userId).execute();
-    await tx.updateTable("sessions").set({ fresh_proof_at: now }).where("id", "=", signedIn.sessionId).execute();
+    // The code just entered proves the app in this session: from now on it counts as an auth-app sign-in (what the
+    // OpenID Provider reports as `acr` urn:latchkey:loa:app, and what a client's step-up asks for).
+    await tx.updateTable("sessions").set({ fresh_proof_at: now, sign_in_proof: "auth_app" }).where("id", "=", signedIn.sessionId).execute();
     await recordEvent(withTx(ctx, tx), { type: "two_factor.auth_app_enabled", userId, accountId: signedIn.account.id, info });
     return true;
   });

@@ -22,6 +22,17 @@ export interface OidcIdentity {
   email: string | undefined;
   emailVerified: boolean | undefined;
   name: string | undefined;
+  /** The provider's `amr` values (RFC 8176) from the ID token, when it sends them; only short plain tokens are kept. */
+  amr: string[];
+}
+
+/** At most this many upstream `amr` values are kept, each a short token: they are repeated to our own clients. */
+const MAX_UPSTREAM_AMR = 8;
+
+function upstreamAmr(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  const kept = value.filter((v): v is string => typeof v === "string" && /^[A-Za-z0-9_.:-]{1,32}$/.test(v));
+  return [...new Set(kept)].slice(0, MAX_UPSTREAM_AMR);
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -119,7 +130,7 @@ export async function completeAuthorization(
     emailVerified = typeof info.email_verified === "boolean" ? info.email_verified : undefined;
     name ??= typeof info.name === "string" ? info.name : undefined;
   }
-  return { subject: claims.sub, email, emailVerified, name };
+  return { subject: claims.sub, email, emailVerified, name, amr: upstreamAmr(claims["amr"]) };
 }
 
 /**

@@ -6,6 +6,7 @@ import { reauthenticate, type PasswordLogin } from "./fresh-proof.js";
 import { checkNewPassword, hashPassword, type PasswordProblem } from "./passwords.js";
 import { revokeUserSessions } from "./sessions.js";
 import { issueDeviceToken } from "./devices.js";
+import { endGrantsOfUser } from "../oidc/grants.js";
 
 export type ChangePasswordFailure = "invalid_credentials" | "too_many_attempts" | PasswordProblem;
 
@@ -28,6 +29,8 @@ export async function changePassword(
   const passwordHash = await hashPassword(checked.value);
   await ctx.db.updateTable("users").set({ password_hash: passwordHash, updated_at: now }).where("id", "=", signedIn.user.id).execute();
   const ended = await revokeUserSessions(ctx, signedIn.user.id, signedIn.sessionId);
+  // Applications signed in as this person, this browser's included, sign in again (the logout sweep tells them).
+  await endGrantsOfUser(ctx, signedIn.user.id);
   // Half-finished sign-ins that already passed the old password must not finish either.
   await ctx.db
     .updateTable("challenges")

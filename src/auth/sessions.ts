@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import type { AppContext, RequestInfo } from "../context.js";
-import type { Database, Role, TwoFactorMethod, TwoFactorPolicy, SignInMethod } from "../db/schema.js";
+import type { Database, Role, TwoFactorMethod, TwoFactorPolicy, SignInMethod, SignInProof } from "../db/schema.js";
 import { hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 import { recordEvent } from "../audit/events.js";
 
@@ -17,6 +17,25 @@ export interface SignedIn {
   /** When the person last proved a factor in this session. */
   freshProofAt: number;
   expiresAt: number;
+  /** When the session was opened (the sign-in's time: `auth_time` for the OpenID Provider). */
+  signedInAt: number;
+  /**
+   * What finished the sign-in (or, after the auth app was set up in this session, `auth_app`). Sessions from before
+   * it was recorded read as the weakest proof of their method: `email_link`, or `sso`.
+   */
+  proof: SignInProof;
+  /** After SSO, the `amr` values the upstream provider sent (possibly none). */
+  upstreamAmr: string[];
+}
+
+function parseAmr(text: string | null): string[] {
+  if (text === null) return [];
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -26,7 +45,7 @@ export interface SignedIn {
 export async function createSession(
   ctx: Pick<AppContext, "clock" | "config">,
   db: Kysely<Database>,
-  input: { userId: string; accountId: string; info: RequestInfo },
+  input: { userId: string; accountId: string; info: RequestInfo; proof?: SignInProof; upstreamAmr?: string[] },
 ): Promise<{ token: string; sessionId: string; expiresAt: number }> {
   const now = ctx.clock.now();
   const token = newToken();
@@ -45,6 +64,8 @@ export async function createSession(
       fresh_proof_at: now,
       ip: input.info.ip,
       user_agent: input.info.userAgent?.slice(0, 512) ?? null,
+      sign_in_proof: input.proof ?? null,
+      upstream_amr: input.upstreamAmr && input.upstreamAmr.length > 0 ? JSON.stringify(input.upstreamAmr) : null,
     })
     .execute();
   await db
@@ -78,6 +99,9 @@ export async function validateSession(
       "sessions.last_seen_at",
       "sessions.expires_at",
       "sessions.fresh_proof_at",
+      "sessions.created_at",
+      "sessions.sign_in_proof",
+      "sessions.upstream_amr",
       "users.id as userId",
       "users.email",
       "users.name as userName",
@@ -113,6 +137,9 @@ export async function validateSession(
     signInMethod: row.sign_in_method,
     freshProofAt: row.fresh_proof_at,
     expiresAt: row.expires_at,
+    signedInAt: row.created_at,
+    proof: row.sign_in_proof ?? (row.sign_in_method === "sso" ? "sso" : "email_link"),
+    upstreamAmr: parseAmr(row.upstream_amr),
   };
 }
 

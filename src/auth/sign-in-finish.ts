@@ -1,12 +1,11 @@
 import type { Kysely } from "kysely";
 import { withTx, type AppContext, type RequestInfo } from "../context.js";
-import type { Database, SignInMethod } from "../db/schema.js";
+import type { Database, SignInMethod, SignInProof } from "../db/schema.js";
 import { recordEvent } from "../audit/events.js";
 import { deviceTokenFor } from "./devices.js";
 import { createSession } from "./sessions.js";
 
-/** What proved the person at the end of a sign-in: a password login's second factor, or the account's SSO provider. */
-export type SignInProof = "email_link" | "auth_app" | "recovery_code" | "sso";
+export type { SignInProof };
 
 export interface CompletedSignIn {
   sessionToken: string;
@@ -20,18 +19,25 @@ export interface CompletedSignIn {
 }
 
 /**
- * The one end of every sign-in path: email link, auth-app code, recovery code and SSO today; the OpenID Provider's
- * interaction and passkeys later. Called inside the transaction that spent the single-use proof (link, challenge,
+ * The one end of every sign-in path: email link, auth-app code, recovery code and SSO today; passkeys later. (The
+ * OpenID Provider's interaction signs no one in: it uses the session made here and the proof recorded with it.) Called inside the transaction that spent the single-use proof (link, challenge,
  * SSO state), so the session exists if and only if the proof was spent: a fresh session token every time, the audit
  * event, whether to offer the account choice, and the browser's device cookie.
  */
 export async function completeSignIn(
   ctx: AppContext,
   tx: Kysely<Database>,
-  input: { userId: string; accountId: string; proof: SignInProof; info: RequestInfo },
+  input: { userId: string; accountId: string; proof: SignInProof; info: RequestInfo; upstreamAmr?: string[] },
 ): Promise<CompletedSignIn> {
   const inTx = withTx(ctx, tx);
-  const session = await createSession(inTx, tx, { userId: input.userId, accountId: input.accountId, info: input.info });
+  // The proof (and an SSO provider's own `amr`) is kept with the session: the OpenID Provider states it to clients.
+  const session = await createSession(inTx, tx, {
+    userId: input.userId,
+    accountId: input.accountId,
+    info: input.info,
+    proof: input.proof,
+    ...(input.upstreamAmr ? { upstreamAmr: input.upstreamAmr } : {}),
+  });
   await recordEvent(inTx, {
     type: "sign_in.succeeded",
     userId: input.userId,

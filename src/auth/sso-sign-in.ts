@@ -294,7 +294,13 @@ export async function finishSsoSignIn(
         });
       }
     }
-    const signedIn = await completeSignIn(ctx, tx, { userId: user.id, accountId: provider.accountId, proof: "sso", info: input.info });
+    const signedIn = await completeSignIn(ctx, tx, {
+      userId: user.id,
+      accountId: provider.accountId,
+      proof: "sso",
+      info: input.info,
+      upstreamAmr: identity.amr,
+    });
     return { refused: false as const, signedIn, provisioned };
   });
   if (outcome.refused) {

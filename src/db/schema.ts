@@ -24,6 +24,10 @@ export interface Database {
   sso_domains: SsoDomainTable;
   sso_logins: SsoLoginTable;
   api_tokens: ApiTokenTable;
+  oidc_models: OidcModelTable;
+  oidc_signing_keys: OidcSigningKeyTable;
+  oidc_clients: OidcClientTable;
+  oidc_grants: OidcGrantTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -101,7 +105,14 @@ export interface SessionTable {
   fresh_proof_at: number;
   ip: string | null;
   user_agent: string | null;
+  /** What finished the sign-in (`SignInProof`); null in sessions from before it was recorded. */
+  sign_in_proof: Generated<SignInProof | null>;
+  /** After SSO: the upstream provider's `amr` values, a JSON array of strings; null otherwise. */
+  upstream_amr: Generated<string | null>;
 }
+
+/** What proved the person at the end of a sign-in: a password login's second factor, or the account's SSO provider. */
+export type SignInProof = "email_link" | "auth_app" | "recovery_code" | "sso";
 
 export interface ChallengeTable {
   id: string;
@@ -255,4 +266,59 @@ export interface ApiTokenTable {
   last_used_at: number | null;
   /** Set by `latchkey api-token revoke`: the token is refused from then on. */
   revoked_at: number | null;
+}
+
+/** One instance of an oidc-provider model (session, interaction, grant, code, token …): its JSON payload and look-ups. */
+export interface OidcModelTable {
+  model: string;
+  id: string;
+  /** The library's payload, JSON. */
+  payload: string;
+  grant_id: string | null;
+  user_code: string | null;
+  /** A Session's fixed uid. */
+  uid: string | null;
+  /** Null: does not expire. */
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+/** A signing key of the OpenID Provider. */
+export interface OidcSigningKeyTable {
+  kid: string;
+  alg: string;
+  /** The private JWK, sealed (AES-256-GCM under the secret key, bound to the kid). */
+  private_jwk_sealed: string;
+  created_at: number;
+  /** The newest key whose time has come signs; a newer one retires it. */
+  signs_from: number;
+}
+
+/** A relying party registered by the operator. */
+export interface OidcClientTable {
+  client_id: string;
+  name: string;
+  /** SHA-256 of the client secret (256 random bits); null for a public client (PKCE, no secret). */
+  secret_hash: string | null;
+  /** JSON array of strings. */
+  redirect_uris: string;
+  /** JSON array of strings. */
+  post_logout_redirect_uris: string;
+  backchannel_logout_uri: string | null;
+  created_at: number;
+}
+
+/** A grant to a client and the Latchkey session it was made from: the client's tokens live as long as that session. */
+export interface OidcGrantTable {
+  grant_id: string;
+  session_id: string;
+  user_id: string;
+  /** The account chosen at sign-in: the one the `account` scope describes. */
+  account_id: string;
+  client_id: string;
+  /** The session id the client knows (ID token and logout token `sid`). */
+  sid: string;
+  created_at: number;
+  /** Set when something other than the session's end (a password change) ends the grant. */
+  ended_at: number | null;
 }

@@ -60,6 +60,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   sso_unavailable: 503,
   invalid_token: 401,
   account_not_found: 404,
+  oidc_interaction_expired: 410,
   internal_error: 500,
 };
 
@@ -90,6 +91,7 @@ export const failureTitles: Partial<Record<ErrorCode, string>> = {
   sso_failed: "Single sign-on did not work",
   sso_password_member: "You sign in to this account with a password",
   sso_unavailable: "Your identity provider did not answer",
+  oidc_interaction_expired: "This sign-in request has expired",
   internal_error: "Something went wrong",
 };
 

@@ -8,6 +8,8 @@ export interface TestIdentity {
   email?: string;
   email_verified?: boolean;
   name?: string;
+  /** The `amr` the provider puts in the ID token (RFC 8176), e.g. ["pwd", "mfa"]. */
+  amr?: string[];
 }
 
 export interface TestIdp {
@@ -44,7 +46,8 @@ export async function startTestIdp(options: { redirectUri: string }): Promise<Te
       void (async () => {
         await p.interactionDetails(req, res);
         users.set(idp.nextUser.sub, idp.nextUser);
-        await p.interactionFinished(req, res, { login: { accountId: idp.nextUser.sub } }, { mergeWithLastSubmission: false });
+        const { sub, amr } = idp.nextUser;
+        await p.interactionFinished(req, res, { login: { accountId: sub, ...(amr ? { amr } : {}) } }, { mergeWithLastSubmission: false });
       })().catch((error: unknown) => {
         res.statusCode = 500;
         res.end(String(error));
@@ -72,22 +75,22 @@ export async function startTestIdp(options: { redirectUri: string }): Promise<Te
     ],
     jwks: { keys: [{ ...jwk, kid: "test-key", use: "sig", alg: "RS256" }] },
     cookies: { keys: [randomBytes(16).toString("hex")] },
-    claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
+    claims: { openid: ["sub", "amr"], email: ["email", "email_verified"], profile: ["name"] },
     features: { devInteractions: { enabled: false } },
     ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     findAccount: async (_ctx: unknown, sub: string) => ({
       accountId: sub,
       claims: async () => {
-        const user = users.get(sub) ?? { sub };
+        const { amr: _amr, ...user } = users.get(sub) ?? { sub };
         return { ...user, sub };
       },
     }),
     // First-party client: consent is implied, so a grant for what was asked is made without a prompt.
     loadExistingGrant: async (ctx: ProviderContext) => {
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session.grantIdFor(ctx.oidc.client!.clientId);
       if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      const grant = new ctx.oidc.provider.Grant({ accountId: ctx.oidc.session.accountId, clientId: ctx.oidc.client.clientId });
+      const grant = new ctx.oidc.provider.Grant({ accountId: ctx.oidc.session.accountId!, clientId: ctx.oidc.client!.clientId });
       grant.addOIDCScope("openid email profile");
       grant.addOIDCClaims(["email", "email_verified", "name"]);
       await grant.save();

@@ -138,7 +138,11 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       errors: [],
     },
     async (request, reply) => {
-      if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
+      if (request.signedIn) {
+        await signOut(ctx, request.signedIn, requestInfo(request));
+        // The applications signed in through this session are told now, not at the next periodic sweep.
+        app.oidc.requestSweep();
+      }
       clearCookie(reply, config, "session");
       return reply.code(204).send();
     },

@@ -148,7 +148,11 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.post(routes.logout, async (request, reply) => {
     parseBody(formSchema({}), request.body);
-    if (request.signedIn) await signOut(ctx, request.signedIn, requestInfo(request));
+    if (request.signedIn) {
+      await signOut(ctx, request.signedIn, requestInfo(request));
+      // The applications signed in through this session are told now, not at the next periodic sweep.
+      app.oidc.requestSweep();
+    }
     clearCookie(reply, config, "session");
     clearCookie(reply, config, "return");
     return reply.redirect(pathTo("login", {}, { notice: "signed_out" }), 303);
