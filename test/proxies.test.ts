@@ -279,7 +279,8 @@ describe("the list of Latchkey's paths in docs/deployment.md", () => {
     expect(
       nginx
         ?.split("|")
-        .map((name) => `/${name}`)
+        // A regular expression: a literal dot is written \.
+        .map((name) => `/${name.replace(/\\\./g, ".")}`)
         .sort(),
     ).toEqual([...LATCHKEY_NAMES].sort());
     expect(traefik).toBe(nginx);
