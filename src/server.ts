@@ -1,7 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type HTTPMethods } from "fastify";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
-import helmet from "@fastify/helmet";
 import type { AppContext } from "./context.js";
 import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
@@ -30,6 +29,7 @@ import { routes } from "./paths.js";
 import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
+import { registerSecurityHeaders } from "./http/security-headers.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -93,23 +93,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
 
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      directives: {
-        upgradeInsecureRequests: ctx.config.secureCookies ? [] : null,
-        defaultSrc: ["'none'"],
-        styleSrc: ["'unsafe-inline'"],
-        imgSrc: ["'self'", "data:"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-      },
-    },
-    strictTransportSecurity: ctx.config.secureCookies,
-    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on form POSTs, which the CSRF check
-    // refuses. Other origins still get no Referer, so no token in a URL leaks.
-    referrerPolicy: { policy: "same-origin" },
-  });
+  registerSecurityHeaders(app, ctx.config);
 
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
   const registered: string[] = [];
