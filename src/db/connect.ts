@@ -5,6 +5,7 @@ import pg from "pg";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationResultSet } from "kysely";
 import type { Database } from "./schema.js";
 import { migrationProvider } from "./migrations/index.js";
+import { withKeptStatements, withNamedStatements } from "./prepared.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -64,7 +65,7 @@ export function connect(options: ConnectOptions): Store {
     // emits "error" on the pool; unhandled, that would crash the process. The pool replaces the connection on the
     // next query, so report it and go on.
     pool.on("error", (error) => (options.onIdleConnectionError ?? defaultIdleConnectionError)(error));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
     return { db, dialect: "postgres", close: () => db.destroy() };
   }
   restrictSqliteFiles(options.sqliteFile);
@@ -74,7 +75,7 @@ export function connect(options: ConnectOptions): Store {
   database.pragma("busy_timeout = 5000");
   database.pragma("foreign_keys = ON");
   database.pragma("synchronous = NORMAL");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withKeptStatements(database) }) });
   return { db, dialect: "sqlite", close: () => db.destroy() };
 }
 
