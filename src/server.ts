@@ -30,6 +30,7 @@ import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
 import { registerSecurityHeaders } from "./http/security-headers.js";
+import { RequestLog } from "./http/hot-path.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -54,6 +55,8 @@ export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
   outboxDir?: string | undefined;
   logger?: boolean;
+  /** Where log lines go (default stdout): tests read them. */
+  logStream?: { write(line: string): void };
 }
 
 /** The composition root: a Fastify app over an AppContext. No I/O happens here beyond registering routes. */
@@ -64,6 +67,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
         ? false
         : {
             level: ctx.config.logLevel,
+            ...(options.logStream ? { stream: options.logStream } : {}),
             redact: ["req.headers.cookie", "req.headers.authorization", 'res.headers["set-cookie"]'],
             // Fastify's own request fields, with the URL's tokens taken out (links stay live after they are logged).
             serializers: {
@@ -76,6 +80,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
               }),
             },
           },
+    // The session check and forward auth log their request lines at debug level (http/hot-path.ts).
+    logController: new RequestLog(),
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Fastify accepts a hop count too (documented), though its type omits it.
     trustProxy: ctx.config.trustProxy as boolean | string[],
