@@ -59,6 +59,7 @@ export const errorCodes = [
   "sso_unavailable",
   "invalid_token",
   "account_not_found",
+  "service_unavailable",
   "internal_error",
 ] as const;
 

@@ -31,6 +31,7 @@ import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
 import { registerSecurityHeaders } from "./http/security-headers.js";
 import { RequestLog } from "./http/hot-path.js";
+import { registerLoadShedding } from "./http/load-shedding.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -100,6 +101,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
   registerSecurityHeaders(app, ctx.config);
+  // Right after the headers, so a shed answer carries them and nothing else runs for it.
+  registerLoadShedding(app, ctx.config.limits);
 
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
   const registered: string[] = [];

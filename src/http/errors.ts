@@ -60,6 +60,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   sso_unavailable: 503,
   invalid_token: 401,
   account_not_found: 404,
+  service_unavailable: 503,
   internal_error: 500,
 };
 
@@ -90,6 +91,7 @@ export const failureTitles: Partial<Record<ErrorCode, string>> = {
   sso_failed: "Single sign-on did not work",
   sso_password_member: "You sign in to this account with a password",
   sso_unavailable: "Your identity provider did not answer",
+  service_unavailable: "Too busy right now",
   internal_error: "Something went wrong",
 };
 
