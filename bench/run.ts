@@ -1,45 +1,58 @@
 /**
- * Latchkey beside better-auth, in one run on one machine: `npm run bench`.
+ * Latchkey beside the ceiling of its stack and beside better-auth, in one run on one machine: `npm run bench`.
  *
- * 1. Latchkey runs as a child (`node --import tsx src/cli.ts serve`) on SQLite in a temp data dir, mail to the outbox.
- *    A signed-in session is made the way a person makes one: `latchkey account create` → accept the invitation →
- *    POST /api/v1/login → read the link from <data>/outbox → open it with the challenge cookie.
- * 2. The peer (../shared/peers/better-auth) is copied to a temp dir, `npm install`ed there and started the same way;
- *    its `sign-up.mjs` gives a signed-in cookie.
- * 3. In each round autocannon measures each operation on both servers (the session check, the password step), and
- *    the raw cost of each password hash (argon2id for Latchkey, scrypt for better-auth) is measured at the same
- *    concurrency; the order flips every round (L,P then P,L …) so drift on a shared machine hits both alike.
- * 4. A table of req/s and p50/p99 latency, the ratio Latchkey/peer, and each password step ÷ its own hash.
+ * Servers, each a child process on 127.0.0.1:
+ * - **bare**: a plain Fastify 5 app answering a session-shaped JSON (bench/bare-server.ts): the stack's ceiling.
+ * - **Latchkey** from `dist/` (built first, as `npm start` runs it) on SQLite, and on PostgreSQL in a temporary database
+ *   (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres; skipped with a note if unreachable).
+ *   A session is made as a person makes one: `latchkey account create` → accept the invitation → POST /api/v1/login →
+ *   the link from <data>/outbox → open it with the challenge cookie. Mail goes to the outbox, as by default.
+ * - **better-auth** (../shared/peers/better-auth), `npm install`ed once into a cache dir and reused while its files
+ *   are unchanged.
+ * - with `--seed`: Latchkey again on a database seeded with 100,000 users, 10,000 accounts, 200,000 sessions and
+ *   1,000,000 audit events (bench/seed.ts), beside the empty one, plus the first audit page and the Team Members page
+ *   of the busy 1,000-member bench account.
  *
- * Latchkey's password throttle allows 100 attempts per client IP per 15 minutes (src/config.ts). The bench keeps
- * Latchkey's real limits and stays under them: during the password runs every connection binds to its own loopback
- * source address (127.x.y.z; all of 127/8 is loopback on Linux) and reconnects from a fresh one every
- * RECONNECT_EVERY requests, so no address ever makes more than RECONNECT_EVERY attempts. The per-email limit counts
- * only wrong passwords, and the bench sends only right ones. Any non-2xx answer makes the run invalid (exit 1).
+ * Cells: session check (`GET /api/v1/session`, better-auth's `get-session`, the bare route) and forward auth
+ * (`GET /api/v1/verify`) at BENCH_CONNECTIONS (50); the password step (`POST /api/v1/login` with the right password,
+ * better-auth's `sign-in/email`) and the raw hashes at BENCH_LOGIN_CONNECTIONS (8) in flight. Every round measures
+ * every cell once, the order of the servers flipping each round, so drift on a shared machine hits all sides; the
+ * table gives the median of the rounds (req/s, p50, p99), RSS of each Latchkey (idle after start, after the bench),
+ * and each goal of issue 10 as a ratio with MET / NOT MET.
  *
- * Everything listens on 127.0.0.1; every wait and loop is bounded; every child is killed and every temp dir removed
- * at the end, also on Ctrl-C. Settings: BENCH_DURATION (s, default 5), BENCH_CONNECTIONS (4), BENCH_ROUNDS (3),
- * BENCH_PEER_DIR (default ../shared/peers/better-auth).
+ * Latchkey's throttles are not raised: during the password runs every connection binds to its own loopback source
+ * address (127.x.y.z) and reconnects from a fresh one every RECONNECT_EVERY requests, below the per-IP limit; the
+ * per-email limit counts only wrong passwords and the bench sends right ones, at most 8 in flight (the counter is
+ * taken before the hash, so more than 10 in flight for one email would be paused). Any non-2xx answer makes the run
+ * invalid (exit 1).
+ *
+ * Options: --only session,verify,login (groups of cells), --seed (the scale run), --dialects sqlite,postgres.
+ * Settings: BENCH_DURATION (s, default 5), BENCH_CONNECTIONS (50), BENCH_LOGIN_CONNECTIONS (8), BENCH_ROUNDS (3),
+ * BENCH_PEER_DIR, BENCH_POSTGRES_URL. Every wait and loop is bounded; every child is killed, every temp dir and
+ * database removed at the end, also on Ctrl-C.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { scrypt as scryptCallback, randomBytes } from "node:crypto";
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createHash, scrypt as scryptCallback, randomBytes } from "node:crypto";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
 import autocannon, { type Result } from "autocannon";
 import { simpleParser } from "mailparser";
+import pg from "pg";
 import { defaultLimits } from "../src/config.js";
+import { SCALE, seedPostgres, seedSqlite } from "./seed.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PEER_SOURCE = resolve(process.env["BENCH_PEER_DIR"] ?? join(ROOT, "..", "shared", "peers", "better-auth"));
 const DURATION = boundedInt("BENCH_DURATION", 5, 1, 60);
-const CONNECTIONS = boundedInt("BENCH_CONNECTIONS", 4, 1, 64);
+const CONNECTIONS = boundedInt("BENCH_CONNECTIONS", 50, 1, 256);
+const LOGIN_CONNECTIONS = boundedInt("BENCH_LOGIN_CONNECTIONS", 8, 1, 64);
 const ROUNDS = boundedInt("BENCH_ROUNDS", 3, 1, 10);
 const WARMUP_SECONDS = 1;
-const HASH_SECONDS = 3;
+const POSTGRES_URL = process.env["BENCH_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres";
 /** Requests per connection before it reconnects from a new source address: well under the per-IP limit. */
 const RECONNECT_EVERY = Math.min(50, Math.floor(defaultLimits.passwordAttemptsPerIp / 2));
 const EMAIL = "bench@example.com";
@@ -48,6 +61,22 @@ const PASSWORD = `bench passphrase ${randomBytes(6).toString("hex")}`;
 const ARGON2 = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 /** better-auth's scrypt (@better-auth/utils/password, node build). */
 const SCRYPT = { N: 16384, r: 16, p: 1, dkLen: 64, maxmem: 128 * 16384 * 16 * 2 } as const;
+/** Timed requests per page in the seeded run (sequential, after a warm-up). */
+const PAGE_SAMPLES = 30;
+
+const options = parseArgs({
+  options: {
+    only: { type: "string" },
+    seed: { type: "boolean", default: false },
+    dialects: { type: "string", default: "sqlite,postgres" },
+  },
+}).values;
+type Group = "session" | "verify" | "login";
+const GROUPS: Group[] = ["session", "verify", "login"];
+const only = new Set((options.only ?? GROUPS.join(",")).split(",").map((g) => g.trim()));
+for (const group of only) if (!GROUPS.includes(group as Group)) throw new Error(`--only: unknown group "${group}" (${GROUPS.join(", ")})`);
+const dialects = new Set(options.dialects.split(",").map((d) => d.trim()));
+for (const dialect of dialects) if (dialect !== "sqlite" && dialect !== "postgres") throw new Error(`--dialects: unknown "${dialect}"`);
 
 function boundedInt(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -208,16 +237,94 @@ const originalConnect = net.connect;
 };
 
 // ---------------------------------------------------------------------------------------------------------------
-// The two servers.
+// The servers.
+
+interface Target {
+  path: string;
+  headers: Record<string, string>;
+}
 
 interface Server {
   name: string;
   base: string;
-  session: { path: string; headers: Record<string, string> };
-  login: { path: string; headers: Record<string, string>; body: string };
+  pid: number | undefined;
+  session?: Target;
+  verify?: Target;
+  login?: Target & { body: string };
 }
 
-async function startLatchkey(): Promise<Server> {
+/** Resident set size of a process in MB (Linux), or NaN. */
+function rssMb(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const line = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return line ? Number(line[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function startBare(): Promise<Server> {
+  const port = await freePort();
+  const server = start(process.execPath, ["--import", "tsx", join(ROOT, "bench", "bare-server.ts"), String(port)], { cwd: ROOT });
+  await waitFor("bare", async () => server.output().includes(`bare on ${port}`), 60_000, server);
+  const base = `http://127.0.0.1:${port}`;
+  return { name: "bare Fastify", base, pid: server.pid, session: { path: "/api/v1/session", headers: {} } };
+}
+
+/** `dist/` as `npm start` builds it: the server is measured as it runs in production (no tsx loader in it). */
+async function build(): Promise<void> {
+  log("latchkey: npm run build");
+  await run("npm", ["run", "build", "--silent"], { cwd: ROOT, timeoutMs: 5 * 60_000 });
+}
+
+const tempDatabases: string[] = [];
+
+/** A new empty PostgreSQL database for one Latchkey, dropped at the end; null when PostgreSQL is not reachable. */
+async function tempPostgresDatabase(): Promise<string | null> {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  try {
+    await admin.connect();
+  } catch (error) {
+    log(`postgres: not reachable at ${POSTGRES_URL} (${(error as Error).message}): PostgreSQL cells skipped`);
+    return null;
+  }
+  const name = `latchkey_bench_${randomBytes(6).toString("hex")}`;
+  try {
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  tempDatabases.push(name);
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${name}`;
+  return url.href;
+}
+
+async function dropTempDatabases(): Promise<void> {
+  if (tempDatabases.length === 0) return;
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    for (const name of tempDatabases.splice(0)) await admin.query(`drop database if exists ${name} with (force)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+interface LatchkeyOptions {
+  label: string;
+  databaseUrl?: string;
+  /** Seeds the database between `account create` (which migrates) and `serve`; returns the seconds it took. */
+  seed?: (target: { sqliteFile: string; databaseUrl?: string; accountId: string; userId: string }) => Promise<void>;
+}
+
+interface Latchkey extends Server {
+  rssIdleMb: number;
+  dataDir: string;
+}
+
+async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
   const dataDir = join(tempDir("latchkey-bench-"), "data");
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -227,13 +334,19 @@ async function startLatchkey(): Promise<Server> {
     HOST: "127.0.0.1",
     LATCHKEY_PUBLIC_URL: base,
     LATCHKEY_DATA_DIR: dataDir,
-    LOG_LEVEL: "silent",
+    // The default level: what an operator runs.
+    LOG_LEVEL: "info",
   };
-  // The embedded default, whatever the caller's environment says: SQLite in the data dir, mail to the outbox.
+  // The embedded default unless PostgreSQL is asked for, whatever the caller's environment says; mail to the outbox.
   for (const name of ["DATABASE_URL", "REDIS_URL", "SMTP_URL", "LATCHKEY_SECRET_KEY"]) delete env[name];
-  const cli = ["--import", "tsx", join(ROOT, "src", "cli.ts")];
+  if (options.databaseUrl !== undefined) {
+    env["DATABASE_URL"] = options.databaseUrl;
+    env["LATCHKEY_SECRET_KEY"] = randomBytes(32).toString("base64");
+  }
+  const cli = [join(ROOT, "dist", "cli.js")];
+  const name = `Latchkey ${options.label}`;
 
-  log("latchkey: account create");
+  log(`${name}: account create`);
   const created = await run(process.execPath, [...cli, "account", "create", "--name", "Bench", "--admin-email", EMAIL], {
     cwd: ROOT,
     env,
@@ -242,9 +355,12 @@ async function startLatchkey(): Promise<Server> {
   const invitationUrl = created.trim().split("\n").pop() ?? "";
   if (!invitationUrl.includes("/invite/")) throw new Error(`account create printed no invitation URL:\n${created}`);
 
-  log(`latchkey: serve on ${base}`);
-  const server = start(process.execPath, [...cli, "serve"], { cwd: ROOT, env });
-  await waitFor("latchkey", async () => (await fetch(`${base}/healthz`)).ok, 60_000, server);
+  log(`${name}: serve on ${base}`);
+  let server = start(process.execPath, [...cli, "serve"], { cwd: ROOT, env });
+  await waitFor(name, async () => (await fetch(`${base}/healthz`)).ok, 60_000, server);
+  // Idle after start: settled for a moment, nothing asked but the health check.
+  await sleep(2000);
+  let rssIdleMb = rssMb(server.pid);
 
   // Accept the invitation: the form's CSRF token and cookie, then name and password.
   const invitePage = await fetch(invitationUrl);
@@ -259,30 +375,78 @@ async function startLatchkey(): Promise<Server> {
   });
   if (accepted.status !== 303) throw new Error(`accepting the invitation: ${accepted.status} ${await accepted.text()}`);
 
+  if (options.seed) {
+    // Seeded with the server stopped (SQLite's writer lock stays simple), then served again on the same port.
+    killGroup(server, "SIGTERM");
+    await waitFor(`${name} stop`, async () => server.exitCode !== null || server.signalCode !== null, 30_000);
+    const me = await readBenchIds(dataDir, options.databaseUrl);
+    await options.seed({
+      sqliteFile: join(dataDir, "latchkey.db"),
+      ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
+      ...me,
+    });
+    server = start(process.execPath, [...cli, "serve"], { cwd: ROOT, env });
+    await waitFor(name, async () => (await fetch(`${base}/healthz`)).ok, 60_000, server);
+    await sleep(2000);
+    rssIdleMb = rssMb(server.pid);
+  }
+
   // Sign in: password → challenge cookie → the emailed link, opened with that cookie.
   const loginBody = JSON.stringify({ email: EMAIL, password: PASSWORD });
   const login = await fetch(`${base}/api/v1/login`, { method: "POST", headers: { "content-type": "application/json" }, body: loginBody });
   if (login.status !== 200) throw new Error(`POST /api/v1/login: ${login.status} ${await login.text()}`);
-  const challenge = [...cookiesOf(login)].find(([name]) => name.endsWith("latchkey_challenge"));
+  const challenge = [...cookiesOf(login)].find(([cookie]) => cookie.endsWith("latchkey_challenge"));
   if (!challenge) throw new Error("POST /api/v1/login set no challenge cookie");
   const link = await linkFromOutbox(join(dataDir, "outbox"));
   const redeemed = await fetch(`${base}${new URL(link).pathname}`, {
     redirect: "manual",
     headers: { cookie: `${challenge[0]}=${challenge[1]}` },
   });
-  const session = [...cookiesOf(redeemed)].find(([name]) => name.endsWith("latchkey_session"));
+  const session = [...cookiesOf(redeemed)].find(([cookie]) => cookie.endsWith("latchkey_session"));
   if (redeemed.status !== 303 || !session) throw new Error(`opening the sign-in link: ${redeemed.status}, no session cookie`);
   const sessionHeaders = { cookie: `${session[0]}=${session[1]}` };
-  const me = await fetch(`${base}/api/v1/session`, { headers: sessionHeaders });
-  if (me.status !== 200) throw new Error(`GET /api/v1/session with the new session: ${me.status}`);
-  log("latchkey: signed in");
+  for (const path of ["/api/v1/session", "/api/v1/verify"]) {
+    const me = await fetch(`${base}${path}`, { headers: sessionHeaders });
+    if (me.status !== 200) throw new Error(`GET ${path} with the new session: ${me.status}`);
+  }
+  log(`${name}: signed in`);
 
   return {
-    name: "Latchkey",
+    name,
     base,
+    pid: server.pid,
+    dataDir,
+    rssIdleMb,
     session: { path: "/api/v1/session", headers: sessionHeaders },
+    verify: { path: "/api/v1/verify", headers: sessionHeaders },
     login: { path: "/api/v1/login", headers: { "content-type": "application/json" }, body: loginBody },
   };
+}
+
+/** The bench account's and user's ids, read from the database the server just wrote. */
+async function readBenchIds(dataDir: string, databaseUrl: string | undefined): Promise<{ accountId: string; userId: string }> {
+  const query =
+    "select m.account_id as account_id, m.user_id as user_id from memberships m join users u on u.id = m.user_id where u.email = $1";
+  if (databaseUrl !== undefined) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      const row = (await client.query<{ account_id: string; user_id: string }>(query, [EMAIL])).rows[0];
+      if (!row) throw new Error("the bench user has no membership");
+      return { accountId: row.account_id, userId: row.user_id };
+    } finally {
+      await client.end();
+    }
+  }
+  const { default: SQLite } = await import("better-sqlite3");
+  const database = new SQLite(join(dataDir, "latchkey.db"), { readonly: true });
+  try {
+    const row = database.prepare(query.replace("$1", "?")).get(EMAIL) as { account_id: string; user_id: string } | undefined;
+    if (!row) throw new Error("the bench user has no membership");
+    return { accountId: row.account_id, userId: row.user_id };
+  } finally {
+    database.close();
+  }
 }
 
 /** The sign-in link in the newest outbox message (bounded wait: the API answers after the file is written). */
@@ -303,26 +467,55 @@ async function linkFromOutbox(outbox: string): Promise<string> {
   throw new Error(`no sign-in link in ${outbox}`);
 }
 
-/** Copies the peer, installs it; returns a function that starts it once the install is done. */
-function installPeer(): Promise<string> {
-  const dir = join(tempDir("latchkey-bench-peer-"), "peer");
-  cpSync(PEER_SOURCE, dir, { recursive: true });
+function peerSource(): string {
+  const candidates = [
+    process.env["BENCH_PEER_DIR"],
+    join(ROOT, "..", "shared", "peers", "better-auth"),
+    join(ROOT, "..", "..", "shared", "peers", "better-auth"),
+  ].filter((c): c is string => c !== undefined);
+  const found = candidates.find((c) => existsSync(join(c, "package.json")));
+  if (!found) throw new Error(`better-auth peer not found (set BENCH_PEER_DIR); looked in ${candidates.join(", ")}`);
+  return resolve(found);
+}
+
+/**
+ * The peer, installed once into a cache dir named after its files' hash and reused while they are unchanged (its
+ * `npm install` takes minutes: better-sqlite3 may build from source).
+ */
+async function installPeer(): Promise<string> {
+  const source = peerSource();
+  const digest = createHash("sha256");
+  for (const file of readdirSync(source).sort()) digest.update(file).update(readFileSync(join(source, file)));
+  const cacheRoot = join(tmpdir(), "latchkey-bench-cache");
+  const dir = join(cacheRoot, `better-auth-${digest.digest("hex").slice(0, 16)}`);
+  if (existsSync(join(dir, "node_modules", "better-auth"))) {
+    log(`peer: installed in ${dir} (cached)`);
+    return dir;
+  }
+  mkdirSync(cacheRoot, { recursive: true });
+  const work = `${dir}.${process.pid}`;
+  rmSync(work, { recursive: true, force: true });
+  cpSync(source, work, { recursive: true });
   // The shared copy is read-only; npm must write package-lock.json and node_modules here.
   const makeWritable = (path: string): void => {
     const stat = statSync(path);
     chmodSync(path, stat.mode | 0o200);
     if (stat.isDirectory()) for (const entry of readdirSync(path)) makeWritable(join(path, entry));
   };
-  makeWritable(dir);
-  log(`peer: npm install in ${dir} (a few minutes: better-sqlite3 may build from source)`);
-  return run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, timeoutMs: 15 * 60_000 }).then(() => dir);
+  makeWritable(work);
+  log(`peer: npm install in ${work} (a few minutes, once)`);
+  await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: work, timeoutMs: 15 * 60_000 });
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(work, dir);
+  return dir;
 }
 
 async function startPeer(dir: string): Promise<Server> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   log(`peer: serve on ${base}`);
-  const server = start(process.execPath, ["server.mjs", String(port), join(dir, "peer.db")], { cwd: dir });
+  const dbDir = tempDir("latchkey-bench-peer-db-");
+  const server = start(process.execPath, ["server.mjs", String(port), join(dbDir, "peer.db")], { cwd: dir });
   await waitFor("peer", async () => server.output().includes(`peer on ${port}`), 60_000, server);
   const cookie = (await run(process.execPath, ["sign-up.mjs", String(port), EMAIL, PASSWORD], { cwd: dir, timeoutMs: 60_000 })).trim();
   if (!cookie.startsWith("better-auth.session_token=")) throw new Error(`peer sign-up printed no cookie: ${cookie}`);
@@ -331,14 +524,14 @@ async function startPeer(dir: string): Promise<Server> {
   const body = (await me.json()) as { user?: { email?: string } } | null;
   if (me.status !== 200 || body?.user?.email !== EMAIL) throw new Error(`peer get-session: ${me.status} ${JSON.stringify(body)}`);
   log("peer: signed in");
-  const origin = { origin: base };
   return {
     name: "better-auth",
     base,
+    pid: server.pid,
     session: { path: "/api/auth/get-session", headers: { cookie } },
     login: {
       path: "/api/auth/sign-in/email",
-      headers: { "content-type": "application/json", ...origin },
+      headers: { "content-type": "application/json", origin: base },
       body: JSON.stringify({ email: EMAIL, password: PASSWORD }),
     },
   };
@@ -347,7 +540,7 @@ async function startPeer(dir: string): Promise<Server> {
 // ---------------------------------------------------------------------------------------------------------------
 // Measuring.
 
-type Operation = "session" | "login";
+type Operation = "session" | "verify" | "login";
 
 interface Sample {
   rps: number;
@@ -357,22 +550,21 @@ interface Sample {
 }
 
 async function measure(server: Server, operation: Operation, seconds: number): Promise<Sample> {
-  const target =
-    operation === "session"
-      ? { method: "GET" as const, path: server.session.path, headers: server.session.headers }
-      : { method: "POST" as const, ...server.login };
-  rotateSourceAddress = operation === "login";
+  const target = server[operation];
+  if (!target) throw new Error(`${server.name} has no ${operation}`);
+  const login = operation === "login";
+  rotateSourceAddress = login;
   let result: Result;
   try {
     result = await autocannon({
       url: `${server.base}${target.path}`,
-      method: target.method,
+      method: login ? "POST" : "GET",
       headers: target.headers,
       ...("body" in target ? { body: target.body } : {}),
-      connections: CONNECTIONS,
+      connections: login ? LOGIN_CONNECTIONS : CONNECTIONS,
       duration: seconds,
       timeout: 30,
-      ...(operation === "login" ? { reconnectRate: RECONNECT_EVERY } : {}),
+      ...(login ? { reconnectRate: RECONNECT_EVERY } : {}),
     });
   } finally {
     rotateSourceAddress = false;
@@ -382,7 +574,7 @@ async function measure(server: Server, operation: Operation, seconds: number): P
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, bad };
 }
 
-/** Raw hash throughput at the benchmark's concurrency: `CONNECTIONS` operations in flight on libuv's pool. */
+/** Raw hash throughput at the password step's concurrency: LOGIN_CONNECTIONS operations in flight on libuv's pool. */
 async function hashOpsPerSecond(kind: "argon2id" | "scrypt", seconds: number): Promise<number> {
   const password = PASSWORD;
   const salt = randomBytes(16).toString("hex");
@@ -406,7 +598,7 @@ async function hashOpsPerSecond(kind: "argon2id" | "scrypt", seconds: number): P
   let ops = 0;
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
+    Array.from({ length: LOGIN_CONNECTIONS }, async () => {
       while (performance.now() < end && ops < maxOps) {
         await once();
         ops += 1;
@@ -416,101 +608,247 @@ async function hashOpsPerSecond(kind: "argon2id" | "scrypt", seconds: number): P
   return ops / ((performance.now() - started) / 1000);
 }
 
-function mean(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+/** Sequential timings of one page (ms), after a warm-up: p50 and p99 of PAGE_SAMPLES requests. */
+async function pageTimes(
+  base: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ p50: number; p99: number; failed?: string }> {
+  const once = async (): Promise<number> => {
+    const started = performance.now();
+    const response = await fetch(`${base}${path}`, { headers, redirect: "manual" });
+    const body = await response.text();
+    if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${body.slice(0, 120)}`);
+    return performance.now() - started;
+  };
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < 3; i += 1) times.push(await once());
+    for (let i = 0; i < PAGE_SAMPLES; i += 1) times.push(await once());
+  } catch (error) {
+    // A page so slow that the server starts shedding (503) is a result, not a crash of the bench: its times so far.
+    log(
+      `WARNING ${path}: ${(error as Error).message.split("\n")[0] ?? ""} after ${times.length} answers (${times.map((t) => fmt(t, 0)).join(", ")} ms)`,
+    );
+    return {
+      p50: quantile(
+        [...times].sort((a, b) => a - b),
+        0.5,
+      ),
+      p99: Infinity,
+      failed: (error as Error).message.slice(0, 40),
+    };
+  }
+  times.splice(0, 3);
+  times.sort((a, b) => a - b);
+  return { p50: quantile(times, 0.5), p99: quantile(times, 0.99) };
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length === 0 ? NaN : sorted.length % 2 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 function fmt(value: number, digits = 1): string {
-  return value.toFixed(digits);
+  return Number.isFinite(value) ? value.toFixed(digits) : "–";
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The run.
+
+interface Cell {
+  server: Server;
+  operation: Operation;
 }
 
 async function main(): Promise<void> {
-  log(`node ${process.version}, ${cpus().length} CPUs, ${CONNECTIONS} connections, ${DURATION} s per run, ${ROUNDS} rounds`);
+  const started = Date.now();
+  log(
+    `node ${process.version}, ${cpus().length} CPUs, ${CONNECTIONS} connections (password step ${LOGIN_CONNECTIONS}), ${DURATION} s per cell, ${ROUNDS} rounds; groups ${[...only].join(",")}; dialects ${[...dialects].join(",")}${options.seed ? "; seeded run" : ""}`,
+  );
   const peerInstalled = installPeer();
-  peerInstalled.catch(() => undefined); // awaited below; avoid an unhandled rejection while Latchkey starts
-  const latchkey = await startLatchkey();
+  peerInstalled.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+  await build();
+
+  const bare = await startBare();
+  const latchkeys: Latchkey[] = [];
+  if (dialects.has("sqlite")) latchkeys.push(await startLatchkey({ label: "SQLite" }));
+  const postgresUrl = dialects.has("postgres") ? await tempPostgresDatabase() : null;
+  if (postgresUrl !== null) latchkeys.push(await startLatchkey({ label: "PostgreSQL", databaseUrl: postgresUrl }));
+  const seeded: Latchkey[] = [];
+  const seedSeconds: Record<string, number> = {};
+  if (options.seed) {
+    for (const latchkey of [...latchkeys]) {
+      const postgres = latchkey.name.endsWith("PostgreSQL");
+      const databaseUrl = postgres ? await tempPostgresDatabase() : null;
+      const label = `${postgres ? "PostgreSQL" : "SQLite"} seeded`;
+      seeded.push(
+        await startLatchkey({
+          label,
+          ...(databaseUrl ? { databaseUrl } : {}),
+          seed: async (target) => {
+            log(
+              `Latchkey ${label}: seeding ${SCALE.users} users, ${SCALE.accounts} accounts, ${SCALE.sessions} sessions, ${SCALE.auditEvents} audit events`,
+            );
+            const t0 = performance.now();
+            const rows = target.databaseUrl ? await seedPostgres(target.databaseUrl, target) : await seedSqlite(target.sqliteFile, target);
+            seedSeconds[label] = (performance.now() - t0) / 1000;
+            log(`Latchkey ${label}: ${rows} rows in ${fmt(seedSeconds[label] ?? NaN)} s`);
+          },
+        }),
+      );
+    }
+  }
   const peer = await startPeer(await peerInstalled);
-  const servers = [latchkey, peer];
-  const operations: Operation[] = ["session", "login"];
+  const everyLatchkey = [...latchkeys, ...seeded];
+
+  // The cells of each group; the order of the servers within a group flips every round.
+  const groups: Cell[][] = [];
+  if (only.has("session")) groups.push([bare, ...everyLatchkey, peer].map((server) => ({ server, operation: "session" as const })));
+  if (only.has("verify")) groups.push(everyLatchkey.map((server) => ({ server, operation: "verify" as const })));
+  const loginServers = [...latchkeys.filter((l) => l.name.endsWith("SQLite")), peer];
+  if (only.has("login")) groups.push(loginServers.map((server) => ({ server, operation: "login" as const })));
 
   log("warm-up");
-  for (const operation of operations) for (const server of servers) await measure(server, operation, WARMUP_SECONDS);
+  for (const group of groups) for (const cell of group) await measure(cell.server, cell.operation, WARMUP_SECONDS);
 
-  // Each round measures every cell once, the HTTP runs and the raw hashes alike, flipping the order every round,
-  // so that drift on a shared machine falls on both sides of every ratio.
   const samples = new Map<string, Sample[]>();
+  const key = (cell: Cell): string => `${cell.server.name}:${cell.operation}`;
   const hashes = { argon2id: [] as number[], scrypt: [] as number[] };
   for (let round = 0; round < ROUNDS; round += 1) {
     const flip = round % 2 === 1;
-    for (const operation of operations) {
-      for (const server of flip ? [...servers].reverse() : servers) {
-        log(`round ${round + 1}/${ROUNDS}: ${server.name} ${operation}`);
-        const key = `${server.name}:${operation}`;
-        samples.set(key, [...(samples.get(key) ?? []), await measure(server, operation, DURATION)]);
+    for (const group of groups) {
+      for (const cell of flip ? [...group].reverse() : group) {
+        log(`round ${round + 1}/${ROUNDS}: ${cell.server.name} ${cell.operation}`);
+        samples.set(key(cell), [...(samples.get(key(cell)) ?? []), await measure(cell.server, cell.operation, DURATION)]);
       }
     }
-    for (const kind of flip ? (["scrypt", "argon2id"] as const) : (["argon2id", "scrypt"] as const)) {
-      log(`round ${round + 1}/${ROUNDS}: raw ${kind}`);
-      hashes[kind].push(await hashOpsPerSecond(kind, HASH_SECONDS));
+    if (only.has("login")) {
+      for (const kind of flip ? (["scrypt", "argon2id"] as const) : (["argon2id", "scrypt"] as const)) {
+        log(`round ${round + 1}/${ROUNDS}: raw ${kind}`);
+        hashes[kind].push(await hashOpsPerSecond(kind, DURATION));
+      }
+    }
+  }
+  const rssAfter = new Map(everyLatchkey.map((l) => [l.name, rssMb(l.pid)]));
+
+  // The seeded run's pages: the busy 1,000-member bench account's first audit page and Team Members page.
+  const pages: Array<{ server: string; page: string; p50: number; p99: number; failed?: string }> = [];
+  for (const latchkey of seeded) {
+    for (const [page, path] of [
+      ["first audit page", "/settings/audit"],
+      ["Team Members page", "/settings/team"],
+    ] as const) {
+      const times = await pageTimes(latchkey.base, path, latchkey.session?.headers ?? {});
+      pages.push({ server: latchkey.name, page, ...times });
     }
   }
   await stopAll();
 
-  const summary = (server: Server, operation: Operation): Sample => {
+  // ---- the table ----
+  const summary = (server: Server, operation: Operation): Sample & { rounds: number[] } => {
     const list = samples.get(`${server.name}:${operation}`) ?? [];
     return {
-      rps: mean(list.map((s) => s.rps)),
-      p50: mean(list.map((s) => s.p50)),
-      p99: mean(list.map((s) => s.p99)),
+      rps: median(list.map((s) => s.rps)),
+      p50: median(list.map((s) => s.p50)),
+      p99: median(list.map((s) => s.p99)),
       bad: list.reduce((a, s) => a + s.bad, 0),
+      rounds: list.map((s) => s.rps),
     };
   };
-  const rows: string[] = [];
-  const line = (cells: string[]): void => void rows.push(`| ${cells.join(" | ")} |`);
-  line(["operation", "server", "req/s", "p50 ms", "p99 ms"]);
-  line(["---", "---", "---:", "---:", "---:"]);
-  const labels: Record<Operation, string> = { session: "session check", login: "password step" };
-  const ratios: Record<string, number> = {};
-  const spreads: string[] = [];
-  for (const operation of operations) {
-    const l = summary(latchkey, operation);
-    const p = summary(peer, operation);
-    line([labels[operation], "Latchkey", fmt(l.rps), fmt(l.p50), fmt(l.p99)]);
-    line([labels[operation], "better-auth", fmt(p.rps), fmt(p.p50), fmt(p.p99)]);
-    line([labels[operation], "**ratio Latchkey/peer**", fmt(l.rps / p.rps, 2), fmt(l.p50 / p.p50, 2), fmt(l.p99 / p.p99, 2)]);
-    const perRound = (samples.get(`${latchkey.name}:${operation}`) ?? []).map(
-      (s, i) => s.rps / (samples.get(`${peer.name}:${operation}`)?.[i]?.rps ?? NaN),
-    );
-    spreads.push(`${labels[operation]} req/s ratio per round: ${perRound.map((r) => fmt(r, 2)).join(", ")}`);
-    ratios[`${operation}.rps`] = l.rps / p.rps;
-    ratios[`${operation}.p50`] = l.p50 / p.p50;
-    ratios[`${operation}.p99`] = l.p99 / p.p99;
+  const lines: string[] = [];
+  const row = (cells: Array<string | number>): void => void lines.push(`| ${cells.join(" | ")} |`);
+  const labels: Record<Operation, string> = { session: "session check", verify: "forward auth (verify)", login: "password step" };
+  row(["operation", "server", "req/s", "p50 ms", "p99 ms", "req/s per round"]);
+  row(["---", "---", "---:", "---:", "---:", "---"]);
+  for (const group of groups) {
+    for (const cell of group) {
+      const s = summary(cell.server, cell.operation);
+      row([labels[cell.operation], cell.server.name, fmt(s.rps), fmt(s.p50), fmt(s.p99), s.rounds.map((r) => fmt(r, 0)).join(", ")]);
+    }
   }
-  const argon2 = mean(hashes.argon2id);
-  const scrypt = mean(hashes.scrypt);
-  const loginL = summary(latchkey, "login").rps;
-  const loginP = summary(peer, "login").rps;
-  const hashRows = [
-    "| raw hash | ops/s | password step req/s ÷ hash ops/s |",
-    "| --- | ---: | ---: |",
-    `| argon2id m=19456 t=2 p=1 (Latchkey) | ${fmt(argon2)} | ${fmt(loginL / argon2, 2)} |`,
-    `| scrypt N=16384 r=16 p=1 (better-auth) | ${fmt(scrypt)} | ${fmt(loginP / scrypt, 2)} |`,
-    `| **ratio argon2id/scrypt** | ${fmt(argon2 / scrypt, 2)} | |`,
-  ];
-  spreads.push(`argon2id/scrypt ops/s ratio per round: ${hashes.argon2id.map((a, i) => fmt(a / (hashes.scrypt[i] ?? NaN), 2)).join(", ")}`);
-  const bad = [...samples.values()].flat().reduce((a, s) => a + s.bad, 0);
+  const argon2 = median(hashes.argon2id);
+  const scrypt = median(hashes.scrypt);
+  if (only.has("login")) {
+    row([
+      "raw hash",
+      `argon2id m=19456 t=2 p=1, ${LOGIN_CONNECTIONS} in flight`,
+      fmt(argon2),
+      "",
+      "",
+      hashes.argon2id.map((r) => fmt(r, 0)).join(", "),
+    ]);
+    row([
+      "raw hash",
+      `scrypt N=16384 r=16 p=1, ${LOGIN_CONNECTIONS} in flight`,
+      fmt(scrypt),
+      "",
+      "",
+      hashes.scrypt.map((r) => fmt(r, 0)).join(", "),
+    ]);
+  }
+  for (const p of pages)
+    row([p.page, p.server, "", fmt(p.p50), fmt(p.p99), p.failed ? `FAILED: ${p.failed}` : `${PAGE_SAMPLES} sequential requests`]);
 
+  const memory: string[] = ["| Latchkey | RSS idle after start (MB) | RSS after the bench (MB) |", "| --- | ---: | ---: |"];
+  for (const l of everyLatchkey) memory.push(`| ${l.name} | ${fmt(l.rssIdleMb)} | ${fmt(rssAfter.get(l.name) ?? NaN)} |`);
+
+  // ---- the goals of issue 10 ----
+  const goals: Array<{ goal: string; value: string; met: boolean | null }> = [];
+  const goal = (text: string, value: number, target: number, better: "higher" | "lower", unit = ""): void => {
+    const met = Number.isNaN(value) ? null : better === "higher" ? value >= target : value < target;
+    goals.push({ goal: text, value: `${fmt(value, 2)}${unit}`, met });
+  };
+  const bareRps = summary(bare, "session").rps;
+  const peerSession = summary(peer, "session").rps;
+  for (const l of latchkeys) {
+    const postgres = l.name.endsWith("PostgreSQL");
+    for (const operation of ["session", "verify"] as const) {
+      if (!only.has(operation) || !only.has("session")) continue;
+      const s = summary(l, operation);
+      goal(`${l.name} ${labels[operation]} ÷ bare route ≥ ${postgres ? "0.15" : "0.30"}`, s.rps / bareRps, postgres ? 0.15 : 0.3, "higher");
+      if (!postgres) goal(`${l.name} ${labels[operation]} ÷ better-auth get-session ≥ 20`, s.rps / peerSession, 20, "higher");
+      goal(`${l.name} ${labels[operation]} p99 < 10 ms at ${CONNECTIONS} connections`, s.p99, 10, "lower", " ms");
+    }
+  }
+  if (only.has("login")) {
+    for (const l of latchkeys.filter((x) => x.name.endsWith("SQLite"))) {
+      const step = summary(l, "login").rps;
+      goal(`${l.name} password step ÷ raw argon2id ≥ 0.90 (mail included)`, step / argon2, 0.9, "higher");
+      goal(`${l.name} password step ÷ better-auth sign-in ≥ 4`, step / summary(peer, "login").rps, 4, "higher");
+    }
+  }
+  for (const l of latchkeys) {
+    goal(`${l.name} RSS idle after start < 100 MB`, l.rssIdleMb, 100, "lower", " MB");
+    goal(`${l.name} RSS after the bench < 150 MB`, rssAfter.get(l.name) ?? NaN, 150, "lower", " MB");
+  }
+  for (const s of seeded) {
+    const empty = latchkeys.find((l) => s.name.startsWith(l.name));
+    if (empty && only.has("session"))
+      goal(`${s.name} session check ÷ empty database ≥ 0.90`, summary(s, "session").rps / summary(empty, "session").rps, 0.9, "higher");
+    const label = s.name.replace(/^Latchkey /, "");
+    goal(`${s.name}: seeding time < 120 s`, seedSeconds[label] ?? NaN, 120, "lower", " s");
+    for (const p of pages.filter((x) => x.server === s.name)) goal(`${s.name} ${p.page} p99 < 50 ms`, p.p99, 50, "lower", " ms");
+  }
+  const goalLines = ["| goal (issue 10) | measured | |", "| --- | ---: | --- |"];
+  for (const g of goals) goalLines.push(`| ${g.goal} | ${g.value} | ${g.met === null ? "n/a" : g.met ? "MET" : "NOT MET"} |`);
+
+  const bad = [...samples.values()].flat().reduce((a, s) => a + s.bad, 0);
   const out = [
     "",
-    `Latchkey vs better-auth — ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${cpus().length} CPUs, ${CONNECTIONS} connections, ${DURATION} s × ${ROUNDS} rounds per cell (mean of rounds)`,
+    `Latchkey beside bare Fastify and better-auth — ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, node ${process.version}, ${cpus().length} CPUs (load average before: ${loadBefore}), ${CONNECTIONS} connections (password step ${LOGIN_CONNECTIONS}), ${DURATION} s × ${ROUNDS} rounds per cell, medians of rounds, alternating order; whole run ${fmt((Date.now() - started) / 1000, 0)} s`,
     "",
-    ...rows,
+    ...lines,
     "",
-    ...hashRows,
+    ...memory,
     "",
-    ...spreads,
+    ...goalLines,
     "",
-    `ratios: ${JSON.stringify(Object.fromEntries(Object.entries({ ...ratios, "hash.argon2id/scrypt": argon2 / scrypt, "login.latchkey/argon2id": loginL / argon2, "login.peer/scrypt": loginP / scrypt }).map(([k, v]) => [k, Number(v.toFixed(2))])))}`,
     bad > 0
       ? `INVALID: ${bad} non-2xx answers, errors or timeouts during measured runs (see warnings above).`
       : "All measured requests answered 2xx.",
@@ -520,6 +858,8 @@ async function main(): Promise<void> {
   if (bad > 0) process.exitCode = 1;
 }
 
+const loadBefore = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
 try {
   await main();
 } catch (error) {
@@ -527,5 +867,6 @@ try {
   process.exitCode = 1;
 } finally {
   await stopAll();
+  await dropTempDatabases().catch((error: unknown) => log(`dropping the temp databases failed: ${String(error)}`));
   removeTempDirs();
 }

@@ -129,6 +129,16 @@ export interface Limits {
   oidcBackchannelTimeoutSeconds: number;
   /** OpenID Provider: most redirect URIs (and, separately, post-logout redirect URIs) one client may register. */
   oidcMaxRedirectUris: number;
+  /**
+   * Load shedding: while the event loop lags behind by more than this on average over a sample interval, every request
+   * is answered 503 at once instead of being queued. Far above the lag of a busy but healthy server (a few ms at 50
+   * concurrent session checks on 2 cores): by then queued requests wait longer than any client should.
+   */
+  overloadEventLoopDelayMs: number;
+  /** How often the event-loop lag is averaged and the load-shedding decision renewed (as @fastify/under-pressure). */
+  overloadSampleIntervalMs: number;
+  /** `Retry-After` of a shed request: long enough for a burst to pass, short enough not to strand clients. */
+  overloadRetryAfterSeconds: number;
 }
 
 export const defaultLimits: Limits = {
@@ -185,6 +195,9 @@ export const defaultLimits: Limits = {
   oidcLogoutSweepSeconds: 5,
   oidcBackchannelTimeoutSeconds: 5,
   oidcMaxRedirectUris: 20,
+  overloadEventLoopDelayMs: 200,
+  overloadSampleIntervalMs: 1000,
+  overloadRetryAfterSeconds: 10,
 };
 
 export interface Config {

@@ -60,6 +60,7 @@ export const errorCodes = [
   "invalid_token",
   "account_not_found",
   "oidc_interaction_expired",
+  "service_unavailable",
   "internal_error",
 ] as const;
 

@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import type { AppContext } from "./context.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -33,7 +32,11 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
   const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
   if (options.migrate) await migrateToLatest(store.db);
   const clock = options.clock ?? systemClock;
-  const redis = config.redisUrl !== undefined ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true }) : undefined;
+  // ioredis is loaded only when Redis is configured (memory, issue 10).
+  const redis =
+    config.redisUrl !== undefined
+      ? new (await import("ioredis")).Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true })
+      : undefined;
   if (redis) await redis.connect();
   const outboxDir = outboxDirOf(config);
   const mailer =

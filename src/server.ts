@@ -1,7 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type HTTPMethods } from "fastify";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
-import helmet from "@fastify/helmet";
 import type { AppContext } from "./context.js";
 import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
@@ -31,6 +30,9 @@ import { routes } from "./paths.js";
 import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
+import { registerSecurityHeaders } from "./http/security-headers.js";
+import { RequestLog } from "./http/hot-path.js";
+import { registerLoadShedding } from "./http/load-shedding.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -55,6 +57,8 @@ export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
   outboxDir?: string | undefined;
   logger?: boolean;
+  /** Where log lines go (default stdout): tests read them. */
+  logStream?: { write(line: string): void };
 }
 
 /** The composition root: a Fastify app over an AppContext. No I/O happens here beyond registering routes. */
@@ -65,6 +69,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
         ? false
         : {
             level: ctx.config.logLevel,
+            ...(options.logStream ? { stream: options.logStream } : {}),
             redact: ["req.headers.cookie", "req.headers.authorization", 'res.headers["set-cookie"]'],
             // Fastify's own request fields, with the URL's tokens taken out (links stay live after they are logged).
             serializers: {
@@ -77,6 +82,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
               }),
             },
           },
+    // The session check and forward auth log their request lines at debug level (http/hot-path.ts).
+    logController: new RequestLog(),
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Fastify accepts a hop count too (documented), though its type omits it.
     trustProxy: ctx.config.trustProxy as boolean | string[],
@@ -94,23 +101,9 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
 
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      directives: {
-        upgradeInsecureRequests: ctx.config.secureCookies ? [] : null,
-        defaultSrc: ["'none'"],
-        styleSrc: ["'unsafe-inline'"],
-        imgSrc: ["'self'", "data:"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-      },
-    },
-    strictTransportSecurity: ctx.config.secureCookies,
-    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on form POSTs, which the CSRF check
-    // refuses. Other origins still get no Referer, so no token in a URL leaks.
-    referrerPolicy: { policy: "same-origin" },
-  });
+  registerSecurityHeaders(app, ctx.config);
+  // Right after the headers, so a shed answer carries them and nothing else runs for it.
+  registerLoadShedding(app, ctx.config.limits);
 
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
   const registered: string[] = [];

@@ -1,4 +1,4 @@
-import * as client from "openid-client";
+import type * as OpenIdClient from "openid-client";
 import { fail, ok, type Result } from "../errors.js";
 
 /**
@@ -8,6 +8,14 @@ import { fail, ok, type Result } from "../errors.js";
  */
 
 const SSO_SCOPE = "openid email profile";
+
+let loaded: typeof OpenIdClient | undefined;
+
+/** openid-client, loaded on the first single sign-on rather than at start (memory, issue 10). */
+async function openIdClient(): Promise<typeof OpenIdClient> {
+  loaded ??= await import("openid-client");
+  return loaded;
+}
 
 export interface OidcClientSettings {
   issuer: string;
@@ -60,7 +68,8 @@ export function checkIssuerUrl(raw: string): Result<string, "invalid_request"> {
  * for it. Client authentication is `client_secret_basic` unless the provider supports only `client_secret_post`.
  * Throws on network or metadata problems (see `describeOidcError`).
  */
-export async function discoverProvider(settings: OidcClientSettings): Promise<client.Configuration> {
+export async function discoverProvider(settings: OidcClientSettings): Promise<OpenIdClient.Configuration> {
+  const client = await openIdClient();
   const issuer = new URL(settings.issuer);
   const insecure = issuer.protocol === "http:";
   const discovered = await client.discovery(issuer, settings.clientId, undefined, client.None(), {
@@ -88,9 +97,10 @@ export interface AuthorizationRequest {
 
 /** A fresh authorization request: new PKCE verifier, state and nonce every time. */
 export async function buildAuthorizationRequest(
-  configuration: client.Configuration,
+  configuration: OpenIdClient.Configuration,
   input: { redirectUri: string; state: string },
 ): Promise<AuthorizationRequest> {
+  const client = await openIdClient();
   const codeVerifier = client.randomPKCECodeVerifier();
   const nonce = client.randomNonce();
   const url = client.buildAuthorizationUrl(configuration, {
@@ -110,9 +120,10 @@ export async function buildAuthorizationRequest(
  * (bound to the same subject), as providers that keep ID tokens small require.
  */
 export async function completeAuthorization(
-  configuration: client.Configuration,
+  configuration: OpenIdClient.Configuration,
   input: { callbackUrl: URL; state: string; nonce: string; codeVerifier: string },
 ): Promise<OidcIdentity> {
+  const client = await openIdClient();
   const tokens = await client.authorizationCodeGrant(configuration, input.callbackUrl, {
     pkceCodeVerifier: input.codeVerifier,
     expectedState: input.state,
@@ -138,10 +149,11 @@ export async function completeAuthorization(
  * failed, `refused` when it answered but the sign-in is not valid (denied, bad code, ID token that does not verify).
  */
 export function describeOidcError(error: unknown, phase: "discovery" | "exchange"): { kind: "unavailable" | "refused"; message: string } {
-  if (error instanceof client.AuthorizationResponseError) {
+  // Errors of openid-client's own classes can only come after it was loaded.
+  if (loaded && error instanceof loaded.AuthorizationResponseError) {
     return { kind: "refused", message: `Your identity provider did not sign you in (${error.error.slice(0, 64)}).` };
   }
-  if (error instanceof client.ResponseBodyError) {
+  if (loaded && error instanceof loaded.ResponseBodyError) {
     return { kind: "refused", message: `Your identity provider refused the sign-in (${error.error.slice(0, 64)}). Please start again.` };
   }
   const name = error instanceof Error ? error.name : "";

@@ -3,6 +3,7 @@ import type { AppContext, RequestInfo } from "../context.js";
 import type { Database, Role, TwoFactorMethod, TwoFactorPolicy, SignInMethod, SignInProof } from "../db/schema.js";
 import { hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 import { recordEvent } from "../audit/events.js";
+import { findSession, removeSession, touchSession } from "./session-lookup.js";
 
 export interface SignedIn {
   sessionId: string;
@@ -87,42 +88,17 @@ export async function validateSession(
 ): Promise<SignedIn | null> {
   if (!looksLikeToken(token)) return null;
   const now = ctx.clock.now();
-  const row = await ctx.db
-    .selectFrom("sessions")
-    .innerJoin("users", "users.id", "sessions.user_id")
-    .innerJoin("accounts", "accounts.id", "sessions.account_id")
-    .innerJoin("memberships", (join) =>
-      join.onRef("memberships.user_id", "=", "sessions.user_id").onRef("memberships.account_id", "=", "sessions.account_id"),
-    )
-    .select([
-      "sessions.id as sessionId",
-      "sessions.last_seen_at",
-      "sessions.expires_at",
-      "sessions.fresh_proof_at",
-      "sessions.created_at",
-      "sessions.sign_in_proof",
-      "sessions.upstream_amr",
-      "users.id as userId",
-      "users.email",
-      "users.name as userName",
-      "users.two_factor_method",
-      "accounts.id as accountId",
-      "accounts.name as accountName",
-      "accounts.two_factor_policy",
-      "memberships.role",
-      "memberships.sign_in_method",
-    ])
-    .where("sessions.token_hash", "=", hashToken(token))
-    .executeTakeFirst();
+  // The hot path: prepared statements of src/auth/session-lookup.ts, still one read of the database per request.
+  const row = await findSession(ctx.db, hashToken(token));
   if (!row) return null;
   const idleMs = ctx.config.limits.sessionIdleTimeoutSeconds * 1000;
   if (row.expires_at <= now || row.last_seen_at + idleMs <= now) {
-    await ctx.db.deleteFrom("sessions").where("id", "=", row.sessionId).execute();
+    await removeSession(ctx.db, row.sessionId);
     return null;
   }
   // Write last_seen_at at most once a minute: the session check stays a single read on most requests.
   if (now - row.last_seen_at >= ctx.config.limits.sessionTouchIntervalSeconds * 1000) {
-    await ctx.db.updateTable("sessions").set({ last_seen_at: now }).where("id", "=", row.sessionId).execute();
+    await touchSession(ctx.db, row.sessionId, now);
   }
   return {
     sessionId: row.sessionId,

@@ -1,10 +1,12 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
-import SQLite from "better-sqlite3";
-import pg from "pg";
+import { createRequire } from "node:module";
+import type SQLite from "better-sqlite3";
+import type pg from "pg";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationResultSet } from "kysely";
 import type { Database } from "./schema.js";
 import { migrationProvider } from "./migrations/index.js";
+import { withKeptStatements, withNamedStatements } from "./prepared.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -14,8 +16,15 @@ export interface Store {
   close(): Promise<void>;
 }
 
-// PostgreSQL returns int8 (bigint) as strings; our times are epoch milliseconds, far below 2^53.
-pg.types.setTypeParser(20, (value: string) => Number(value));
+const requireDriver = createRequire(import.meta.url);
+
+/** The driver of the one dialect in use, loaded when connecting: the other one's code and memory are never paid for. */
+function loadPg(): typeof pg {
+  const driver = requireDriver("pg") as typeof pg;
+  // PostgreSQL returns int8 (bigint) as strings; our times are epoch milliseconds, far below 2^53.
+  driver.types.setTypeParser(20, (value: string) => Number(value));
+  return driver;
+}
 
 export interface ConnectOptions {
   databaseUrl: string | undefined;
@@ -59,22 +68,22 @@ function restrictSqliteFiles(file: string): void {
 
 export function connect(options: ConnectOptions): Store {
   if (options.databaseUrl !== undefined) {
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
+    const pool = new (loadPg().Pool)({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
     // An idle pooled connection can die under us (PostgreSQL restarted, failover, the admin ended it). pg then
     // emits "error" on the pool; unhandled, that would crash the process. The pool replaces the connection on the
     // next query, so report it and go on.
     pool.on("error", (error) => (options.onIdleConnectionError ?? defaultIdleConnectionError)(error));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
     return { db, dialect: "postgres", close: () => db.destroy() };
   }
   restrictSqliteFiles(options.sqliteFile);
-  const database = new SQLite(options.sqliteFile);
+  const database = new (requireDriver("better-sqlite3") as typeof SQLite)(options.sqliteFile);
   // WAL lets readers go on while one writer writes; busy_timeout makes a second process wait instead of failing.
   database.pragma("journal_mode = WAL");
   database.pragma("busy_timeout = 5000");
   database.pragma("foreign_keys = ON");
   database.pragma("synchronous = NORMAL");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withKeptStatements(database) }) });
   return { db, dialect: "sqlite", close: () => db.destroy() };
 }
 

@@ -33,6 +33,8 @@ export interface ApiOperation<
   access: ApiAccess;
   /** Open while the account requires the auth app and the caller has not set it up (the policy guard's allow-list). */
   openDuringForcedSetup?: boolean;
+  /** Called on every request of a protected app (session check, forward auth): logged at debug level (http/hot-path.ts). */
+  hotPath?: boolean;
   body?: B;
   query?: Q;
   ok: { status: 200 | 201 | 204; description: string; schema?: z.ZodType; headers?: Record<string, string> };
@@ -75,7 +77,11 @@ export function apiRoute<B extends z.ZodType | undefined, Q extends z.ZodType | 
   app.route({
     method: operation.method,
     url: routes[operation.route],
-    config: { ...(access ? { access } : {}), ...(operation.openDuringForcedSetup ? { openDuringForcedSetup: true } : {}) },
+    config: {
+      ...(access ? { access } : {}),
+      ...(operation.openDuringForcedSetup ? { openDuringForcedSetup: true } : {}),
+      ...(operation.hotPath ? { hotPath: true } : {}),
+    },
     ...(onSend ? { onSend } : {}),
     handler: async (request, reply) => {
       const input = {

@@ -61,6 +61,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   invalid_token: 401,
   account_not_found: 404,
   oidc_interaction_expired: 410,
+  service_unavailable: 503,
   internal_error: 500,
 };
 
@@ -92,6 +93,7 @@ export const failureTitles: Partial<Record<ErrorCode, string>> = {
   sso_password_member: "You sign in to this account with a password",
   sso_unavailable: "Your identity provider did not answer",
   oidc_interaction_expired: "This sign-in request has expired",
+  service_unavailable: "Too busy right now",
   internal_error: "Something went wrong",
 };
 

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import nodemailer from "nodemailer";
+import type Nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
 import type { MailMessage, Mailer } from "./mailer.js";
 
 export interface TransportOptions {
@@ -12,27 +13,35 @@ export interface TransportOptions {
   onOutboxMessage?: (file: string, message: MailMessage) => void;
 }
 
+/** nodemailer, loaded for the first message rather than at start (memory, issue 10). */
+async function nodemailer(): Promise<typeof Nodemailer> {
+  return (await import("nodemailer")).default;
+}
+
 /** SMTP through nodemailer when `smtpUrl` is set; otherwise RFC 5322 `.eml` files in the outbox folder. */
 export function createMailer(options: TransportOptions): Mailer {
   if (options.smtpUrl !== undefined) {
-    const transport = nodemailer.createTransport(options.smtpUrl);
+    const smtpUrl = options.smtpUrl;
+    let transport: Promise<Transporter> | undefined;
     return {
       async send(message) {
-        await transport.sendMail({ from: options.from, ...message });
+        transport ??= nodemailer().then((mailer) => mailer.createTransport(smtpUrl));
+        await (await transport).sendMail({ from: options.from, ...message });
       },
       async close() {
-        transport.close();
+        (await transport)?.close();
       },
     };
   }
   // nodemailer's stream transport builds the exact message SMTP would carry; we write it to a file instead.
-  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" });
+  let transport: Promise<Transporter> | undefined;
   // 0700 when we create it: the messages carry live sign-in links.
   mkdirSync(options.outboxDir, { recursive: true, mode: 0o700 });
   let sequence = 0;
   return {
     async send(message) {
-      const info = await transport.sendMail({ from: options.from, ...message });
+      transport ??= nodemailer().then((mailer) => mailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" }));
+      const info = await (await transport).sendMail({ from: options.from, ...message });
       sequence += 1;
       const safeTo = message.to.replace(/[^a-zA-Z0-9@._-]/g, "_");
       const file = join(
@@ -43,7 +52,7 @@ export function createMailer(options: TransportOptions): Mailer {
       options.onOutboxMessage?.(file, message);
     },
     async close() {
-      transport.close();
+      (await transport)?.close();
     },
   };
 }

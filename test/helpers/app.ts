@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { TestClock } from "./clock.js";
-import { loadConfig, type Config } from "../../src/config.js";
+import { loadConfig, type Config, type Limits } from "../../src/config.js";
 import type { AppContext } from "../../src/context.js";
 import type { Dialect } from "../../src/db/connect.js";
 import { hashPassword } from "../../src/auth/passwords.js";
@@ -46,6 +46,8 @@ export interface TestAppOptions {
   redis?: boolean;
   /** A MemoryMailer of the test's own (e.g. a subclass whose send fails). */
   mailer?: MemoryMailer;
+  /** Limits that have no environment variable, set for this app (e.g. a tiny overload threshold). */
+  limits?: Partial<Limits>;
 }
 
 export const TEST_SECRET_KEY = randomBytes(32).toString("base64");
@@ -61,6 +63,7 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     ...(options.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
     ...options.env,
   });
+  Object.assign(config.limits, options.limits);
   const clock = new TestClock();
   const mail = options.mailer ?? new MemoryMailer();
   // The runtime `latchkey serve` opens (the SQLite file in the data dir, or DATABASE_URL; Redis if REDIS_URL), with

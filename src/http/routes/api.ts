@@ -109,6 +109,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       summary: "The current session: who, which account, which role and two-factor method.",
       access: "signed_in",
       openDuringForcedSetup: true,
+      hotPath: true,
       ok: { status: 200, description: "Signed in.", schema: sessionSchema },
       errors: [],
     },
@@ -160,6 +161,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       description:
         "403 `two_factor_setup_required` while the account requires the auth app and the person has not set it up. A 401 carries `X-Latchkey-Login-Url`: the sign-in page, with `return_to` set to the original URL when the proxy sends it as `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Uri`, percent-encoded; the proxy redirects the browser there.",
       access: "signed_in",
+      hotPath: true,
       ok: {
         status: 200,
         description: "Signed in; the identity is in the headers (no body).",

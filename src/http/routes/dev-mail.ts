@@ -1,12 +1,17 @@
+import type { simpleParser as SimpleParser } from "mailparser";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { simpleParser } from "mailparser";
 import type { AppContext } from "../../context.js";
 import { html } from "../../html.js";
 import { layout } from "../views/layout.js";
 import { LatchkeyError } from "../../errors.js";
 import { routes, pathTo } from "../../paths.js";
+
+/** mailparser is loaded on the first visit of /dev/mail, not at start: it is most of a megabyte of code and ~20 MB of RSS. */
+async function parser(): Promise<typeof SimpleParser> {
+  return (await import("mailparser")).simpleParser;
+}
 
 /** True for addresses only this machine can reach: the outbox may hold live sign-in links. */
 export function isLoopbackHost(host: string): boolean {
@@ -32,6 +37,7 @@ export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: 
     layout({ title, body, wide: true, productName: ctx.config.productName });
 
   app.get(routes.devMail, async (_request, reply) => {
+    const simpleParser = await parser();
     const files = (await readdir(outboxDir).catch(() => [] as string[]))
       .filter((f) => EML.test(f))
       .sort()
@@ -57,6 +63,7 @@ ${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a 
     if (!EML.test(file)) throw new LatchkeyError("not_found", "No such message.");
     const content = await readFile(join(outboxDir, file)).catch(() => null);
     if (content === null) throw new LatchkeyError("not_found", "No such message.");
+    const simpleParser = await parser();
     const mail = await simpleParser(content);
     const links = [...(mail.text ?? "").matchAll(/https?:\/\/\S+/g)].map((m) => m[0]);
     return reply.html(

@@ -39,6 +39,8 @@ function implicitErrors(op: ApiOperation): ErrorCode[] {
     if (!op.openDuringForcedSetup) codes.push("two_factor_setup_required");
   }
   if (op.access === "admin" || op.access === "password_login") codes.push("forbidden");
+  // Any call may be shed while the server is overloaded (http/load-shedding.ts), with Retry-After.
+  codes.push("service_unavailable");
   return codes;
 }
 

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import QRCode from "qrcode";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import { hasFreshProof, passwordLoginFactors, reauthenticate, type PasswordLogin } from "../../auth/fresh-proof.js";
@@ -188,6 +187,8 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     } else {
       const key = await setupKey(ctx, login);
       if (!key.ok) return renderManage(request, reply, login, key);
+      // qrcode is loaded here, where the auth app is set up, not at start (memory, issue 10).
+      const { default: QRCode } = await import("qrcode");
       const qrSvg = await QRCode.toString(key.value.uri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
       page = scanPage({ ...chrome(request, reply, login.session), qrSvg, manualKey: key.value.manualKey, uri: key.value.uri, error });
     }
