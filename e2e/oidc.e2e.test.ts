@@ -190,6 +190,38 @@ describe("an application signs people in with Latchkey, in a browser", () => {
     expect(violations).toEqual([]);
   });
 
+  it("sign in to the app with Latchkey's password and a code from the auth app: acr app, amr pwd otp mfa", async () => {
+    const grace = { name: "Grace Hopper", email: "grace@example.com", password: "compiler for the harvard mark" };
+    await seedMember(server, { ...grace, accountName: "Eckert Mauchly" });
+    // Grace set up the auth app earlier (through the settings pages, over HTTP here) and kept its key in her phone.
+    const { secret } = await enableAuthApp(server, grace);
+    const { context, page, violations } = await newPage();
+    const callbacks = recordAppCallbacks(context);
+
+    await startAtTheApp(page);
+    const mailsBefore = server.mail.count(grace.email);
+    await enterPassword(page, grace);
+    await page.getByRole("heading", { name: "Enter your authentication code" }).waitFor();
+    expect(path(page)).toBe("/login/code");
+    // The app is the second factor: no email link, and nothing for the application yet.
+    expect(server.mail.count(grace.email)).toBe(mailsBefore);
+    expect(callbacks).toEqual([]);
+    await screenshot(page, "oidc-04-auth-app-code");
+
+    // The code that confirmed the setup is spent: the app shows the next one 30 seconds later.
+    server.clock.advanceSeconds(30);
+    await page.getByLabel("Authentication code").fill(authenticatorCode(secret, server.clock));
+    await page.getByRole("button", { name: "Verify" }).click();
+    const shown = await expectSignedInToTheApp(page, grace.name, violations);
+    expect(callbacks).toHaveLength(1);
+    expect(shown.who).toBe(`${grace.email} in Eckert Mauchly (member)`);
+    expect(shown.acr).toBe("urn:latchkey:loa:app");
+    expect(shown.amr).toEqual(expect.arrayContaining(["pwd", "otp", "mfa"]));
+    await screenshot(page, "oidc-05-signed-in-with-auth-app");
+    expect((await sessionStatus(context, server.baseUrl)).body).toMatchObject({ twoFactor: { method: "auth_app" } });
+    expect(violations).toEqual([]);
+  });
+
   it("sign in to the app through single sign-on: acr sso, amr ext and then the identity provider's own", async () => {
     idp = await startTestIdp({ redirectUri: ssoRedirectUri(server.ctx) });
     const domain = "analytical.example";
