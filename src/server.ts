@@ -165,7 +165,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     } else {
       await loadSession(ctx, request, reply);
       // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open.
-      const enforced = enforceTwoFactorPolicy(request, reply);
+      const enforced = await enforceTwoFactorPolicy(ctx, request, reply);
       if (enforced) return enforced;
     }
     // Then who may reach the route, as the route declared it (`access`).

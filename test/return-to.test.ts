@@ -230,6 +230,15 @@ describeEachDialect("return_to: back to the page asked for", (dialect) => {
     expect(await finishForcedSetup(browser, member)).toBe(`${PUBLIC}/settings/team`);
   });
 
+  it("a held member who opens another page is sent to set up the app, then taken to that page", async () => {
+    const member = await owesAuthApp();
+    const browser = await signedInBrowser(t, member);
+    const held = await browser.get("/settings/team?notice=x");
+    expect(held.statusCode).toBe(303);
+    expect(held.headers.location).toBe("/settings/two-factor");
+    expect(await finishForcedSetup(browser, member)).toBe(`${PUBLIC}/settings/team?notice=x`);
+  });
+
   it("a person already signed in who opens /login?return_to=… goes straight there", async () => {
     const browser = await signedInBrowser(t, await seedMember(t));
     const direct = await browser.get(loginWith("/login", `${APP}/x?y=1`));

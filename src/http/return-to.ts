@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../config.js";
 import type { AppContext } from "../context.js";
 import { constantTimeEqual, sign } from "../auth/tokens.js";
-import { pathTo } from "../paths.js";
+import { pathTo, routes } from "../paths.js";
 import { checkReturnTo } from "../return-to.js";
 import { mustSetUpAuthApp } from "../team/policy.js";
 import { clearCookie, readCookie, setCookie } from "./cookies.js";
@@ -52,16 +52,22 @@ export async function takeReturnTo(request: FastifyRequest, reply: FastifyReply,
 }
 
 /**
- * Sends a signed-in browser to a checked target, or home when there is none. Same origin: a redirect. Another origin:
- * a page that moves on at once — a redirect would be blocked by the CSP's form-action 'self' whenever the chain began
- * with one of our forms (the code step, the account picker).
+ * Sends a signed-in browser to a checked target, or home when there is none. A page of ours: a redirect. Another
+ * origin, or the OpenID Provider's interaction (which redirects on to the application's origin): a page that moves on
+ * at once — browsers hold the whole redirect chain that follows one of our forms (the code step, the account picker)
+ * to the CSP's form-action 'self', and would block its last hop.
  */
 export function sendToReturnTo(reply: FastifyReply, ctx: AppContext, target: string | null): FastifyReply {
   if (target === null) return reply.redirect(pathTo("home"), 303);
   const url = new URL(target);
-  if (url.origin === ctx.config.publicUrl.origin) return reply.redirect(url.href, 303);
-  return reply.html(continueToPage({ productName: ctx.config.productName, url: url.href, host: url.host }));
+  const ours = url.origin === ctx.config.publicUrl.origin;
+  if (ours && !url.pathname.startsWith(OIDC_PREFIX)) return reply.redirect(url.href, 303);
+  const destination = ours ? "the application that asked you to sign in" : url.host;
+  return reply.html(continueToPage({ productName: ctx.config.productName, url: url.href, destination }));
 }
+
+/** The OpenID Provider's paths (src/paths.ts): their redirects end on a client's origin. */
+const OIDC_PREFIX = `/${routes.oidcInteraction.split("/")[1]}/`;
 
 /**
  * A person already signed in opens a sign-in page with `return_to`: straight there (a plain GET, so a redirect), or,

@@ -20,7 +20,7 @@ import { settingsChrome } from "../chrome.js";
 import { setDeviceCookie } from "../cookies.js";
 import { formSchema, parseBody } from "../input.js";
 import { renderFailure, type Failure } from "../reply.js";
-import { hasReturnTo } from "../return-to.js";
+import { hasReturnTo, rememberReturnTo, returnToFromQuery } from "../return-to.js";
 import { requestInfo } from "../request-info.js";
 import { routes, pathTo } from "../../paths.js";
 import {
@@ -154,6 +154,9 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
     const login = passwordLoginOf(request);
     const code = (request.query as Record<string, unknown>)["notice"];
     const notice = typeof code === "string" && code in notices ? notices[code as keyof typeof notices] : undefined;
+    // Sent here to set up the app before going on (an application asking for acr urn:latchkey:loa:app): keep where.
+    const returnTo = await returnToFromQuery(request, ctx);
+    if (returnTo !== null) rememberReturnTo(reply, ctx, returnTo);
     return renderManage(request, reply, login, undefined, notice);
   });
 

@@ -78,14 +78,14 @@ export function ssoContinuePage(o: PageChrome & { url: string; domain: string })
  * redirect: after one of our forms (the code step, the account picker) the CSP's form-action 'self' would block a
  * redirect to another origin.
  */
-export function continueToPage(o: PageChrome & { url: string; host: string }): SafeHtml {
+export function continueToPage(o: PageChrome & { url: string; destination: string }): SafeHtml {
   return layout({
     title: "You are signed in",
     productName: o.productName,
     head: html`<meta http-equiv="refresh" content="0;url=${o.url}">`,
     body: html`<div class="card">
 <h1>You are signed in</h1>
-<p>Taking you back to <strong>${o.host}</strong>.</p>
+<p>Taking you back to <strong>${o.destination}</strong>.</p>
 <p><a class="button" href="${o.url}">Continue</a></p>
 </div>`,
   });
