@@ -132,7 +132,9 @@ export interface Limits {
   /**
    * Load shedding: while the event loop lags behind by more than this on average over a sample interval, every request
    * is answered 503 at once instead of being queued. Far above the lag of a busy but healthy server (a few ms at 50
-   * concurrent session checks on 2 cores): by then queued requests wait longer than any client should.
+   * concurrent session checks on 2 cores): by then queued requests wait longer than any client should. A full second
+   * (as @fastify/under-pressure's common setting), not less: a machine shared with other work lags for hundreds of
+   * milliseconds in bursts, and shedding then would refuse people a healthy server could still serve.
    */
   overloadEventLoopDelayMs: number;
   /** How often the event-loop lag is averaged and the load-shedding decision renewed (as @fastify/under-pressure). */
@@ -195,7 +197,7 @@ export const defaultLimits: Limits = {
   oidcLogoutSweepSeconds: 5,
   oidcBackchannelTimeoutSeconds: 5,
   oidcMaxRedirectUris: 20,
-  overloadEventLoopDelayMs: 200,
+  overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
 };

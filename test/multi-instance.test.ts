@@ -11,7 +11,7 @@ import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/databases.js";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, MemoryMailer, seedMember, TEST_SECRET_KEY } from "./helpers/app.js";
+import { Browser, MemoryMailer, seedMember, SHEDDING_OFF_MS, TEST_SECRET_KEY } from "./helpers/app.js";
 
 interface Instance {
   app: FastifyInstance;
@@ -33,6 +33,7 @@ async function startCluster(
     LOG_LEVEL: "silent",
     ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
   });
+  config.limits.overloadEventLoopDelayMs = SHEDDING_OFF_MS;
   const clock = new TestClock();
   const runtimes: Runtime[] = [];
   const apps: FastifyInstance[] = [];

@@ -50,6 +50,9 @@ export interface TestAppOptions {
   limits?: Partial<Limits>;
 }
 
+/** An event-loop lag no test reaches: load shedding off. */
+export const SHEDDING_OFF_MS = 10 * 60 * 1000;
+
 export const TEST_SECRET_KEY = randomBytes(32).toString("base64");
 
 /** A real app on a fresh database of the dialect, with a settable clock and a mailer tests can read. */
@@ -63,7 +66,9 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     ...(options.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
     ...options.env,
   });
-  Object.assign(config.limits, options.limits);
+  // Load shedding is off in tests unless a test asks for it: a CI machine running suites side by side lags by design,
+  // and a 503 there would fail tests of something else.
+  Object.assign(config.limits, { overloadEventLoopDelayMs: SHEDDING_OFF_MS }, options.limits);
   const clock = new TestClock();
   const mail = options.mailer ?? new MemoryMailer();
   // The runtime `latchkey serve` opens (the SQLite file in the data dir, or DATABASE_URL; Redis if REDIS_URL), with
