@@ -55,53 +55,56 @@ export async function listAuditEvents(
   ctx: Pick<AppContext, "db">,
   query: AuditQuery,
 ): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
-  let q = ctx.db
-    .selectFrom("audit_events as e")
-    .leftJoin("users as u", "u.id", "e.user_id")
-    .leftJoin("users as a", "a.id", "e.actor_user_id")
-    .select([
-      "e.id",
-      "e.type",
-      "e.created_at",
-      "e.user_id",
-      "e.actor_user_id",
-      "e.ip",
-      "e.user_agent",
-      "e.detail",
-      "u.email as userEmail",
-      "a.email as actorEmail",
-    ])
-    .where((eb) =>
-      eb.or([
-        eb("e.account_id", "=", query.accountId),
-        eb.and([
-          eb("e.account_id", "is", null),
-          eb(
-            "e.user_id",
-            "in",
+  // Two branches, each read newest first along the (account_id, created_at) index and cut at the page size, then
+  // merged: one `account_id = ? OR (account_id IS NULL AND …)` query cannot use the index and sorted every event of a
+  // busy account to show fifty (issue 10: ~0.7 s with a million events).
+  const branch = (own: boolean) => {
+    let q = ctx.db
+      .selectFrom("audit_events as e")
+      .leftJoin("users as u", "u.id", "e.user_id")
+      .leftJoin("users as a", "a.id", "e.actor_user_id")
+      .select([
+        "e.id",
+        "e.type",
+        "e.created_at",
+        "e.user_id",
+        "e.actor_user_id",
+        "e.ip",
+        "e.user_agent",
+        "e.detail",
+        "u.email as userEmail",
+        "a.email as actorEmail",
+      ]);
+    q = own
+      ? q.where("e.account_id", "=", query.accountId)
+      : q
+          .where("e.account_id", "is", null)
+          .where("e.user_id", "in", (eb) =>
             eb.selectFrom("memberships").select("memberships.user_id").where("memberships.account_id", "=", query.accountId),
-          ),
-        ]),
-      ]),
-    );
-  if (query.userId) q = q.where((eb) => eb.or([eb("e.user_id", "=", query.userId!), eb("e.actor_user_id", "=", query.userId!)]));
-  // A prefix is matched with LIKE, its own "_" and "%" escaped (event types are full of "_": "sign_in.").
-  if (query.type)
-    q = query.type.endsWith(".")
-      ? q.where(sql<boolean>`${sql.ref("e.type")} like ${`${query.type.replace(/[%_!]/g, "!$&")}%`} escape '!'`)
-      : q.where("e.type", "=", query.type);
-  if (query.fromMs !== undefined) q = q.where("e.created_at", ">=", query.fromMs);
-  if (query.toMs !== undefined) q = q.where("e.created_at", "<", query.toMs);
+          );
+    if (query.userId) q = q.where((eb) => eb.or([eb("e.user_id", "=", query.userId!), eb("e.actor_user_id", "=", query.userId!)]));
+    // A prefix is matched with LIKE, its own "_" and "%" escaped (event types are full of "_": "sign_in.").
+    if (query.type)
+      q = query.type.endsWith(".")
+        ? q.where(sql<boolean>`${sql.ref("e.type")} like ${`${query.type.replace(/[%_!]/g, "!$&")}%`} escape '!'`)
+        : q.where("e.type", "=", query.type);
+    if (query.fromMs !== undefined) q = q.where("e.created_at", ">=", query.fromMs);
+    if (query.toMs !== undefined) q = q.where("e.created_at", "<", query.toMs);
+    if (cursor)
+      q = q.where((eb) =>
+        eb.or([eb("e.created_at", "<", cursor.at), eb.and([eb("e.created_at", "=", cursor.at), eb("e.id", "<", cursor.id)])]),
+      );
+    return q
+      .orderBy("e.created_at", "desc")
+      .orderBy("e.id", "desc")
+      .limit(query.limit + 1)
+      .execute();
+  };
   const cursor = query.cursor ? decodeCursor(query.cursor) : null;
-  if (cursor)
-    q = q.where((eb) =>
-      eb.or([eb("e.created_at", "<", cursor.at), eb.and([eb("e.created_at", "=", cursor.at), eb("e.id", "<", cursor.id)])]),
-    );
-  const rows = await q
-    .orderBy("e.created_at", "desc")
-    .orderBy("e.id", "desc")
-    .limit(query.limit + 1)
-    .execute();
+  const [own, members] = await Promise.all([branch(true), branch(false)]);
+  const rows = [...own, ...members]
+    .sort((x, y) => y.created_at - x.created_at || (x.id < y.id ? 1 : x.id > y.id ? -1 : 0))
+    .slice(0, query.limit + 1);
   const page = rows.slice(0, query.limit);
   const last = page[page.length - 1];
   return {
