@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, csrfFrom, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
+import { Browser, csrfFrom, rowCounts, seedMember, startTestApp, type TestApp } from "./helpers/app.js";
 import { defaultLimits } from "../src/config.js";
 
 const BODY_LIMIT = defaultLimits.bodyLimitBytes;
@@ -31,23 +31,8 @@ describeEachDialect("bad input", (dialect) => {
     return inject(label, { method: "POST", url, headers: { "content-type": "application/json", ...headers }, payload });
   }
 
-  async function count(table: "challenges" | "attempt_counters" | "audit_events" | "sessions"): Promise<number> {
-    const row = await t.ctx.db
-      .selectFrom(table)
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
-  }
-
-  async function snapshot(): Promise<Record<string, number>> {
-    return {
-      challenges: await count("challenges"),
-      attempts: await count("attempt_counters"),
-      audit: await count("audit_events"),
-      sessions: await count("sessions"),
-      mail: t.mail.sent.length,
-    };
-  }
+  /** Counts of every table this suite's requests write, plus the mail sent: all must stay the same after a refusal. */
+  const snapshot = (): Promise<Record<string, number>> => rowCounts(t, ["challenges", "attempt_counters", "audit_events", "sessions"]);
 
   /** A browser on the sign-in page, and a raw form POST carrying its cookies and CSRF token. */
   async function formPoster(): Promise<(label: string, body: string, url?: string) => Promise<LightMyRequestResponse>> {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { Browser, csrfFrom, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 
 const EVIL = "https://evil.example";
 
@@ -14,25 +14,9 @@ describeEachDialect("CSRF protection", (dialect) => {
     await t?.close();
   });
 
-  async function count(table: "challenges" | "sessions" | "attempt_counters" | "audit_events" | "email_links"): Promise<number> {
-    const row = await t.ctx.db
-      .selectFrom(table)
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
-  }
-
-  /** Counts of every table a sign-in writes, plus the mail sent: all must stay the same after a refused request. */
-  async function snapshot(): Promise<Record<string, number>> {
-    return {
-      challenges: await count("challenges"),
-      sessions: await count("sessions"),
-      attempt_counters: await count("attempt_counters"),
-      audit_events: await count("audit_events"),
-      email_links: await count("email_links"),
-      mail: t.mail.sent.length,
-    };
-  }
+  /** Counts of every table this suite's requests write, plus the mail sent: all must stay the same after a refusal. */
+  const snapshot = (): Promise<Record<string, number>> =>
+    rowCounts(t, ["challenges", "sessions", "attempt_counters", "audit_events", "email_links"]);
 
   function expectCsrfPage(response: LightMyRequestResponse): void {
     expect(response.statusCode).toBe(403);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { Browser, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { createApiToken, revokeApiToken } from "../src/auth/api-tokens.js";
 import { hashToken, newId, newToken } from "../src/auth/tokens.js";
 
@@ -44,26 +44,9 @@ describeEachDialect("operator API", (dialect) => {
     return t.app.inject({ method, url, headers: { ...headers, ...options.headers }, ...(payload !== undefined ? { payload } : {}) });
   }
 
-  async function count(table: "accounts" | "invitations" | "audit_events" | "memberships" | "users" | "sessions"): Promise<number> {
-    const row = await t.ctx.db
-      .selectFrom(table)
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
-  }
-
   /** Every table an operator call writes, and the mail sent: all must stay the same after a refused call. */
-  async function snapshot(): Promise<Record<string, number>> {
-    return {
-      accounts: await count("accounts"),
-      invitations: await count("invitations"),
-      audit_events: await count("audit_events"),
-      memberships: await count("memberships"),
-      users: await count("users"),
-      sessions: await count("sessions"),
-      mail: t.mail.sent.length,
-    };
-  }
+  const snapshot = (): Promise<Record<string, number>> =>
+    rowCounts(t, ["accounts", "invitations", "audit_events", "memberships", "users", "sessions"]);
 
   async function eventsOf(accountId: string, type: string) {
     return t.ctx.db

@@ -7,7 +7,7 @@ import type { Dialect } from "../../src/db/connect.js";
 import { hashPassword } from "../../src/auth/passwords.js";
 import { newId } from "../../src/auth/tokens.js";
 import type { MailMessage, Mailer } from "../../src/mail/mailer.js";
-import type { Role } from "../../src/db/schema.js";
+import type { Database, Role } from "../../src/db/schema.js";
 import { openRuntime } from "../../src/runtime.js";
 import { buildApp } from "../../src/server.js";
 import { createTestDatabase, REDIS_TEST_URL } from "./databases.js";
@@ -203,4 +203,17 @@ export async function signedInBrowser(t: Pick<TestApp, "app" | "mail">, member: 
   const linked = await browser.get(t.mail.lastLink(member.email));
   if (linked.statusCode !== 303) throw new Error(`email link failed: ${linked.statusCode} ${linked.body.slice(0, 200)}`);
   return browser;
+}
+
+/** Rows in each of `tables`, and the mail sent: compared before and after a refused request, all must stay the same. */
+export async function rowCounts(t: Pick<TestApp, "ctx" | "mail">, tables: readonly (keyof Database)[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = { mail: t.mail.sent.length };
+  for (const table of tables) {
+    const row = await t.ctx.db
+      .selectFrom(table)
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
+    counts[table] = Number(row.n);
+  }
+  return counts;
 }
