@@ -21,6 +21,7 @@ import { urlTo } from "./paths.js";
 import { createClient, deleteClient, listClients } from "./oidc/clients.js";
 import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
+import { BackgroundJobs } from "./background.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -115,23 +116,20 @@ program
       log(`  ${setup.url}`);
       log("");
     }
+    const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
     // Approved support resets whose waiting period is over are applied by whichever instance sweeps first
-    // (each is claimed atomically). Unref'd: the timer never keeps the process alive on its own.
-    const sweep = setInterval(() => {
-      applyDueSupportResets(runtime.ctx)
-        .then((n) => n > 0 && log(`Applied ${n} support reset(s).`))
-        .catch((error: unknown) => app.log.error({ err: error }, "support reset sweep failed"));
-    }, SUPPORT_SWEEP_INTERVAL_MS);
-    sweep.unref();
+    // (each is claimed atomically).
+    jobs.every("support reset sweep", SUPPORT_SWEEP_INTERVAL_MS, async () => {
+      const n = await applyDueSupportResets(runtime.ctx);
+      if (n > 0) log(`Applied ${n} support reset(s).`);
+    });
     // Applications whose person's Latchkey session ended (signed out elsewhere, removed, expired …) are told within a
     // few seconds; each ended session is claimed by one instance.
-    const oidcSweep = setInterval(() => {
-      app.oidc.sweep().catch((error: unknown) => app.log.error({ err: error }, "OpenID Provider logout sweep failed"));
-    }, cfg.limits.oidcLogoutSweepSeconds * 1000);
-    oidcSweep.unref();
+    jobs.every("OpenID Provider logout sweep", cfg.limits.oidcLogoutSweepSeconds * 1000, async () => {
+      await app.oidc.sweep();
+    });
     const stop = async (): Promise<void> => {
-      clearInterval(sweep);
-      clearInterval(oidcSweep);
+      await jobs.stop();
       await app.close();
       await runtime.close();
       process.exit(0);

@@ -1,0 +1,46 @@
+/** Logs what a background job threw; given by the caller (the server's logger). */
+export type JobErrorLog = (error: unknown, job: string) => void;
+
+interface Job {
+  name: string;
+  timer: NodeJS.Timeout;
+  running: Promise<void> | undefined;
+}
+
+/**
+ * The periodic work `serve` runs beside the web server (support resets, logout sweeps, mail delivery, housekeeping).
+ * One place to start and stop it: on shutdown no new run starts and the runs in progress are awaited, so nothing is
+ * cut off half-way by our own exit. A run never overlaps the previous run of the same job.
+ */
+export class BackgroundJobs {
+  private readonly jobs: Job[] = [];
+  private stopped = false;
+
+  constructor(private readonly onError: JobErrorLog) {}
+
+  /** Runs `fn` every `intervalMs` (first run after one interval). Timers are unref'd: they never keep the process alive. */
+  every(name: string, intervalMs: number, fn: () => Promise<void>): void {
+    const job: Job = { name, timer: setInterval(() => this.run(job, fn), intervalMs), running: undefined };
+    job.timer.unref();
+    this.jobs.push(job);
+  }
+
+  /** Runs a job now (unless it is already running or the jobs are stopped); resolves when that run ends. */
+  private run(job: Job, fn: () => Promise<void>): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (job.running) return job.running;
+    job.running = fn()
+      .catch((error: unknown) => this.onError(error, job.name))
+      .finally(() => {
+        job.running = undefined;
+      });
+    return job.running;
+  }
+
+  /** No new runs; waits for the runs in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const job of this.jobs) clearInterval(job.timer);
+    await Promise.all(this.jobs.map((job) => job.running));
+  }
+}
