@@ -34,6 +34,21 @@ export default tseslint.config(
     rules: { "no-restricted-imports": ["error", { patterns: domainMayNotImport }] },
   },
   {
+    // Mail goes through the queue (`queueMail`, in the transaction of the change that causes it): only the sender hands
+    // a message to the transport, so no request waits for a mail server and no message is lost when it fails.
+    files: ["src/**/*.ts"],
+    ignores: ["src/mail/sender.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        ...["name", "property.name"].map((which) => ({
+          selector: `CallExpression[callee.property.name='send'][callee.object.${which}=/^(mailer|transport)$/i]`,
+          message: "Queue mail with queueMail(ctx, message, { key }) (src/mail/queue.ts); only src/mail/sender.ts calls Mailer.send.",
+        })),
+      ],
+    },
+  },
+  {
     // Views draw what they are given: they never query the database or decide policy.
     files: ["src/http/views/**/*.ts"],
     rules: {

@@ -10,7 +10,7 @@ import { generateSync } from "otplib";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { PNG } from "pngjs";
 import { TestClock } from "../test/helpers/clock.js";
-import { MemoryMailer, SHEDDING_OFF_MS, type Browser as HttpBrowser } from "../test/helpers/app.js";
+import { deliverMailBeforeAnswer, MemoryMailer, SHEDDING_OFF_MS, type Browser as HttpBrowser } from "../test/helpers/app.js";
 import { loadConfig, type Config } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
@@ -59,6 +59,8 @@ async function startOnce(port: number): Promise<E2eServer> {
     config.limits.overloadEventLoopDelayMs = SHEDDING_OFF_MS;
     runtime = await openRuntime(config, { clock, mailer: mail, migrate: true });
     app = await buildApp(runtime.ctx, { logger: false });
+    // A page that says "check your email" arrives after its email: the test reads the inbox at once.
+    deliverMailBeforeAnswer(app, runtime.mailSender);
     await app.listen({ port, host: "127.0.0.1" });
   } catch (error) {
     await cleanup().catch(() => undefined);

@@ -14,6 +14,7 @@ interface Job {
  */
 export class BackgroundJobs {
   private readonly jobs: Job[] = [];
+  private readonly stoppers: Array<() => Promise<void>> = [];
   private stopped = false;
 
   constructor(private readonly onError: JobErrorLog) {}
@@ -23,6 +24,14 @@ export class BackgroundJobs {
     const job: Job = { name, timer: setInterval(() => this.run(job, fn), intervalMs), running: undefined };
     job.timer.unref();
     this.jobs.push(job);
+  }
+
+  /**
+   * Work that also runs outside the timer (the mail sender, woken after requests): `stop` is called with the jobs'
+   * stop, so it claims no new work and its runs in progress are awaited like theirs.
+   */
+  onStop(stop: () => Promise<void>): void {
+    this.stoppers.push(stop);
   }
 
   /** Runs a job now (unless it is already running or the jobs are stopped); resolves when that run ends. */
@@ -41,6 +50,6 @@ export class BackgroundJobs {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const job of this.jobs) clearInterval(job.timer);
-    await Promise.all(this.jobs.map((job) => job.running));
+    await Promise.all([...this.stoppers.map((stop) => stop()), ...this.jobs.map((job) => job.running)]);
   }
 }

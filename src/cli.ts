@@ -22,6 +22,7 @@ import { createClient, deleteClient, listClients } from "./oidc/clients.js";
 import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 import { BackgroundJobs } from "./background.js";
+import type { DeliveryReport } from "./mail/sender.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -44,6 +45,23 @@ function config(): Config {
   }
 }
 
+/** Tries the messages this command queued and not yet tried; they are then off its list. */
+async function deliverQueued(runtime: Runtime): Promise<DeliveryReport> {
+  const ids = runtime.ctx.queuedMail.ids ?? [];
+  runtime.ctx.queuedMail.ids = [];
+  return runtime.mailSender.deliver(ids);
+}
+
+/**
+ * Tries the mail this command queued, once, before it exits (bounded by `mailSendTimeoutSeconds`), and says what
+ * became of it: a running server delivers what could not be sent now.
+ */
+async function deliverOwnMail(runtime: Runtime, to: string): Promise<string> {
+  const report = await deliverQueued(runtime);
+  if (report.pending === 0) return `${to} was emailed`;
+  return `the email to ${to} is queued; the server delivers it${report.lastError ? ` (sending failed just now: ${escapeForTerminal(report.lastError)})` : ""}`;
+}
+
 async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>, migrate = true): Promise<T> {
   let runtime: Runtime;
   try {
@@ -53,8 +71,15 @@ async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>,
       `cannot open the database${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
+  // The ids of the messages this command queues, so it can try them before it exits.
+  runtime.ctx.queuedMail.ids = [];
   try {
-    return await fn(runtime);
+    const result = await fn(runtime);
+    // Mail the command queued without saying so (e.g. `support list` applying a due reset) is tried too.
+    const report = await deliverQueued(runtime);
+    if (report.pending > 0)
+      process.stderr.write(`latchkey: ${report.pending} email(s) could not be sent now; they are queued and the server delivers them.\n`);
+    return result;
   } finally {
     await runtime.close();
   }
@@ -117,6 +142,12 @@ program
       log("");
     }
     const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
+    // Mail: sent right after the request that queued it; this look finds the rest (other instances' and the CLI's
+    // messages, retries). On shutdown the sender claims nothing more and finishes the sends in progress.
+    runtime.mailSender.log = app.log;
+    jobs.every("mail delivery", cfg.limits.mailPollIntervalMs, () => runtime.mailSender.wake());
+    jobs.onStop(() => runtime.mailSender.stop());
+    void runtime.mailSender.wake();
     // Approved support resets whose waiting period is over are applied by whichever instance sweeps first
     // (each is claimed atomically).
     jobs.every("support reset sweep", SUPPORT_SWEEP_INTERVAL_MS, async () => {
@@ -296,18 +327,18 @@ for (const [name, describe] of [
     .option("--operator <name>", "who decides (recorded; default: your system user)")
     .option("--note <text>", "why (recorded)")
     .action(async (id: string, options: { operator?: string; note?: string }) => {
-      await withRuntime(config(), async ({ ctx }) => {
+      await withRuntime(config(), async (runtime) => {
+        const { ctx } = runtime;
         const input = { id, ...(options.operator ? { operator: options.operator } : {}), ...(options.note ? { note: options.note } : {}) };
         if (name === "approve") {
           const result = await approveSupportRequest(ctx, input);
           if (!result.ok) fatal(result.message);
-          process.stdout.write(
-            `Approved. ${quoteForTerminal(result.value.email)} was emailed; the reset happens at ${iso(result.value.resetsAt)} unless they cancel.\n`,
-          );
+          const mailed = await deliverOwnMail(runtime, quoteForTerminal(result.value.email));
+          process.stdout.write(`Approved. ${mailed}; the reset happens at ${iso(result.value.resetsAt)} unless they cancel.\n`);
         } else {
           const result = await denySupportRequest(ctx, input);
           if (!result.ok) fatal(result.message);
-          process.stdout.write(`Denied. ${quoteForTerminal(result.value.email)} was emailed; nothing changed.\n`);
+          process.stdout.write(`Denied. ${await deliverOwnMail(runtime, quoteForTerminal(result.value.email))}; nothing changed.\n`);
         }
       });
     });
@@ -318,9 +349,15 @@ support
     "Apply approved resets whose waiting period is over (`serve` does this every minute; use this from cron when no server runs).",
   )
   .action(async () => {
-    await withRuntime(config(), async ({ ctx }) => {
-      const n = await applyDueSupportResets(ctx);
-      process.stdout.write(n ? `Applied ${n} reset(s).\n` : "No reset is due.\n");
+    await withRuntime(config(), async (runtime) => {
+      const n = await applyDueSupportResets(runtime.ctx);
+      if (n === 0) {
+        process.stdout.write("No reset is due.\n");
+        return;
+      }
+      const report = await deliverQueued(runtime);
+      const mailed = report.pending === 0 ? "each person was emailed" : `${report.pending} email(s) are queued; the server delivers them`;
+      process.stdout.write(`Applied ${n} reset(s); ${mailed}.\n`);
     });
   });
 

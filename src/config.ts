@@ -141,6 +141,32 @@ export interface Limits {
   overloadSampleIntervalMs: number;
   /** `Retry-After` of a shed request: long enough for a burst to pass, short enough not to strand clients. */
   overloadRetryAfterSeconds: number;
+  /**
+   * Mail: each instance looks for due messages this often (messages of other instances and of the CLI, retries after a
+   * failure). A message queued by a request is sent right after that request, without waiting for this.
+   */
+  mailPollIntervalMs: number;
+  /** Mail: one delivery (connect, greet, send) gives up after this long and counts as a failed attempt. */
+  mailSendTimeoutSeconds: number;
+  /**
+   * Mail: a claimed message is another instance's to send for this long; if it is neither sent nor released by then
+   * (its instance crashed), any sender claims it again. Well above `mailSendTimeoutSeconds`, so a live send is never
+   * claimed twice.
+   */
+  mailClaimLeaseSeconds: number;
+  /** Mail: messages one sender claims and sends at a time (in parallel). */
+  mailBatchSize: number;
+  /** Mail: the wait after the first failed attempt; it doubles with each further failure (with jitter: half to all of it). */
+  mailRetryBaseSeconds: number;
+  /** Mail: the longest wait between two attempts. */
+  mailRetryMaxSeconds: number;
+  /**
+   * Mail: a message is given up (marked failed, logged) after this many failed attempts. With the waits above that is
+   * hours of retrying: an SMTP outage of that length delays mail and loses none.
+   */
+  mailMaxAttempts: number;
+  /** Mail: finished queue rows (sent, given up, superseded) are kept this long, then pruned by housekeeping. */
+  mailQueueRetentionSeconds: number;
 }
 
 export const defaultLimits: Limits = {
@@ -200,6 +226,14 @@ export const defaultLimits: Limits = {
   overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
+  mailPollIntervalMs: 5000,
+  mailSendTimeoutSeconds: 30,
+  mailClaimLeaseSeconds: 5 * 60,
+  mailBatchSize: 10,
+  mailRetryBaseSeconds: 5,
+  mailRetryMaxSeconds: 5 * 60,
+  mailMaxAttempts: 50,
+  mailQueueRetentionSeconds: 7 * 24 * 60 * 60,
 };
 
 export interface Config {

@@ -3,16 +3,20 @@ import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import type { Database } from "./db/schema.js";
 import type { Dialect } from "./db/connect.js";
-import type { Mailer } from "./mail/mailer.js";
+import type { QueuedMail } from "./mail/queue.js";
 import type { AttemptStore } from "./auth/attempts.js";
 
-/** What every domain function may use. Built once in `server.ts`; tests build their own with a test clock and mailer. */
+/**
+ * What every domain function may use. Built once by `openRuntime`; tests give it a test clock and mailer. There is no
+ * mailer in it: domain code hands mail to the queue (`queueMail`), and only the sender (src/mail/sender.ts) sends.
+ */
 export interface AppContext {
   db: Kysely<Database>;
   dialect: Dialect;
   config: Config;
   clock: Clock;
-  mailer: Mailer;
+  /** Word of mail queued through this context: the server wakes the sender after a request that queued some. */
+  queuedMail: QueuedMail;
   attempts: AttemptStore;
 }
 

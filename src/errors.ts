@@ -48,7 +48,6 @@ export const errorCodes = [
   "recovery_codes_not_saved",
   "recovery_codes_unavailable",
   "two_factor_setup_required",
-  "mail_unavailable",
   "sso_not_configured",
   "sso_domain_taken",
   "sso_state_invalid",

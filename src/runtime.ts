@@ -6,11 +6,16 @@ import { connect, migrateToLatest, sqliteFileIn, type Store } from "./db/connect
 import { DatabaseAttemptStore, RedisAttemptStore } from "./auth/attempts.js";
 import { createMailer } from "./mail/transport.js";
 import type { MailMessage, Mailer } from "./mail/mailer.js";
+import { QueuedMail } from "./mail/queue.js";
+import { MailSender, type MailSenderOptions } from "./mail/sender.js";
 
 export interface Runtime {
   ctx: AppContext;
   store: Store;
   outboxDir: string;
+  /** Delivers the mail queue through this runtime's transport: woken after requests, and by `serve` every poll interval. */
+  mailSender: MailSender;
+  /** Stops the mail sender (the sends in progress finish), then closes the transport, Redis and the database. */
   close(): Promise<void>;
 }
 
@@ -23,11 +28,13 @@ export interface RuntimeOptions {
   mailer?: Mailer;
   onOutboxMessage?: (file: string, message: MailMessage) => void;
   migrate?: boolean;
+  /** The mail sender's options (tests fix the jitter; metrics count its events with `onEvent`). */
+  mailSender?: MailSenderOptions;
   /** Prefix of the attempt counters' keys in Redis: tests give each app its own, so parallel test files never share counters. */
   attemptKeyPrefix?: string;
 }
 
-/** Opens what a configuration names: the database, Redis (if set), the mail transport. */
+/** Opens what a configuration names: the database, Redis (if set), the mail transport and its sender. */
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
   if (options.migrate) await migrateToLatest(store.db);
@@ -45,6 +52,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       smtpUrl: config.smtpUrl,
       from: config.mailFrom,
       outboxDir,
+      timeoutMs: config.limits.mailSendTimeoutSeconds * 1000,
       ...(options.onOutboxMessage ? { onOutboxMessage: options.onOutboxMessage } : {}),
     });
   const ctx: AppContext = {
@@ -52,14 +60,17 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     dialect: store.dialect,
     config,
     clock,
-    mailer,
+    queuedMail: new QueuedMail(),
     attempts: redis ? new RedisAttemptStore(redis, options.attemptKeyPrefix) : new DatabaseAttemptStore(store.db, clock),
   };
+  const mailSender = new MailSender(ctx, mailer, options.mailSender);
   return {
     ctx,
     store,
     outboxDir,
+    mailSender,
     async close() {
+      await mailSender.stop();
       await mailer.close();
       if (redis) redis.disconnect();
       await store.close();

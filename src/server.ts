@@ -113,8 +113,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) if (method !== "HEAD") registered.push(`${method} ${route.url}`);
   });
-  // Work routes run after their answer has gone out; closing the app waits for it.
-  const afterResponse = new AfterResponse(app.log);
+  // Work routes run after their answer has gone out; closing the app waits for it. Mail it queued is sent right after.
+  const afterResponse = new AfterResponse(app.log, () => ctx.queuedMail.wake());
   app.decorate("afterResponse", afterResponse);
   app.addHook("onClose", async () => afterResponse.settled());
   app.decorateRequest("signedIn", null);
@@ -131,10 +131,16 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     return sendError(request, reply, "method_not_allowed", `${path} does not take ${request.method}; it takes ${allowed.join(", ")}.`);
   });
 
-  app.addHook("onSend", async (_request, reply, payload) => {
+  app.decorateRequest("mailQueuedBefore", null);
+  app.addHook("onSend", async (request, reply, payload) => {
     // Every answer here is about someone's sign-in: never cache it anywhere.
     reply.header("Cache-Control", "no-store");
     reply.header("Pragma", "no-cache");
+    // The handler is done (its transaction committed): mail it queued is sent now, once the answer is on its way,
+    // rather than at the sender's next look. (A request running beside it may make this wake early; its own wakes too.)
+    if (request.mailQueuedBefore !== null && request.mailQueuedBefore !== ctx.queuedMail.queued) {
+      setImmediate(() => void ctx.queuedMail.wake());
+    }
     return payload;
   });
   // The default public URL says "localhost" while the server listens on 127.0.0.1: someone who opens the
@@ -156,6 +162,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     });
   }
   app.addHook("preHandler", async (request, reply) => {
+    // Before anything of the request can queue mail: the onSend hook compares.
+    request.mailQueuedBefore = ctx.queuedMail.queued;
     // A request no route takes runs no handler and changes nothing: it answers 404 or 405, not a CSRF refusal.
     if (!request.is404) checkCsrf(request, ctx.config);
     if (request.routeOptions.config.access === "operator") {
@@ -200,5 +208,9 @@ declare module "fastify" {
     /** `LATCHKEY_PRODUCT_NAME`, for pages rendered outside the routes (error pages). */
     latchkeyProductName: string;
     afterResponse: AfterResponse;
+  }
+  interface FastifyRequest {
+    /** `ctx.queuedMail.queued` when the request reached its handler's hooks (null before): did it queue mail? */
+    mailQueuedBefore: number | null;
   }
 }

@@ -10,7 +10,7 @@ import { connect, migrateToLatest, sqliteFileIn } from "../src/db/connect.js";
 import { hashToken, newId } from "../src/auth/tokens.js";
 import { openRuntime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
-import { Browser, MemoryMailer, signedInBrowser, type TestApp } from "./helpers/app.js";
+import { Browser, deliverMailBeforeAnswer, MemoryMailer, signedInBrowser, type TestApp } from "./helpers/app.js";
 
 const CLI = ["--import", "tsx", join(process.cwd(), "src/cli.ts")];
 
@@ -129,6 +129,7 @@ describe("latchkey CLI", () => {
       const mail = new MemoryMailer();
       const runtime = await openRuntime(config, { clock, mailer: mail });
       const app = await buildApp(runtime.ctx, { logger: false });
+      deliverMailBeforeAnswer(app, runtime.mailSender);
       t = { app, ctx: runtime.ctx, mail, clock, config, close: async () => (await app.close(), await runtime.close()) };
     });
     afterAll(async () => {

@@ -27,6 +27,24 @@ describe("the layering lint rule", () => {
     expect(messages).toHaveLength(1);
   });
 
+  it("refuses a call of Mailer.send anywhere but the mail sender: mail goes through the queue", async () => {
+    const [result] = await eslint.lintText(
+      'import type { AppContext } from "../context.js";\nimport type { Mailer } from "../mail/mailer.js";\n' +
+        "export async function f(ctx: AppContext, mailer: Mailer): Promise<void> {\n" +
+        '  await mailer.send({ to: "a@b.c", subject: "s", text: "t", html: "h" });\n' +
+        '  await (ctx as unknown as { mailer: Mailer }).mailer.send({ to: "a@b.c", subject: "s", text: "t", html: "h" });\n}\n',
+      { filePath: "src/team/example.ts" },
+    );
+    const messages = (result?.messages ?? []).filter((m) => m.ruleId === "no-restricted-syntax").map((m) => m.message);
+    expect(messages).toHaveLength(2);
+    expect(messages[0]).toContain("queueMail");
+    const [sender] = await eslint.lintText(
+      'import type { Mailer } from "./mailer.js";\nexport async function f(transport: Mailer): Promise<void> {\n  await transport.send({ to: "a@b.c", subject: "s", text: "t", html: "h" });\n}\n',
+      { filePath: "src/mail/sender.ts" },
+    );
+    expect((sender?.messages ?? []).filter((m) => m.ruleId === "no-restricted-syntax")).toEqual([]);
+  });
+
   it("lets a view import the domain's types, and a domain module import its own layer", async () => {
     expect(
       await restricted(

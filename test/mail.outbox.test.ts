@@ -10,7 +10,7 @@ import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { createMailer } from "../src/mail/transport.js";
 import type { MailMessage } from "../src/mail/mailer.js";
-import { Browser, seedMember } from "./helpers/app.js";
+import { Browser, deliverMailBeforeAnswer, seedMember } from "./helpers/app.js";
 
 const LINK = /http:\/\/localhost:3000\/login\/email\/[A-Za-z0-9_-]{43}/;
 
@@ -29,6 +29,7 @@ describe("mail outbox (no SMTP_URL)", () => {
       onOutboxMessage: (file, message) => logged.push({ file, message }),
     });
     app = await buildApp(runtime.ctx, { logger: false, outboxDir: runtime.outboxDir });
+    deliverMailBeforeAnswer(app, runtime.mailSender);
   });
   afterAll(async () => {
     await app?.close();

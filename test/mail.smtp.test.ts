@@ -9,7 +9,7 @@ import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
-import { Browser, seedMember } from "./helpers/app.js";
+import { Browser, deliverMailBeforeAnswer, seedMember } from "./helpers/app.js";
 
 const MAIL_FROM = "Acme Sign-in <sign-in@acme.example>";
 
@@ -62,6 +62,7 @@ async function startApp(smtpUrl: string): Promise<{ app: FastifyInstance; runtim
   const config = loadConfig({ LATCHKEY_DATA_DIR: dataDir, SMTP_URL: smtpUrl, MAIL_FROM, LOG_LEVEL: "silent" });
   const runtime = await openRuntime(config, { clock: new TestClock(), migrate: true });
   const app = await buildApp(runtime.ctx, { logger: false });
+  deliverMailBeforeAnswer(app, runtime.mailSender);
   return {
     app,
     runtime,
@@ -149,29 +150,37 @@ describe("mail over real SMTP", () => {
       await smtp?.close();
     });
 
-    it("the password step answers 503 mail_unavailable on the API, not 500", async () => {
+    it("the password step answers as usual on the API; the refused email stays queued for a retry, with the server's reply", async () => {
       const member = await seedMember({ ctx: t.runtime.ctx });
       const response = await t.app.inject({
         method: "POST",
         url: "/api/v1/login",
         payload: { email: member.email, password: member.password },
       });
-      expect(response.statusCode).toBe(503);
-      expect(response.json()).toMatchObject({ error: "mail_unavailable" });
-      expect(response.json().message).toMatch(/could not send the sign-in email/);
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toEqual({ next: "email_link" });
       expect(smtp.received).toHaveLength(0);
+      const row = await t.runtime.ctx.db
+        .selectFrom("mail_queue")
+        .select(["attempts", "sent_at", "failed_at", "last_error"])
+        .where("to_address", "=", member.email)
+        .executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ attempts: 1, sent_at: null, failed_at: null });
+      expect(row.last_error).toContain("550");
     });
 
-    it("the password form shows a 503 page that says the email could not be sent", async () => {
+    it("the password form leads to “check your email”, which says delivery is failing", async () => {
       const member = await seedMember({ ctx: t.runtime.ctx });
-      const response = await new Browser(t.app).signInWithPassword(member.email, member.password);
-      expect(response.statusCode).toBe(503);
-      expect(response.headers["content-type"]).toContain("text/html");
-      expect(response.body).toContain("We could not send the email");
+      const browser = new Browser(t.app);
+      const response = await browser.signInWithPassword(member.email, member.password);
+      expect(response.statusCode).toBe(303);
+      const page = await browser.get("/login/email");
+      expect(page.statusCode).toBe(200);
+      expect(page.body).toContain("We are having trouble sending email right now.");
     });
   });
 
-  it("an SMTP server that is not there also gives 503 mail_unavailable", async () => {
+  it("an SMTP server that is not there: the sign-in goes on, and the email waits in the queue", async () => {
     const gone = await startSmtp();
     const port = gone.port;
     await gone.close();
@@ -183,8 +192,14 @@ describe("mail over real SMTP", () => {
         url: "/api/v1/login",
         payload: { email: member.email, password: member.password },
       });
-      expect(response.statusCode).toBe(503);
-      expect(response.json().error).toBe("mail_unavailable");
+      expect(response.statusCode).toBe(200);
+      const row = await t.runtime.ctx.db
+        .selectFrom("mail_queue")
+        .select(["attempts", "sent_at", "last_error"])
+        .where("to_address", "=", member.email)
+        .executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ attempts: 1, sent_at: null });
+      expect(row.last_error).toContain("ECONNREFUSED");
     } finally {
       await t.close();
     }

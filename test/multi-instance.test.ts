@@ -11,7 +11,7 @@ import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/databases.js";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, MemoryMailer, seedMember, SHEDDING_OFF_MS, TEST_SECRET_KEY } from "./helpers/app.js";
+import { Browser, deliverMailBeforeAnswer, MemoryMailer, seedMember, SHEDDING_OFF_MS, TEST_SECRET_KEY } from "./helpers/app.js";
 
 interface Instance {
   app: FastifyInstance;
@@ -42,6 +42,7 @@ async function startCluster(
     const runtime = await openRuntime(config, { clock, mailer: mail, migrate: true });
     runtimes.push(runtime);
     const app = await buildApp(runtime.ctx, { logger: false });
+    deliverMailBeforeAnswer(app, runtime.mailSender);
     await app.ready();
     apps.push(app);
     return { app, ctx: runtime.ctx, mail };

@@ -5,7 +5,7 @@ import { loadConfig } from "../src/config.js";
 import type { AppContext } from "../src/context.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
-import { Browser, MemoryMailer, seedMember, TEST_SECRET_KEY } from "./helpers/app.js";
+import { Browser, deliverMailBeforeAnswer, MemoryMailer, seedMember, TEST_SECRET_KEY } from "./helpers/app.js";
 import { TestClock } from "./helpers/clock.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/databases.js";
 import { describeEachDialect } from "./helpers/dialects.js";
@@ -58,6 +58,7 @@ describeEachDialect("OpenID Provider on two instances", (dialect) => {
       const runtime = await openRuntime(config, { clock, mailer: mail, migrate: true });
       runtimes.push(runtime);
       const app = await buildApp(runtime.ctx, { logger: false });
+      deliverMailBeforeAnswer(app, runtime.mailSender);
       await app.listen({ port, host: "127.0.0.1" });
       return { app, ctx: runtime.ctx, mail, origin: `http://127.0.0.1:${port}` };
     }

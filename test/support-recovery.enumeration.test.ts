@@ -155,16 +155,14 @@ describeEachDialect("support request timing", (dialect) => {
 
   it("/support answers before the email is sent, so a slow mail server does not tell registered addresses apart", async () => {
     const member = await seedMember(t, { accountName: "Support timing" });
-    const original = t.ctx.mailer;
+    const original = t.mail.send;
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const held: MailMessage[] = [];
-    t.ctx.mailer = {
-      async send(message) {
-        held.push(message);
-        await gate;
-      },
-      async close() {},
+    // The mail server holds every message until released.
+    t.mail.send = async (message: MailMessage): Promise<void> => {
+      held.push(message);
+      await gate;
     };
     try {
       const b = new Browser(t.app);
@@ -179,7 +177,7 @@ describeEachDialect("support request timing", (dialect) => {
     } finally {
       release();
       await t.app.afterResponse.settled();
-      t.ctx.mailer = original;
+      t.mail.send = original;
     }
   });
 

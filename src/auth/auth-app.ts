@@ -225,11 +225,11 @@ export async function confirmAuthAppSetup(
     // OpenID Provider reports as `acr` urn:latchkey:loa:app, and what a client's step-up asks for).
     await tx.updateTable("sessions").set({ fresh_proof_at: now, sign_in_proof: "auth_app" }).where("id", "=", signedIn.sessionId).execute();
     await recordEvent(withTx(ctx, tx), { type: "two_factor.auth_app_enabled", userId, accountId: signedIn.account.id, info });
+    await notifyUser(withTx(ctx, tx), { userId, kind: "auth_app_enabled", info });
     return true;
   });
   if (!done) return fail("setup_not_started", "This setup was already finished.");
   await revokeUserSessions(ctx, userId, signedIn.sessionId);
-  await notifyUser(ctx, { userId, kind: "auth_app_enabled", info });
   return ok(null);
 }
 
@@ -250,12 +250,12 @@ export async function regenerateRecoveryCodes(
   await ctx.db.transaction().execute(async (tx) => {
     await activateRecoveryCodes(tx, ctx.config, { userId, batchId, codes, now });
     await recordEvent(withTx(ctx, tx), { type: "two_factor.recovery_codes_regenerated", userId, accountId: signedIn.account.id, info });
+    await notifyUser(withTx(ctx, tx), { userId, kind: "recovery_codes_regenerated", info });
   });
   await storeReveal(ctx, userId, batchId, codes);
   // A credential changed, like the password or the app: a session opened elsewhere (perhaps with an old code, the
   // reason someone regenerates) ends now.
   await revokeUserSessions(ctx, userId, signedIn.sessionId);
-  await notifyUser(ctx, { userId, kind: "recovery_codes_regenerated", info });
   return ok({ codes });
 }
 
@@ -304,8 +304,8 @@ export async function disableAuthApp(
   await ctx.db.transaction().execute(async (tx) => {
     await removeAuthApp(tx, userId, now);
     await recordEvent(withTx(ctx, tx), { type: "two_factor.auth_app_disabled", userId, accountId: signedIn.account.id, info });
+    await notifyUser(withTx(ctx, tx), { userId, kind: "auth_app_disabled", info });
   });
   await revokeUserSessions(ctx, userId, signedIn.sessionId);
-  await notifyUser(ctx, { userId, kind: "auth_app_disabled", info });
   return ok(null);
 }

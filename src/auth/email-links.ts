@@ -1,8 +1,9 @@
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { Challenge } from "../db/schema.js";
-import { fail, LatchkeyError, ok, type Result } from "../errors.js";
+import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { signInLinkMessage } from "../mail/messages.js";
+import { mailDelivery, queueMail, type MailDelivery } from "../mail/queue.js";
 import { consumeChallenge } from "./challenges.js";
 import { pickAccountForSignIn } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
@@ -21,17 +22,19 @@ function emailLinkUrl(ctx: Pick<AppContext, "config">, token: string): string {
 
 export type SendLinkFailure = "rate_limited" | "too_many_attempts" | "auth_app_required";
 
-/** What a person reads when "Send a new link" could not send: the link they had is untouched. */
-const RESEND_MAIL_FAILED = "We could not send the email right now. Try again in a minute; your earlier link still works.";
+/** The mail queue key of a challenge's sign-in links: a newer link's message supersedes an older one not yet sent. */
+export function challengeMailKey(challengeId: string): string {
+  return `challenge:${challengeId}`;
+}
 
 /**
- * Emails a new sign-in link for a challenge and, once it is sent, voids every older one. Refused while the cooldown
- * runs and after the per-challenge maximum. The counter is bumped by a guarded UPDATE first, so parallel "Send a new
- * link" clicks cannot send more than the limit.
+ * Queues a new sign-in link for a challenge and voids every older one, in one transaction: the new link, the voiding,
+ * the message (superseding an older message of the challenge still waiting in the queue: nobody receives a link that
+ * is already void) and the count. Refused while the cooldown runs and after the per-challenge maximum. The counter is
+ * bumped by a guarded UPDATE first, so parallel "Send a new link" clicks cannot send more than the limit.
  *
- * When the mail cannot be sent, nothing is left changed: the new link is deleted, the older ones still work and the
- * send is not counted (so the person can retry at once), and a `LatchkeyError` `mail_unavailable` (503) is thrown with
- * the mailer's error as its cause, for the log.
+ * Nothing here waits for the mail server: the message is delivered after the answer, and retried while mail fails
+ * (`signInLinkDelivery` tells the waiting page).
  */
 export async function sendEmailLink(
   ctx: AppContext,
@@ -51,16 +54,55 @@ export async function sendEmailLink(
   }
   const now = ctx.clock.now();
   const cooldownMs = limits.emailLinkResendCooldownSeconds * 1000;
-  const before = await ctx.db.selectFrom("challenges").select(["last_link_sent_at"]).where("id", "=", challenge.id).executeTakeFirst();
-  const claim = await ctx.db
-    .updateTable("challenges")
-    .set((eb) => ({ links_sent: eb("links_sent", "+", 1), last_link_sent_at: now }))
-    .where("id", "=", challenge.id)
-    .where("consumed_at", "is", null)
-    .where("links_sent", "<", limits.emailLinkMaxSendsPerChallenge)
-    .where((eb) => eb.or([eb("last_link_sent_at", "is", null), eb("last_link_sent_at", "<=", now - cooldownMs)]))
-    .executeTakeFirst();
-  if (Number(claim.numUpdatedRows) !== 1) {
+  const token = newToken();
+  const claimed = await ctx.db.transaction().execute(async (tx) => {
+    const claim = await tx
+      .updateTable("challenges")
+      .set((eb) => ({ links_sent: eb("links_sent", "+", 1), last_link_sent_at: now }))
+      .where("id", "=", challenge.id)
+      .where("consumed_at", "is", null)
+      .where("links_sent", "<", limits.emailLinkMaxSendsPerChallenge)
+      .where((eb) => eb.or([eb("last_link_sent_at", "is", null), eb("last_link_sent_at", "<=", now - cooldownMs)]))
+      .executeTakeFirst();
+    if (Number(claim.numUpdatedRows) !== 1) return false;
+    const linkId = newId();
+    // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
+    await tx
+      .updateTable("email_links")
+      .set({ voided_at: now })
+      .where("challenge_id", "=", challenge.id)
+      .where("used_at", "is", null)
+      .where("voided_at", "is", null)
+      .execute();
+    await tx
+      .insertInto("email_links")
+      .values({
+        id: linkId,
+        challenge_id: challenge.id,
+        token_hash: hashToken(token),
+        created_at: now,
+        expires_at: now + limits.emailLinkTtlSeconds * 1000,
+        used_at: null,
+        voided_at: null,
+      })
+      .execute();
+    const txCtx = withTx(ctx, tx);
+    await queueMail(
+      txCtx,
+      signInLinkMessage({
+        to: user.email,
+        productName: ctx.config.productName,
+        url: emailLinkUrl(ctx, token),
+        expiresInMinutes: Math.round(limits.emailLinkTtlSeconds / 60),
+        ip: info.ip,
+        userAgent: info.userAgent,
+      }),
+      { key: challengeMailKey(challenge.id) },
+    );
+    await recordEvent(txCtx, { type: "sign_in.email_link_sent", userId: user.id, info });
+    return true;
+  });
+  if (!claimed) {
     const current = await ctx.db
       .selectFrom("challenges")
       .select(["links_sent", "last_link_sent_at"])
@@ -77,55 +119,15 @@ export async function sendEmailLink(
       retryAfterSeconds,
     });
   }
-  const token = newToken();
-  const linkId = newId();
-  await ctx.db
-    .insertInto("email_links")
-    .values({
-      id: linkId,
-      challenge_id: challenge.id,
-      token_hash: hashToken(token),
-      created_at: now,
-      expires_at: now + limits.emailLinkTtlSeconds * 1000,
-      used_at: null,
-      voided_at: null,
-    })
-    .execute();
-  try {
-    await ctx.mailer.send(
-      signInLinkMessage({
-        to: user.email,
-        productName: ctx.config.productName,
-        url: emailLinkUrl(ctx, token),
-        expiresInMinutes: Math.round(limits.emailLinkTtlSeconds / 60),
-        ip: info.ip,
-        userAgent: info.userAgent,
-      }),
-    );
-  } catch (error) {
-    // Sent first, voided after: a mail failure must not strand the person without the link they already have.
-    await ctx.db.deleteFrom("email_links").where("id", "=", linkId).execute();
-    // Nothing was sent, so nothing is counted: "Try again" works at once. Guarded by our own timestamp, so a send
-    // that claimed the row meanwhile is left alone.
-    await ctx.db
-      .updateTable("challenges")
-      .set((eb) => ({ links_sent: eb("links_sent", "-", 1), last_link_sent_at: before?.last_link_sent_at ?? null }))
-      .where("id", "=", challenge.id)
-      .where("last_link_sent_at", "=", now)
-      .execute();
-    throw new LatchkeyError("mail_unavailable", RESEND_MAIL_FAILED, undefined, { cause: error });
-  }
-  // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
-  await ctx.db
-    .updateTable("email_links")
-    .set({ voided_at: now })
-    .where("challenge_id", "=", challenge.id)
-    .where("id", "!=", linkId)
-    .where("used_at", "is", null)
-    .where("voided_at", "is", null)
-    .execute();
-  await recordEvent(ctx, { type: "sign_in.email_link_sent", userId: user.id, info });
   return ok({ sentTo: user.email, retryAfterSeconds: limits.emailLinkResendCooldownSeconds });
+}
+
+/**
+ * How the delivery of a challenge's newest sign-in link stands, for the waiting page: `failing` while attempts have
+ * failed and retries go on, `failed` once given up (see `mailDelivery`).
+ */
+export async function signInLinkDelivery(ctx: Pick<AppContext, "db">, challenge: Pick<Challenge, "id">): Promise<MailDelivery | null> {
+  return mailDelivery(ctx, challengeMailKey(challenge.id));
 }
 
 export type RedeemLinkFailure = "link_invalid" | "link_used" | "link_expired" | "wrong_browser" | "challenge_expired";

@@ -6,7 +6,6 @@ import { normalizeEmail } from "./emails.js";
 import { verifyAgainstDummy, verifyPassword } from "./passwords.js";
 import { hashToken } from "./tokens.js";
 import type { Challenge, TwoFactorMethod } from "../db/schema.js";
-import { LatchkeyError } from "../errors.js";
 import { sendEmailLink } from "./email-links.js";
 import { trustedDevice } from "./devices.js";
 
@@ -147,37 +146,19 @@ async function checkPassword(
   return ok({ challengeToken: token, challenge, userId: user.id, next: user.two_factor_method });
 }
 
-/** The password was right but the first link could not be sent: what the person reads. */
-const FIRST_LINK_MAIL_FAILED =
-  "Your password was right, but we could not send the sign-in email right now. Try “Send a new link” in a minute; if it keeps failing, tell your administrator.";
-
 /**
- * The whole first step as a person sees it: the password, then (for email-link users) the link is emailed at once.
- * Returns what the browser must keep (the challenge token) and which second factor comes next. When the mail cannot
- * be sent the sign-in is still started (`mailError` set): the caller keeps the challenge and answers 503, so "Send a
- * new link" can finish it without the password again.
+ * The whole first step as a person sees it: the password, then (for email-link users) the link is queued at once —
+ * delivered after the answer, so the mail server never holds up or fails the password step. Returns what the browser
+ * must keep (the challenge token) and which second factor comes next.
  */
 export async function startSignIn(
   ctx: AppContext,
   input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
-): Promise<
-  Result<PasswordAccepted & { sentTo: string | null; mailError: LatchkeyError | null }, "invalid_credentials" | "too_many_attempts">
-> {
+): Promise<Result<PasswordAccepted & { sentTo: string | null }, "invalid_credentials" | "too_many_attempts">> {
   const accepted = await checkPassword(ctx, input);
   if (!accepted.ok) return accepted;
-  if (accepted.value.next !== "email_link") return ok({ ...accepted.value, sentTo: null, mailError: null });
-  const { challenge } = accepted.value;
-  let sent;
-  try {
-    sent = await sendEmailLink(ctx, challenge, input.info);
-  } catch (error) {
-    if (!(error instanceof LatchkeyError && error.code === "mail_unavailable")) throw error;
-    return ok({
-      ...accepted.value,
-      sentTo: null,
-      mailError: new LatchkeyError("mail_unavailable", FIRST_LINK_MAIL_FAILED, undefined, { cause: error.cause }),
-    });
-  }
+  if (accepted.value.next !== "email_link") return ok({ ...accepted.value, sentTo: null });
+  const sent = await sendEmailLink(ctx, accepted.value.challenge, input.info);
   // A brand-new challenge is never over its send limits, so this is always ok; kept total for the type.
-  return ok({ ...accepted.value, sentTo: sent.ok ? sent.value.sentTo : null, mailError: null });
+  return ok({ ...accepted.value, sentTo: sent.ok ? sent.value.sentTo : null });
 }

@@ -28,6 +28,7 @@ export interface Database {
   oidc_signing_keys: OidcSigningKeyTable;
   oidc_clients: OidcClientTable;
   oidc_grants: OidcGrantTable;
+  mail_queue: MailQueueTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -321,4 +322,32 @@ export interface OidcGrantTable {
   created_at: number;
   /** Set when something other than the session's end (a password change) ends the grant. */
   ended_at: number | null;
+}
+
+/**
+ * A message waiting to be delivered, or the record of one (src/mail/queue.ts, src/mail/sender.ts). Written with the
+ * change that causes it; claimed by one sender at a time (a lease, so a crashed instance's claim is retried).
+ */
+export interface MailQueueTable {
+  id: string;
+  /** Messages that replace one another (`challenge:<id>`): a newer one supersedes an older one not yet sent. */
+  dedupe_key: string | null;
+  to_address: string;
+  /** `{subject, text, html}` as JSON, sealed (AES-256-GCM under the secret key, bound to the id); null once finished. */
+  body_sealed: string | null;
+  created_at: number;
+  /** Not tried before this time: the queue time, then the next retry after a failure (backoff). */
+  available_at: number;
+  /** Failed deliveries so far (a claim that expired counts as one). */
+  attempts: Generated<number>;
+  /** The sender instance holding the claim, until `claim_expires_at`. */
+  claimed_by: string | null;
+  claim_expires_at: number | null;
+  sent_at: number | null;
+  /** Given up after the most attempts (`mailMaxAttempts`). */
+  failed_at: number | null;
+  /** A newer message with the same key was queued before this one was sent. */
+  superseded_at: number | null;
+  /** The last delivery error, short; never the body. */
+  last_error: string | null;
 }

@@ -9,7 +9,11 @@ import type { FastifyBaseLogger, FastifyReply } from "fastify";
 export class AfterResponse {
   private readonly tasks = new Set<Promise<void>>();
 
-  constructor(private readonly log: FastifyBaseLogger) {}
+  /** `afterWork` runs after each task's work (the server wakes the mail sender: the work may have queued mail). */
+  constructor(
+    private readonly log: FastifyBaseLogger,
+    private readonly afterWork: () => Promise<void> = async () => undefined,
+  ) {}
 
   /**
    * Runs `work` after `reply` has been sent (or its connection closed: the request was accepted either way), in a
@@ -23,6 +27,7 @@ export class AfterResponse {
     const task: Promise<void> = answered
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(work)
+      .finally(this.afterWork)
       .catch((error: unknown) => this.log.error({ err: error, reqId: reply.request.id }, `${what}: the work after the answer failed`))
       .finally(() => this.tasks.delete(task));
     this.tasks.add(task);

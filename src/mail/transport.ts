@@ -9,6 +9,8 @@ export interface TransportOptions {
   from: string;
   /** Where `.eml` files go when there is no SMTP server. */
   outboxDir: string;
+  /** SMTP connection, greeting and socket timeouts (the sender bounds each delivery as well). */
+  timeoutMs?: number;
   /** Told of each outbox message, so the operator sees the link in the log. */
   onOutboxMessage?: (file: string, message: MailMessage) => void;
 }
@@ -25,7 +27,11 @@ export function createMailer(options: TransportOptions): Mailer {
     let transport: Promise<Transporter> | undefined;
     return {
       async send(message) {
-        transport ??= nodemailer().then((mailer) => mailer.createTransport(smtpUrl));
+        const timeouts =
+          options.timeoutMs === undefined
+            ? {}
+            : { connectionTimeout: options.timeoutMs, greetingTimeout: options.timeoutMs, socketTimeout: options.timeoutMs };
+        transport ??= nodemailer().then((mailer) => mailer.createTransport({ url: smtpUrl, ...timeouts }));
         await (await transport).sendMail({ from: options.from, ...message });
       },
       async close() {

@@ -9,11 +9,12 @@ import { createInvitation } from "./invitations.js";
 
 /**
  * Creates a team account and invites its first Account Admin. Returns the invitation URL: the admin opens it to set
- * a password (or, if they already have a login, to join with it). From the CLI, or from the operator API (`actorToken`).
+ * a password (or, if they already have a login, to join with it). From the CLI, or from the operator API (`actorToken`),
+ * which also emails the invitation (`emailAs`, the name that signs it).
  */
 export async function createAccountWithAdmin(
   ctx: AppContext,
-  input: { name: string; adminEmail: string; actorToken?: TokenActor; info?: RequestInfo },
+  input: { name: string; adminEmail: string; actorToken?: TokenActor; info?: RequestInfo; emailAs?: string },
 ): Promise<
   Result<
     { accountId: string; name: string; adminEmail: string; invitationUrl: string; expiresAt: number },
@@ -31,7 +32,14 @@ export async function createAccountWithAdmin(
     .execute();
   const by = { ...(input.actorToken ? { actorToken: input.actorToken } : {}), ...(input.info ? { info: input.info } : {}) };
   await recordEvent(ctx, { type: "account.created", accountId, ...by, detail: { name: name.value, adminEmail: email.value } });
-  const invitation = await createInvitation(ctx, { accountId, email: email.value, role: "admin", invitedByUserId: null, ...by });
+  const invitation = await createInvitation(ctx, {
+    accountId,
+    email: email.value,
+    role: "admin",
+    invitedByUserId: null,
+    ...by,
+    ...(input.emailAs !== undefined ? { emailAs: input.emailAs } : {}),
+  });
   if (!invitation.ok) return fail("email_invalid", invitation.message);
   return ok({
     accountId,

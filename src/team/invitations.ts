@@ -6,6 +6,7 @@ import { checkEmail, checkName } from "../auth/emails.js";
 import { checkNewPassword, hashPassword, verifyPassword, type PasswordProblem } from "../auth/passwords.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { invitationMessage } from "../mail/messages.js";
+import { queueMail } from "../mail/queue.js";
 import { emailKey, passwordBudget } from "../auth/sign-in.js";
 import { urlTo } from "../paths.js";
 
@@ -13,10 +14,28 @@ export function invitationUrl(ctx: Pick<AppContext, "config">, token: string): s
   return urlTo(ctx.config.publicUrl, "invitation", { token });
 }
 
-/** Invites an email to an account. Older open invitations of the same email to the same account are revoked. */
+/** The mail queue key of an email's invitations to an account: a newer invitation's email supersedes an older one not yet sent. */
+function invitationMailKey(accountId: string, email: string): string {
+  return `invitation:${accountId}:${email}`;
+}
+
+/**
+ * Invites an email to an account. Older open invitations of the same email to the same account are revoked. With
+ * `emailAs`, the invitation email (signed with that name) is queued in the same transaction, superseding an older
+ * invitation email of the same address not yet delivered; without it (`latchkey account create`), the caller hands
+ * the link on itself.
+ */
 export async function createInvitation(
   ctx: AppContext,
-  input: { accountId: string; email: string; role: Role; invitedByUserId: string | null; actorToken?: TokenActor; info?: RequestInfo },
+  input: {
+    accountId: string;
+    email: string;
+    role: Role;
+    invitedByUserId: string | null;
+    actorToken?: TokenActor;
+    info?: RequestInfo;
+    emailAs?: string;
+  },
 ): Promise<Result<{ invitationId: string; url: string; token: string; expiresAt: number }, "email_invalid">> {
   const email = checkEmail(input.email, ctx.config.limits);
   if (!email.ok) return email;
@@ -51,6 +70,21 @@ export async function createInvitation(
         revoked_at: null,
       })
       .execute();
+    if (input.emailAs !== undefined) {
+      const account = await tx.selectFrom("accounts").select("name").where("id", "=", input.accountId).executeTakeFirstOrThrow();
+      await queueMail(
+        withTx(ctx, tx),
+        invitationMessage({
+          to: email.value,
+          productName: ctx.config.productName,
+          accountName: account.name,
+          invitedBy: input.emailAs,
+          url: invitationUrl(ctx, token),
+          expiresInDays: Math.round(ctx.config.limits.invitationTtlSeconds / 86400),
+        }),
+        { key: invitationMailKey(input.accountId, email.value) },
+      );
+    }
   });
   await recordEvent(ctx, {
     type: "invitation.created",
@@ -264,30 +298,7 @@ export async function listPendingInvitations(ctx: Pick<AppContext, "db" | "clock
   }));
 }
 
-export type InviteFailure = "forbidden" | "email_invalid" | "already_member" | "mail_unavailable";
-
-/** Emails an invitation's link; false when the mail could not be sent (the invitation stands). */
-export async function sendInvitationEmail(
-  ctx: AppContext,
-  input: { accountId: string; email: string; url: string; invitedBy: string },
-): Promise<boolean> {
-  const account = await ctx.db.selectFrom("accounts").select("name").where("id", "=", input.accountId).executeTakeFirstOrThrow();
-  try {
-    await ctx.mailer.send(
-      invitationMessage({
-        to: input.email,
-        productName: ctx.config.productName,
-        accountName: account.name,
-        invitedBy: input.invitedBy,
-        url: input.url,
-        expiresInDays: Math.round(ctx.config.limits.invitationTtlSeconds / 86400),
-      }),
-    );
-    return true;
-  } catch {
-    return false;
-  }
-}
+export type InviteFailure = "forbidden" | "email_invalid" | "already_member";
 
 /**
  * Who invites: an Account Admin (their user id and name), or the operator through an API token (no user; the
@@ -325,18 +336,13 @@ export async function inviteMember(
     invitedByUserId: actor.userId,
     ...(actor.token ? { actorToken: actor.token } : {}),
     info: input.info,
+    emailAs: actor.name,
   });
   if (!created.ok) return created;
-  const emailed = await sendInvitationEmail(ctx, {
-    accountId: actor.accountId,
-    email: email.value,
-    url: created.value.url,
-    invitedBy: actor.name,
-  });
   return ok({
     invitationId: created.value.invitationId,
     email: email.value,
-    emailed,
+    emailed: true,
     url: created.value.url,
     expiresAt: created.value.expiresAt,
   });
@@ -364,6 +370,7 @@ export async function resendInvitation(
     role: row.role,
     invitedByUserId: actor.userId,
     info: input.info,
+    emailAs: actor.name,
   });
   if (!created.ok) return created;
   await recordEvent(ctx, {
@@ -373,13 +380,7 @@ export async function resendInvitation(
     info: input.info,
     detail: { email: row.email },
   });
-  const emailed = await sendInvitationEmail(ctx, {
-    accountId: actor.accountId,
-    email: row.email,
-    url: created.value.url,
-    invitedBy: actor.name,
-  });
-  return ok({ email: row.email, emailed });
+  return ok({ email: row.email, emailed: true });
 }
 
 export async function revokeInvitation(

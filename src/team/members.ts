@@ -4,6 +4,7 @@ import { fail, ok, type Result } from "../errors.js";
 import { recordEvent, type TokenActor } from "../audit/events.js";
 import type { SignedIn } from "../auth/sessions.js";
 import { memberRemovedMessage } from "../mail/messages.js";
+import { queueMail } from "../mail/queue.js";
 
 export interface TeamMember {
   userId: string;
@@ -117,7 +118,7 @@ export async function removeFromAccount(
   input: { userId: string; info: RequestInfo },
 ): Promise<Result<{ loginDeleted: boolean; email: string }, "member_not_found" | "last_admin">> {
   const accountId = account.id;
-  const result = await ctx.db.transaction().execute(async (tx) => {
+  return ctx.db.transaction().execute(async (tx) => {
     let admins = tx.selectFrom("memberships").select(["user_id"]).where("account_id", "=", accountId).where("role", "=", "admin");
     if (ctx.dialect === "postgres") admins = admins.forUpdate();
     const adminIds = (await admins.execute()).map((r) => r.user_id);
@@ -144,7 +145,8 @@ export async function removeFromAccount(
     const others = await tx.selectFrom("memberships").select("id").where("user_id", "=", input.userId).executeTakeFirst();
     // No account left: delete the login; foreign keys remove its sessions, challenges, codes and setups with it.
     if (!others) await tx.deleteFrom("users").where("id", "=", input.userId).execute();
-    await recordEvent(withTx(ctx, tx), {
+    const txCtx = withTx(ctx, tx);
+    await recordEvent(txCtx, {
       type: "member.removed",
       accountId,
       userId: input.userId,
@@ -152,22 +154,18 @@ export async function removeFromAccount(
       info: input.info,
       detail: { email: member.email, loginDeleted: !others },
     });
+    await queueMail(
+      txCtx,
+      memberRemovedMessage({
+        to: member.email,
+        productName: ctx.config.productName,
+        accountName: account.name,
+        loginDeleted: !others,
+        ...("actorToken" in by ? { removedBy: ctx.config.productName } : {}),
+      }),
+    );
     return ok({ loginDeleted: !others, email: member.email });
   });
-  if (result.ok) {
-    await ctx.mailer
-      .send(
-        memberRemovedMessage({
-          to: result.value.email,
-          productName: ctx.config.productName,
-          accountName: account.name,
-          loginDeleted: result.value.loginDeleted,
-          ...("actorToken" in by ? { removedBy: ctx.config.productName } : {}),
-        }),
-      )
-      .catch(() => undefined);
-  }
-  return result;
 }
 
 /** A member as the "Remove …?" page shows them, and whether they belong to other accounts (their login then stays). */

@@ -3,7 +3,7 @@ import type { Role, TwoFactorPolicy } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
 import type { TokenActor } from "../audit/events.js";
 import { createAccountWithAdmin, findAccount, listAccounts, type AccountSummary } from "./accounts.js";
-import { inviteMember, listPendingInvitations, sendInvitationEmail, type InviteFailure, type PendingInvitation } from "./invitations.js";
+import { inviteMember, listPendingInvitations, type InviteFailure, type PendingInvitation } from "./invitations.js";
 import { listTeamMembers, removeFromAccount, type TeamMember } from "./members.js";
 
 /**
@@ -27,23 +27,18 @@ export async function operatorCreateAccount(
     "account_name_invalid" | "email_invalid"
   >
 > {
+  // Unlike the CLI, which prints the link for the operator to pass on, the API also emails it: a program calls it.
   const created = await createAccountWithAdmin(ctx, {
     name: input.name,
     adminEmail: input.adminEmail,
     actorToken: token,
     info: input.info,
+    emailAs: ctx.config.productName,
   });
   if (!created.ok) return created;
-  // Unlike the CLI, which prints the link for the operator to pass on, the API also emails it: a program calls it.
-  const emailed = await sendInvitationEmail(ctx, {
-    accountId: created.value.accountId,
-    email: created.value.adminEmail,
-    url: created.value.invitationUrl,
-    invitedBy: ctx.config.productName,
-  });
   return ok({
     account: { id: created.value.accountId, name: created.value.name },
-    invitation: { url: created.value.invitationUrl, expiresAt: created.value.expiresAt, emailed },
+    invitation: { url: created.value.invitationUrl, expiresAt: created.value.expiresAt, emailed: true },
   });
 }
 

@@ -1,9 +1,10 @@
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { TwoFactorPolicy } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import type { SignedIn } from "../auth/sessions.js";
 import { policyEnabledMessage } from "../mail/messages.js";
+import { queueMail } from "../mail/queue.js";
 import { urlTo } from "../paths.js";
 
 /** True when this session must set up the auth app before anything else: the account requires it, the member signs in with a password, and has not. SSO members are exempt. */
@@ -70,35 +71,34 @@ export async function setTwoFactorPolicy(
   }
   const before = signedIn.account.twoFactorPolicy;
   if (before === input.policy) return ok({ notified: 0 });
-  await ctx.db.updateTable("accounts").set({ two_factor_policy: input.policy }).where("id", "=", signedIn.account.id).execute();
-  await recordEvent(ctx, {
-    type: "policy.changed",
-    accountId: signedIn.account.id,
-    actorUserId: signedIn.user.id,
-    userId: signedIn.user.id,
-    info: input.info,
-    detail: { from: before, to: input.policy },
-  });
-  if (input.policy !== "auth_app_required") return ok({ notified: 0 });
-  const affected = await ctx.db
-    .selectFrom("memberships")
-    .innerJoin("users", "users.id", "memberships.user_id")
-    .select("users.email")
-    .where("memberships.account_id", "=", signedIn.account.id)
-    .where("memberships.sign_in_method", "=", "password")
-    .where("users.two_factor_method", "!=", "auth_app")
-    .execute();
-  const setupUrl = urlTo(ctx.config.publicUrl, "twoFactor");
-  let notified = 0;
-  for (const { email } of affected) {
-    try {
-      await ctx.mailer.send(
+  // The change, its audit event and the members' emails commit together.
+  return ctx.db.transaction().execute(async (tx) => {
+    const txCtx = withTx(ctx, tx);
+    await tx.updateTable("accounts").set({ two_factor_policy: input.policy }).where("id", "=", signedIn.account.id).execute();
+    await recordEvent(txCtx, {
+      type: "policy.changed",
+      accountId: signedIn.account.id,
+      actorUserId: signedIn.user.id,
+      userId: signedIn.user.id,
+      info: input.info,
+      detail: { from: before, to: input.policy },
+    });
+    if (input.policy !== "auth_app_required") return ok({ notified: 0 });
+    const affected = await tx
+      .selectFrom("memberships")
+      .innerJoin("users", "users.id", "memberships.user_id")
+      .select("users.email")
+      .where("memberships.account_id", "=", signedIn.account.id)
+      .where("memberships.sign_in_method", "=", "password")
+      .where("users.two_factor_method", "!=", "auth_app")
+      .execute();
+    const setupUrl = urlTo(ctx.config.publicUrl, "twoFactor");
+    for (const { email } of affected) {
+      await queueMail(
+        txCtx,
         policyEnabledMessage({ to: email, productName: ctx.config.productName, accountName: signedIn.account.name, setupUrl }),
       );
-      notified += 1;
-    } catch {
-      // A notice that cannot be sent does not undo the policy; members meet the requirement at their next request.
     }
-  }
-  return ok({ notified });
+    return ok({ notified: affected.length });
+  });
 }

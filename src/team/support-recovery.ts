@@ -1,5 +1,5 @@
 import { userInfo } from "node:os";
-import type { AppContext, RequestInfo } from "../context.js";
+import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { Selectable } from "kysely";
 import type { SupportRequestTable, SupportStatus } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
@@ -9,6 +9,7 @@ import { resetCodeLimits } from "../auth/code-limits.js";
 import { checkEmail } from "../auth/emails.js";
 import { hashToken, looksLikeToken, newId, newToken } from "../auth/tokens.js";
 import { supportApprovedMessage, supportCompletedMessage, supportConfirmMessage, supportDeniedMessage } from "../mail/messages.js";
+import { queueMail } from "../mail/queue.js";
 import { urlTo } from "../paths.js";
 
 /**
@@ -35,14 +36,6 @@ async function auditEverywhere(
   const accounts = await accountIdsOf(ctx, userId);
   for (const accountId of accounts.length ? accounts : [null])
     await recordEvent(ctx, { type, userId, accountId, ...(info ? { info } : {}), detail });
-}
-
-async function sendQuietly(ctx: AppContext, message: Parameters<AppContext["mailer"]["send"]>[0]): Promise<void> {
-  try {
-    await ctx.mailer.send(message);
-  } catch {
-    // The request's state is already stored; the operator sees it in `latchkey support show`.
-  }
 }
 
 /**
@@ -84,38 +77,41 @@ async function recordSupportRequest(ctx: AppContext, input: { email: string; mes
   const now = ctx.clock.now();
   const token = newToken();
   const id = newId();
-  await ctx.db
-    .insertInto("support_requests")
-    .values({
-      id,
-      user_id: user.id,
-      email: input.email,
-      message: input.message,
-      status: "unconfirmed",
-      confirm_token_hash: hashToken(token),
-      cancel_token_hash: null,
-      created_at: now,
-      confirm_expires_at: now + ctx.config.limits.supportConfirmTtlSeconds * 1000,
-      confirmed_at: null,
-      decided_at: null,
-      decided_by: null,
-      decision_note: null,
-      resets_at: null,
-      completed_at: null,
-      ip: input.info.ip,
-      user_agent: input.info.userAgent,
-    })
-    .execute();
-  await auditEverywhere(ctx, user.id, "support.requested", input.info, { requestId: id });
-  await sendQuietly(
-    ctx,
-    supportConfirmMessage({
-      to: input.email,
-      productName: ctx.config.productName,
-      url: urlTo(ctx.config.publicUrl, "supportConfirm", { token }),
-      expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600),
-    }),
-  );
+  await ctx.db.transaction().execute(async (tx) => {
+    const txCtx = withTx(ctx, tx);
+    await tx
+      .insertInto("support_requests")
+      .values({
+        id,
+        user_id: user.id,
+        email: input.email,
+        message: input.message,
+        status: "unconfirmed",
+        confirm_token_hash: hashToken(token),
+        cancel_token_hash: null,
+        created_at: now,
+        confirm_expires_at: now + ctx.config.limits.supportConfirmTtlSeconds * 1000,
+        confirmed_at: null,
+        decided_at: null,
+        decided_by: null,
+        decision_note: null,
+        resets_at: null,
+        completed_at: null,
+        ip: input.info.ip,
+        user_agent: input.info.userAgent,
+      })
+      .execute();
+    await auditEverywhere(txCtx, user.id, "support.requested", input.info, { requestId: id });
+    await queueMail(
+      txCtx,
+      supportConfirmMessage({
+        to: input.email,
+        productName: ctx.config.productName,
+        url: urlTo(ctx.config.publicUrl, "supportConfirm", { token }),
+        expiresInHours: Math.round(ctx.config.limits.supportConfirmTtlSeconds / 3600),
+      }),
+    );
+  });
 }
 
 type ConfirmationFailure = "link_invalid" | "link_expired";
@@ -269,42 +265,45 @@ export async function approveSupportRequest(
     .where("id", "=", input.id)
     .executeTakeFirst();
   if (!row) return fail("not_found", `No support request ${input.id}.`);
-  const claimed = await ctx.db
-    .updateTable("support_requests")
-    .set({
-      status: "approved",
-      decided_at: now,
-      decided_by: operatorName(input.operator),
-      decision_note: input.note ?? null,
-      resets_at: resetsAt,
-      cancel_token_hash: hashToken(cancelToken),
-    })
-    .where("id", "=", input.id)
-    .where("status", "=", "pending")
-    .executeTakeFirst();
-  if (Number(claimed.numUpdatedRows) !== 1) {
-    return fail(
-      "invalid_request",
-      row.status === "unconfirmed"
-        ? "The person has not confirmed this request from their inbox yet: it cannot be approved."
-        : `This request is ${row.status}; only a pending request can be approved.`,
+  return ctx.db.transaction().execute(async (tx) => {
+    const txCtx = withTx(ctx, tx);
+    const claimed = await tx
+      .updateTable("support_requests")
+      .set({
+        status: "approved",
+        decided_at: now,
+        decided_by: operatorName(input.operator),
+        decision_note: input.note ?? null,
+        resets_at: resetsAt,
+        cancel_token_hash: hashToken(cancelToken),
+      })
+      .where("id", "=", input.id)
+      .where("status", "=", "pending")
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) {
+      return fail(
+        "invalid_request",
+        row.status === "unconfirmed"
+          ? "The person has not confirmed this request from their inbox yet: it cannot be approved."
+          : `This request is ${row.status}; only a pending request can be approved.`,
+      );
+    }
+    await auditEverywhere(txCtx, row.user_id, "support.approved", undefined, {
+      requestId: row.id,
+      resetsAt,
+      operator: operatorName(input.operator),
+    });
+    await queueMail(
+      txCtx,
+      supportApprovedMessage({
+        to: row.email,
+        productName: ctx.config.productName,
+        resetsAt: new Date(resetsAt),
+        cancelUrl: urlTo(ctx.config.publicUrl, "supportCancel", { token: cancelToken }),
+      }),
     );
-  }
-  await auditEverywhere(ctx, row.user_id, "support.approved", undefined, {
-    requestId: row.id,
-    resetsAt,
-    operator: operatorName(input.operator),
+    return ok({ resetsAt, email: row.email });
   });
-  await sendQuietly(
-    ctx,
-    supportApprovedMessage({
-      to: row.email,
-      productName: ctx.config.productName,
-      resetsAt: new Date(resetsAt),
-      cancelUrl: urlTo(ctx.config.publicUrl, "supportCancel", { token: cancelToken }),
-    }),
-  );
-  return ok({ resetsAt, email: row.email });
 }
 
 export async function denySupportRequest(
@@ -317,16 +316,19 @@ export async function denySupportRequest(
     .where("id", "=", input.id)
     .executeTakeFirst();
   if (!row) return fail("not_found", `No support request ${input.id}.`);
-  const claimed = await ctx.db
-    .updateTable("support_requests")
-    .set({ status: "denied", decided_at: ctx.clock.now(), decided_by: operatorName(input.operator), decision_note: input.note ?? null })
-    .where("id", "=", input.id)
-    .where("status", "in", ["unconfirmed", "pending", "approved"])
-    .executeTakeFirst();
-  if (Number(claimed.numUpdatedRows) !== 1) return fail("invalid_request", `This request is ${row.status} and can no longer be denied.`);
-  await auditEverywhere(ctx, row.user_id, "support.denied", undefined, { requestId: row.id, operator: operatorName(input.operator) });
-  await sendQuietly(ctx, supportDeniedMessage({ to: row.email, productName: ctx.config.productName }));
-  return ok({ email: row.email });
+  return ctx.db.transaction().execute(async (tx) => {
+    const txCtx = withTx(ctx, tx);
+    const claimed = await tx
+      .updateTable("support_requests")
+      .set({ status: "denied", decided_at: ctx.clock.now(), decided_by: operatorName(input.operator), decision_note: input.note ?? null })
+      .where("id", "=", input.id)
+      .where("status", "in", ["unconfirmed", "pending", "approved"])
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return fail("invalid_request", `This request is ${row.status} and can no longer be denied.`);
+    await auditEverywhere(txCtx, row.user_id, "support.denied", undefined, { requestId: row.id, operator: operatorName(input.operator) });
+    await queueMail(txCtx, supportDeniedMessage({ to: row.email, productName: ctx.config.productName }));
+    return ok({ email: row.email });
+  });
 }
 
 /** The owner cancels an approved reset from the link in their inbox. */
@@ -397,17 +399,22 @@ export async function applyDueSupportResets(ctx: AppContext): Promise<number> {
       if (Number(claimed.numUpdatedRows) !== 1) return false;
       await removeAuthApp(tx, request.user_id, now);
       await tx.deleteFrom("sessions").where("user_id", "=", request.user_id).execute();
+      const txCtx = withTx(ctx, tx);
+      await auditEverywhere(txCtx, request.user_id, "support.reset_completed", undefined, { requestId: request.id });
+      await queueMail(
+        txCtx,
+        supportCompletedMessage({
+          to: request.email,
+          productName: ctx.config.productName,
+          signInUrl: urlTo(ctx.config.publicUrl, "login"),
+        }),
+      );
       return true;
     });
     if (!done) continue;
     applied += 1;
     // The lock of code entry, if any, goes too, with its doubling: the person starts again from the password.
     await resetCodeLimits(ctx, request.user_id);
-    await auditEverywhere(ctx, request.user_id, "support.reset_completed", undefined, { requestId: request.id });
-    await sendQuietly(
-      ctx,
-      supportCompletedMessage({ to: request.email, productName: ctx.config.productName, signInUrl: urlTo(ctx.config.publicUrl, "login") }),
-    );
   }
   return applied;
 }

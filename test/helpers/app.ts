@@ -9,6 +9,7 @@ import { newId } from "../../src/auth/tokens.js";
 import type { MailMessage, Mailer } from "../../src/mail/mailer.js";
 import type { Database, Role } from "../../src/db/schema.js";
 import { openRuntime } from "../../src/runtime.js";
+import type { MailSender, MailSenderOptions } from "../../src/mail/sender.js";
 import { buildApp } from "../../src/server.js";
 import { createTestDatabase, REDIS_TEST_URL } from "./databases.js";
 
@@ -36,9 +37,26 @@ export interface TestApp {
   ctx: AppContext;
   config: Config;
   clock: TestClock;
+  /** What the mail sender delivered (each request's mail is delivered before its answer: see `deliverMailBeforeAnswer`). */
   mail: MemoryMailer;
+  mailSender: MailSender;
+  /** Delivers the queued mail that is due now (after a domain call made directly, not through a request). */
+  deliverMail(): Promise<void>;
   dialect: Dialect;
   close(): Promise<void>;
+}
+
+/**
+ * Tests read `t.mail` right after a request, as a person reads their inbox after the page says "check your email".
+ * In the server mail is sent just after the answer; here each answer waits until the mail due by then is delivered
+ * (or, failing, rescheduled), so a test never races the sender. Work after the answer (`afterResponse`) wakes the
+ * sender itself, and `afterResponse.settled()` includes that delivery.
+ */
+export function deliverMailBeforeAnswer(app: FastifyInstance, sender: MailSender): void {
+  app.addHook("onSend", async (_request, _reply, payload) => {
+    await sender.wake();
+    return payload;
+  });
 }
 
 export interface TestAppOptions {
@@ -48,6 +66,10 @@ export interface TestAppOptions {
   mailer?: MemoryMailer;
   /** Limits that have no environment variable, set for this app (e.g. a tiny overload threshold). */
   limits?: Partial<Limits>;
+  /** The mail sender's options (e.g. a fixed jitter). */
+  mailSender?: MailSenderOptions;
+  /** False: answers do not wait for their mail (tests of the sender's own waking). */
+  deliverMailBeforeAnswer?: boolean;
 }
 
 /** An event-loop lag no test reaches: load shedding off. */
@@ -73,8 +95,15 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
   const mail = options.mailer ?? new MemoryMailer();
   // The runtime `latchkey serve` opens (the SQLite file in the data dir, or DATABASE_URL; Redis if REDIS_URL), with
   // the test's clock and mailer, and counters of its own in Redis.
-  const runtime = await openRuntime(config, { clock, mailer: mail, migrate: true, attemptKeyPrefix: `latchkey-test:${newId()}:` });
+  const runtime = await openRuntime(config, {
+    clock,
+    mailer: mail,
+    migrate: true,
+    attemptKeyPrefix: `latchkey-test:${newId()}:`,
+    ...(options.mailSender ? { mailSender: options.mailSender } : {}),
+  });
   const app = await buildApp(runtime.ctx, { logger: false });
+  if (options.deliverMailBeforeAnswer !== false) deliverMailBeforeAnswer(app, runtime.mailSender);
   await app.ready();
   return {
     app,
@@ -82,6 +111,8 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     config,
     clock,
     mail,
+    mailSender: runtime.mailSender,
+    deliverMail: () => runtime.mailSender.wake(),
     dialect,
     async close() {
       await app.close();

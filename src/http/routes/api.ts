@@ -48,7 +48,7 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
         description: "Password accepted; the challenge cookie is set. `next` says which second factor follows.",
         schema: z.object({ next: z.enum(["email_link", "auth_app"]) }),
       },
-      errors: ["invalid_credentials", "too_many_attempts", "mail_unavailable"],
+      errors: ["invalid_credentials", "too_many_attempts"],
     },
     async (request, reply, { body }) => {
       // The device cookie is a cookie like the challenge's: API clients with a cookie jar are trusted devices too.
@@ -60,8 +60,6 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       });
       if (!result.ok) throw failureError(result);
       setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
-      // 503 with the challenge cookie kept: POST /api/v1/login/email-link sends the link once mail works again.
-      if (result.value.mailError) throw result.value.mailError;
       return reply.send({ next: result.value.next });
     },
   );
@@ -78,13 +76,13 @@ export function apiRoutes(app: FastifyInstance, ctx: AppContext): void {
       body: z.object({}).strict(),
       ok: {
         status: 200,
-        description: "Sent.",
+        description: "Queued: delivered right after the answer, and retried while the mail server fails. Older links stop working.",
         schema: z.object({
           next: z.literal("email_link"),
           retryAfterSeconds: z.number().int().describe("Seconds before another link can be asked for"),
         }),
       },
-      errors: ["challenge_missing", "rate_limited", "too_many_attempts", "link_invalid", "mail_unavailable"],
+      errors: ["challenge_missing", "rate_limited", "too_many_attempts", "link_invalid"],
     },
     async (request, reply) => {
       const challenge = await findLiveChallenge(ctx, readCookie(request, config, "challenge"));

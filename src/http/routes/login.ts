@@ -4,7 +4,7 @@ import type { AppContext } from "../../context.js";
 import { startSignIn } from "../../auth/sign-in.js";
 import { challengeEmail, findLiveChallenge } from "../../auth/challenges.js";
 import type { Challenge } from "../../db/schema.js";
-import { redeemEmailLink, sendEmailLink } from "../../auth/email-links.js";
+import { redeemEmailLink, sendEmailLink, signInLinkDelivery } from "../../auth/email-links.js";
 import { signOut } from "../../auth/sessions.js";
 import { clearCookie, readCookie, redirectSignedIn, setCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
@@ -13,7 +13,6 @@ import { renderFailure, renderFailurePage, type Failure } from "../reply.js";
 import { requestInfo } from "../request-info.js";
 import { checkEmailPage, loginPage, notices } from "../views/login.js";
 import { routes, pathTo } from "../../paths.js";
-import { LatchkeyError } from "../../errors.js";
 import { checkReturnTo } from "../../return-to.js";
 import { signedInOnly } from "../access.js";
 import { redirectSignedInVisitor, rememberReturnTo, returnToFromQuery, sendToReturnTo, takeReturnTo } from "../return-to.js";
@@ -61,18 +60,6 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     setCookie(reply, config, "challenge", result.value.challengeToken, config.limits.challengeTtlSeconds);
     // Kept with the browser for the rest of the sign-in; a start without one forgets one left from an earlier start.
     rememberReturnTo(reply, ctx, returnTo);
-    const { mailError } = result.value;
-    if (mailError) {
-      // The challenge cookie is set: "Send a new link" on this page finishes the sign-in once mail works again.
-      request.log.error({ err: mailError, cause: mailError.cause }, mailError.message);
-      return renderCheckEmail(
-        request,
-        reply,
-        result.value.challenge,
-        { unsent: true },
-        { reason: mailError.code, message: mailError.message },
-      );
-    }
     return reply.redirect(pathTo(result.value.next === "email_link" ? "loginEmail" : "loginCode"), 303);
   });
 
@@ -85,21 +72,23 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     return challenge;
   }
 
-  /** "Check your email"; with a failure, drawn with its message and the failure's status. */
+  /** "Check your email" (saying so when delivery of the link is failing); with a failure, its message and status. */
   async function renderCheckEmail(
     request: FastifyRequest,
     reply: FastifyReply,
     challenge: Challenge,
-    extra: { notice?: string; unsent?: boolean },
+    extra: { notice?: string },
     failure?: Failure,
   ): Promise<FastifyReply> {
     const email = await challengeEmail(ctx, challenge);
+    const delivery = await signInLinkDelivery(ctx, challenge);
     const page = checkEmailPage({
       ...chrome,
       csrf: csrfToken(request, reply, config),
       email,
       minutes: Math.round(config.limits.emailLinkTtlSeconds / 60),
       ...extra,
+      ...(delivery === "failing" || delivery === "failed" ? { delivery } : {}),
       ...(failure ? { error: failure.message } : {}),
     });
     return failure ? renderFailure(reply, failure, page) : reply.html(page);
@@ -115,15 +104,7 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     parseBody(formSchema({}), request.body);
     const challenge = await challengeOrRestart(request, reply);
     if (!challenge) return reply;
-    let sent;
-    try {
-      sent = await sendEmailLink(ctx, challenge, requestInfo(request));
-    } catch (error) {
-      if (!(error instanceof LatchkeyError && error.code === "mail_unavailable")) throw error;
-      // On the page the person is on, so they can try again; the link they had still works.
-      request.log.error({ err: error, cause: error.cause }, error.message);
-      return renderCheckEmail(request, reply, challenge, {}, { reason: error.code, message: error.message });
-    }
+    const sent = await sendEmailLink(ctx, challenge, requestInfo(request));
     if (!sent.ok) {
       return renderCheckEmail(request, reply, challenge, {}, sent);
     }

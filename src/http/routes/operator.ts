@@ -92,7 +92,11 @@ export function operatorRoutes(app: FastifyInstance, ctx: AppContext): void {
           invitation: z.object({
             url: z.string().describe("The invitation link for the first admin (also emailed)"),
             expiresAt: isoTime,
-            emailed: z.boolean().describe("Whether the email went out; the invitation stands either way"),
+            emailed: z
+              .boolean()
+              .describe(
+                "Always true: the email is queued with the invitation and delivered by Latchkey's mail queue, retried while the mail server fails",
+              ),
           }),
         }),
       },
@@ -189,7 +193,11 @@ export function operatorRoutes(app: FastifyInstance, ctx: AppContext): void {
             role: roleSchema,
             url: z.string().describe("The invitation link (also emailed)"),
             expiresAt: isoTime,
-            emailed: z.boolean().describe("Whether the email went out; the invitation stands either way"),
+            emailed: z
+              .boolean()
+              .describe(
+                "Always true: the email is queued with the invitation and delivered by Latchkey's mail queue, retried while the mail server fails",
+              ),
           }),
         }),
       },

@@ -94,9 +94,23 @@ export function continueToPage(o: PageChrome & { url: string; destination: strin
 /** `unsent`: the first link could not be sent (mail is down); the page offers "Send a new link" to try again. */
 
 export function checkEmailPage(
-  o: PageChrome & { csrf: string; email: string; error?: string; notice?: string; minutes: number; unsent?: boolean },
+  o: PageChrome & {
+    csrf: string;
+    email: string;
+    error?: string;
+    notice?: string;
+    minutes: number;
+    /** The link's email could not be delivered yet (`failing`: retries go on) or at all (`failed`: given up). */
+    delivery?: "failing" | "failed";
+  },
 ): SafeHtml {
-  const title = o.unsent ? "We could not send the email" : "Check your email";
+  const title = "Check your email";
+  const trouble =
+    o.delivery === "failing"
+      ? "We are having trouble sending email right now. We keep trying: your link will arrive as soon as delivery works again."
+      : o.delivery === "failed"
+        ? "We could not deliver the email with your link. Try “Send a new link”; if that does not arrive either, tell your administrator."
+        : undefined;
   return layout({
     title,
     productName: o.productName,
@@ -104,7 +118,8 @@ export function checkEmailPage(
 <h1>${title}</h1>
 ${alert("ok", o.notice)}
 ${alert("error", o.error)}
-<p>${o.unsent ? "Your sign-in link goes to" : "We sent a sign-in link to"} <strong>${o.email}</strong>. Open it <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.</p>
+${alert("error", trouble)}
+<p>We sent a sign-in link to <strong>${o.email}</strong>. Open it <strong>in this browser</strong> to finish signing in: the link does not work on another device or in another browser.</p>
 <p class="muted">The link works once and expires in ${o.minutes} minutes. Keep this page open.</p>
 <form method="post" action="${pathTo("loginEmailResend")}">
 ${csrfField(o.csrf)}
