@@ -64,6 +64,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     attempts: redis ? new RedisAttemptStore(redis, options.attemptKeyPrefix) : new DatabaseAttemptStore(store.db, clock),
   };
   const mailSender = new MailSender(ctx, mailer, options.mailSender);
+  mailSender.serve(ctx.queuedMail);
   return {
     ctx,
     store,

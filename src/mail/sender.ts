@@ -1,9 +1,10 @@
 import { hostname } from "node:os";
+import { sql, type SqlBool } from "kysely";
 import type { AppContext } from "../context.js";
 import type { SecretBox } from "../auth/secret-box.js";
 import { newId } from "../auth/tokens.js";
 import type { Mailer } from "./mailer.js";
-import { mailBox, openQueuedMessage, type MailEventKind } from "./queue.js";
+import { mailBox, openQueuedMessage, type MailEventKind, type QueuedMail } from "./queue.js";
 
 /** Where the sender reports failures: the server's logger (pino's signature). Never given a message body. */
 export interface MailLog {
@@ -86,7 +87,7 @@ export class MailSender {
   private failedSinceSuccess = false;
 
   constructor(
-    private readonly ctx: Pick<AppContext, "db" | "dialect" | "clock" | "config" | "queuedMail">,
+    private readonly ctx: Pick<AppContext, "db" | "dialect" | "clock" | "config">,
     private readonly transport: Mailer,
     options: MailSenderOptions = {},
   ) {
@@ -95,8 +96,12 @@ export class MailSender {
     this.onEvent = options.onEvent;
     this.log = options.log;
     this.box = mailBox(ctx.config);
-    ctx.queuedMail.wake = () => this.wake();
-    ctx.queuedMail.onQueued = () => this.onEvent?.("queued");
+  }
+
+  /** Makes this the sender of `ctx`'s mail: woken after requests that queued some, and told of each message queued. */
+  serve(queuedMail: QueuedMail): void {
+    queuedMail.wake = () => this.wake();
+    queuedMail.onQueued = () => this.onEvent?.("queued");
   }
 
   /**
@@ -182,10 +187,16 @@ export class MailSender {
       .where("available_at", "<=", now)
       .where((eb) => eb.or([eb("claim_expires_at", "is", null), eb("claim_expires_at", "<=", now)]))
       .orderBy("available_at")
+      .orderBy("id")
       .limit(config.limits.mailBatchSize);
     if (only !== undefined) due = due.where("id", "in", [...only]);
-    // PostgreSQL: rows another sender is claiming right now are skipped, not waited for; SQLite has one writer.
-    if (dialect === "postgres") due = due.forUpdate().skipLocked();
+    // PostgreSQL: rows another sender is claiming right now are skipped, not waited for. The sub-select is evaluated
+    // once, as an array: as `id IN (…)` the planner may run it again for each row it updates, and each run (locking
+    // rows anew) can pick other rows, claiming far more than the batch. SQLite has one writer and runs `IN` once.
+    const chosen =
+      dialect === "postgres"
+        ? sql<SqlBool>`${sql.ref("id")} = any(array(${due.forUpdate().skipLocked()}))`
+        : sql<SqlBool>`${sql.ref("id")} in (${due})`;
     return (
       db
         .updateTable("mail_queue")
@@ -201,7 +212,7 @@ export class MailSender {
             .else(eb("attempts", "+", 1))
             .end(),
         }))
-        .where("id", "in", due)
+        .where(chosen)
         // The guard again, for SQLite (and harmless on PostgreSQL): only an unclaimed (or expired) due row is taken.
         .where("sent_at", "is", null)
         .where("failed_at", "is", null)
