@@ -59,7 +59,7 @@ async function deliverQueued(runtime: Runtime): Promise<DeliveryReport> {
 async function deliverOwnMail(runtime: Runtime, to: string): Promise<string> {
   const report = await deliverQueued(runtime);
   if (report.pending === 0) return `${to} was emailed`;
-  return `the email to ${to} is queued; the server delivers it${report.lastError ? ` (sending failed just now: ${escapeForTerminal(report.lastError)})` : ""}`;
+  return `The email to ${to} is queued: the server delivers it${report.lastError ? ` (sending failed just now: ${escapeForTerminal(report.lastError)})` : ""}`;
 }
 
 async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>, migrate = true): Promise<T> {

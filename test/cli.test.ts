@@ -263,6 +263,74 @@ describe("latchkey CLI", () => {
     });
   });
 
+  describe("support commands when the mail server is down", () => {
+    it("deny still decides, tries the email once and says it is queued for the server, with the reason", async () => {
+      const dir = dataDir();
+      const now = Date.now();
+      const requestId = newId();
+      const store = connect({ databaseUrl: undefined, sqliteFile: sqliteFileIn(dir) });
+      try {
+        await migrateToLatest(store.db);
+        const userId = newId();
+        await store.db
+          .insertInto("users")
+          .values({
+            id: userId,
+            email: "pat@example.com",
+            name: "Pat",
+            password_hash: "x",
+            two_factor_method: "auth_app",
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        await store.db
+          .insertInto("support_requests")
+          .values({
+            id: requestId,
+            user_id: userId,
+            email: "pat@example.com",
+            message: "",
+            status: "pending",
+            confirm_token_hash: hashToken(newId()),
+            cancel_token_hash: null,
+            created_at: now,
+            confirm_expires_at: now + 86_400_000,
+            confirmed_at: now,
+            decided_at: null,
+            decided_by: null,
+            decision_note: null,
+            resets_at: null,
+            completed_at: null,
+            ip: null,
+            user_agent: null,
+          })
+          .execute();
+      } finally {
+        await store.close();
+      }
+      const closedPort = await freePort();
+      const run = await latchkey(["support", "deny", requestId], { LATCHKEY_DATA_DIR: dir, SMTP_URL: `smtp://127.0.0.1:${closedPort}` });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(
+        /^Denied\. The email to "pat@example\.com" is queued: the server delivers it \(sending failed just now: .*ECONNREFUSED.*\); nothing changed\.\n$/,
+      );
+      const check = connect({ databaseUrl: undefined, sqliteFile: sqliteFileIn(dir) });
+      try {
+        const request = await check.db
+          .selectFrom("support_requests")
+          .select("status")
+          .where("id", "=", requestId)
+          .executeTakeFirstOrThrow();
+        expect(request.status).toBe("denied");
+        const row = await check.db.selectFrom("mail_queue").select(["attempts", "sent_at", "failed_at"]).executeTakeFirstOrThrow();
+        expect(row).toEqual({ attempts: 1, sent_at: null, failed_at: null });
+      } finally {
+        await check.close();
+      }
+    });
+  });
+
   /**
    * Security review F6: text that people outside the operator wrote (a support message, a User-Agent, an email
    * address, names) must not forge lines or send escape sequences to the operator's terminal.
