@@ -154,7 +154,7 @@ export interface Limits {
    * claimed twice.
    */
   mailClaimLeaseSeconds: number;
-  /** Mail: messages one sender claims and sends at a time (in parallel). */
+  /** Mail: messages one sender claims at a time: different recipients' are sent side by side, one recipient's in turn. */
   mailBatchSize: number;
   /** Mail: the wait after the first failed attempt; it doubles with each further failure (with jitter: half to all of it). */
   mailRetryBaseSeconds: number;

@@ -157,6 +157,7 @@ describeEachDialect("path parameters on every page", (dialect) => {
     const requested = await requestSupportReset(t.ctx, { email: person.email, message: "", info: { ip: "127.0.0.1", userAgent: null } });
     if (!requested.ok) throw new Error(requested.message);
     await requested.value.afterAnswer();
+    await t.deliverMail();
     const link = new URL(t.mail.lastLink(person.email));
     const page = await anonymous.get(link.pathname);
     expect(page.statusCode).toBe(200);

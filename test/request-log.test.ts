@@ -6,7 +6,7 @@ import { buildApp } from "../src/server.js";
 import { TestClock } from "./helpers/clock.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/databases.js";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { MemoryMailer, signedInBrowser, seedMember, TEST_SECRET_KEY, type Browser } from "./helpers/app.js";
+import { deliverMailBeforeAnswer, MemoryMailer, signedInBrowser, seedMember, TEST_SECRET_KEY, type Browser } from "./helpers/app.js";
 
 interface LoggedApp {
   app: FastifyInstance;
@@ -37,6 +37,7 @@ async function loggedApp(dialect: "sqlite" | "postgres", level: string): Promise
   const runtime = await openRuntime(config, { clock: new TestClock(), mailer: mail, migrate: true });
   const lines: LoggedApp["lines"] = [];
   const app = await buildApp(runtime.ctx, { logStream: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+  deliverMailBeforeAnswer(app, runtime.mailSender);
   await app.ready();
   opened.push({ app, runtime, database });
   const member = await seedMember({ ctx: runtime.ctx });

@@ -1,9 +1,9 @@
+import { randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
 import type { AppContext } from "../context.js";
 import type { Config } from "../config.js";
 import type { Database } from "../db/schema.js";
 import { createSecretBox, type SecretBox } from "../auth/secret-box.js";
-import { newId } from "../auth/tokens.js";
 import type { MailMessage } from "./mailer.js";
 
 export interface QueueMailOptions {
@@ -39,6 +39,18 @@ export class QueuedMail {
   }
 }
 
+let sequence = 0;
+
+/**
+ * A queue row's id: 128 bits of hex, like every id, that sort in the order the messages were queued — the time in ms,
+ * a counter of this process, then randomness — so the sender delivers a person's messages in the order they were
+ * caused (an "auth app turned on" notice before the "turned off" one), even within one millisecond.
+ */
+function queueId(now: number): string {
+  sequence = (sequence + 1) % 0x10000;
+  return `${Math.max(0, Math.floor(now)).toString(16).padStart(12, "0").slice(-12)}${sequence.toString(16).padStart(4, "0")}${randomBytes(8).toString("hex")}`;
+}
+
 /** The body of a message as it is sealed in its row. */
 interface SealedBody {
   subject: string;
@@ -69,7 +81,7 @@ export async function queueMail(
   options: QueueMailOptions = {},
 ): Promise<void> {
   const now = ctx.clock.now();
-  const id = newId();
+  const id = queueId(now);
   const key = options.key ?? null;
   if (key !== null) {
     await ctx.db

@@ -52,6 +52,20 @@ export function shortError(error: unknown): string {
   return line.length > ERROR_MAX_LENGTH ? `${line.slice(0, ERROR_MAX_LENGTH - 1)}…` : line;
 }
 
+/**
+ * A batch split by recipient, each part in queue order (ids sort by queue time): different people's messages are sent
+ * side by side, one person's in turn, so they arrive in the order they were caused.
+ */
+function byRecipient(rows: ClaimedRow[]): ClaimedRow[][] {
+  const groups = new Map<string, ClaimedRow[]>();
+  for (const row of [...rows].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const group = groups.get(row.to_address);
+    if (group) group.push(row);
+    else groups.set(row.to_address, [row]);
+  }
+  return [...groups.values()];
+}
+
 async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -168,7 +182,10 @@ export class MailSender {
         return;
       }
       if (rows.length === 0) return;
-      const outcomes = await Promise.all(rows.map((row) => this.deliverRow(row)));
+      // A send must start early enough to end (by its timeout) within the lease, or another sender may take it over.
+      const { mailClaimLeaseSeconds, mailSendTimeoutSeconds } = this.ctx.config.limits;
+      const lastStart = this.ctx.clock.now() + (mailClaimLeaseSeconds - mailSendTimeoutSeconds) * 1000;
+      const outcomes = (await Promise.all(byRecipient(rows).map((own) => this.deliverInTurn(own, lastStart)))).flat();
       if (outcomes.includes("sent") && this.failedSinceSuccess) await this.retryWaitingNow();
       if (outcomes.includes("failed")) this.failedSinceSuccess = true;
     }
@@ -221,6 +238,20 @@ export class MailSender {
         .returning(["id", "dedupe_key", "to_address", "body_sealed", "attempts"])
         .execute()
     );
+  }
+
+  /** One person's messages, one after the other in the order they were queued; released if their turn comes too late. */
+  private async deliverInTurn(rows: ClaimedRow[], lastStart: number): Promise<Outcome[]> {
+    const outcomes: Outcome[] = [];
+    for (const row of rows) {
+      if (this.ctx.clock.now() > lastStart) {
+        await this.release(row.id).catch((error: unknown) =>
+          this.log?.error({ err: error, mailId: row.id }, "mail queue: could not release"),
+        );
+        outcomes.push("skipped");
+      } else outcomes.push(await this.deliverRow(row));
+    }
+    return outcomes;
   }
 
   private async deliverRow(row: ClaimedRow): Promise<Outcome> {
