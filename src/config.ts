@@ -130,6 +130,14 @@ export interface Limits {
   /** OpenID Provider: most redirect URIs (and, separately, post-logout redirect URIs) one client may register. */
   oidcMaxRedirectUris: number;
   /**
+   * `/readyz`: each check (the database, Redis) that has not answered within this counts as unreachable, so a probe
+   * answers in bounded time when a service hangs. Below the usual probe timeouts (Kubernetes' default is 1 s, most set
+   * 2–5 s), above any healthy round trip.
+   */
+  readinessCheckTimeoutMs: number;
+  /** A metrics scrape waits this long for a value read at scrape time (active sessions, one count query), then reports NaN. */
+  metricsGaugeTimeoutMs: number;
+  /**
    * Load shedding: while the event loop lags behind by more than this on average over a sample interval, every request
    * is answered 503 at once instead of being queued. Far above the lag of a busy but healthy server (a few ms at 50
    * concurrent session checks on 2 cores): by then queued requests wait longer than any client should. A full second
@@ -197,6 +205,8 @@ export const defaultLimits: Limits = {
   oidcLogoutSweepSeconds: 5,
   oidcBackchannelTimeoutSeconds: 5,
   oidcMaxRedirectUris: 20,
+  readinessCheckTimeoutMs: 800,
+  metricsGaugeTimeoutMs: 2000,
   overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
@@ -239,7 +249,18 @@ export interface Config {
    * `URL.origin` serializes it (lower-case, default port left out). See src/return-to.ts.
    */
   returnOrigins: string[];
+  /**
+   * `LATCHKEY_METRICS_ADDR`: where the separate metrics listener serves `/metrics` (Prometheus text format), or
+   * `undefined`: no metrics at all (the default). Never on the main port, so a reverse proxy cannot expose it by accident.
+   */
+  metricsAddr: ListenAddress | undefined;
   limits: Limits;
+}
+
+/** A host and port to listen on; `host` is an IPv6 address without brackets, an IPv4 address or a host name. */
+export interface ListenAddress {
+  host: string;
+  port: number;
 }
 
 /** A configuration value that cannot be used. The message names the variable and what it expects. */
@@ -343,6 +364,34 @@ function cookieDomain(env: Env, publicUrl: URL): string | undefined {
   return domain;
 }
 
+const METRICS_ADDR = "LATCHKEY_METRICS_ADDR";
+
+/** Hosts that listen on every interface: a port there collides with the same port on any address. */
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", ""]);
+
+/**
+ * `LATCHKEY_METRICS_ADDR`: `host:port` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`), a port of 1–65535 that is
+ * not the main listener's. Unset or empty: no metrics listener.
+ */
+function metricsAddr(env: Env, main: ListenAddress): ListenAddress | undefined {
+  const raw = read(env, METRICS_ADDR);
+  if (raw === undefined) return undefined;
+  const expected = `expected host:port such as 127.0.0.1:9464 or [::1]:9464 (port 1–65535), got "${raw}"`;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(raw);
+  if (!match) throw new ConfigError(METRICS_ADDR, expected);
+  const host = match[1] ?? match[2] ?? "";
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535 || host.startsWith("-") || host.startsWith(".")) throw new ConfigError(METRICS_ADDR, expected);
+  const sameHost = host === main.host || WILDCARD_HOSTS.has(host) || WILDCARD_HOSTS.has(main.host);
+  if (port === main.port && sameHost) {
+    throw new ConfigError(
+      METRICS_ADDR,
+      `must not be the main listener's port (${main.host}:${main.port}): metrics are served on a listener of their own, got "${raw}"`,
+    );
+  }
+  return { host, port };
+}
+
 const SECRET_KEY_BYTES = 32;
 const SECRET_KEY_FILE = "secret.key";
 
@@ -429,6 +478,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   const allowedReturnOrigins = returnOrigins(env);
+  const metrics = metricsAddr(env, { host, port });
   const limits: Limits = {
     ...defaultLimits,
     sessionIdleTimeoutSeconds: integer(env, "LATCHKEY_SESSION_IDLE_SECONDS", defaultLimits.sessionIdleTimeoutSeconds, 60, 30 * 24 * 3600),
@@ -466,6 +516,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     trustProxy,
     returnOrigins: allowedReturnOrigins,
+    metricsAddr: metrics,
     limits,
   };
 }

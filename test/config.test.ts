@@ -180,3 +180,58 @@ describe("configuration from the environment", () => {
     });
   });
 });
+
+describe("LATCHKEY_METRICS_ADDR", () => {
+  it("is off by default (no metrics listener)", () => {
+    expect(loadConfig(env()).metricsAddr).toBeUndefined();
+    expect(loadConfig(env({ LATCHKEY_METRICS_ADDR: " " })).metricsAddr).toBeUndefined();
+  });
+
+  it.each([
+    ["127.0.0.1:9464", { host: "127.0.0.1", port: 9464 }],
+    ["0.0.0.0:9464", { host: "0.0.0.0", port: 9464 }],
+    ["[::1]:9464", { host: "::1", port: 9464 }],
+    ["metrics.internal:1", { host: "metrics.internal", port: 1 }],
+    ["127.0.0.1:65535", { host: "127.0.0.1", port: 65535 }],
+    // The main port on another address is a listener of its own.
+    ["127.0.0.2:3000", { host: "127.0.0.2", port: 3000 }],
+  ])("%s is host and port", (value, expected) => {
+    expect(loadConfig(env({ LATCHKEY_METRICS_ADDR: value })).metricsAddr).toEqual(expected);
+  });
+
+  it.each([
+    "9464",
+    "127.0.0.1",
+    "127.0.0.1:",
+    ":9464",
+    "127.0.0.1:0",
+    "127.0.0.1:65536",
+    "127.0.0.1:123456",
+    "127.0.0.1:-1",
+    "127.0.0.1:94x4",
+    "::1:9464",
+    "[::1]",
+    "http://127.0.0.1:9464",
+    "127.0.0.1:9464/metrics",
+    "-host:9464",
+  ])("%s is refused with one line naming the variable and what it expects", (value) => {
+    const error = configErrorOf(env({ LATCHKEY_METRICS_ADDR: value }));
+    expect(error.variable).toBe("LATCHKEY_METRICS_ADDR");
+    expect(error.message).toBe(
+      `LATCHKEY_METRICS_ADDR: expected host:port such as 127.0.0.1:9464 or [::1]:9464 (port 1–65535), got "${value}"`,
+    );
+  });
+
+  it.each([
+    ["127.0.0.1:3000", {}],
+    ["0.0.0.0:3000", {}],
+    ["127.0.0.1:8080", { PORT: "8080" }],
+    ["10.0.0.5:3000", { HOST: "0.0.0.0" }],
+  ])("%s is refused when it is the main listener's port (%o)", (value, extra) => {
+    const error = configErrorOf(env({ LATCHKEY_METRICS_ADDR: value, ...extra }));
+    expect(error.variable).toBe("LATCHKEY_METRICS_ADDR");
+    expect(error.message).toMatch(
+      /^LATCHKEY_METRICS_ADDR: must not be the main listener's port \(.+\): metrics are served on a listener of their own/,
+    );
+  });
+});
