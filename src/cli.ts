@@ -22,6 +22,7 @@ import { createClient, deleteClient, listClients } from "./oidc/clients.js";
 import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 import { BackgroundJobs } from "./background.js";
+import { metricsUrl, serveMetricsBeside, type MetricsListener } from "./http/metrics-listener.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -90,9 +91,21 @@ program
     }
     const devMail = cfg.smtpUrl === undefined && isLoopbackHost(cfg.host);
     const app = await buildApp(runtime.ctx, { outboxDir: devMail ? runtime.outboxDir : undefined, logger: cfg.logLevel !== "silent" });
+    let metrics: MetricsListener | undefined;
+    if (cfg.metricsAddr && runtime.metrics) {
+      try {
+        metrics = await serveMetricsBeside(app, runtime.metrics, cfg.metricsAddr);
+      } catch (error) {
+        await runtime.close();
+        fatal(
+          `cannot listen for metrics on ${metricsUrl(cfg.metricsAddr)}: ${error instanceof Error ? error.message : String(error)} (set LATCHKEY_METRICS_ADDR)`,
+        );
+      }
+    }
     try {
       await app.listen({ port: cfg.port, host: cfg.host });
     } catch (error) {
+      await metrics?.close();
       await runtime.close();
       fatal(`cannot listen on ${cfg.host}:${cfg.port}: ${error instanceof Error ? error.message : String(error)} (set PORT or HOST)`);
     }
@@ -107,6 +120,7 @@ program
     log(
       `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
     );
+    if (metrics) log(`Metrics for Prometheus at ${metricsUrl(metrics.address)}.`);
     if (cfg.smtpUrl === undefined)
       log(`Mail goes to ${runtime.outboxDir}${devMail ? ` — read it at ${urlTo(cfg.publicUrl, "devMail")}` : ""}.`);
     const setup = await issueSetupLink(runtime.ctx);

@@ -13,7 +13,16 @@ export type Dialect = "sqlite" | "postgres";
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL: the connection pool's numbers now (for metrics); SQLite has no pool. */
+  poolStats?: () => PoolStats;
   close(): Promise<void>;
+}
+
+/** pg's Pool counters: connections open, of them idle, and queries waiting for a connection. */
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 const requireDriver = createRequire(import.meta.url);
@@ -74,7 +83,8 @@ export function connect(options: ConnectOptions): Store {
     // next query, so report it and go on.
     pool.on("error", (error) => (options.onIdleConnectionError ?? defaultIdleConnectionError)(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
-    return { db, dialect: "postgres", close: () => db.destroy() };
+    const poolStats = (): PoolStats => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+    return { db, dialect: "postgres", poolStats, close: () => db.destroy() };
   }
   restrictSqliteFiles(options.sqliteFile);
   const database = new (requireDriver("better-sqlite3") as typeof SQLite)(options.sqliteFile);
