@@ -61,6 +61,7 @@ export const errorCodes = [
   "account_not_found",
   "oidc_interaction_expired",
   "service_unavailable",
+  "not_ready",
   "internal_error",
 ] as const;
 

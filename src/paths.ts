@@ -11,6 +11,7 @@
 export const routes = {
   home: "/",
   healthz: "/healthz",
+  readyz: "/readyz",
 
   login: "/login",
   loginEmail: "/login/email",
@@ -105,6 +106,12 @@ export const routes = {
 } as const;
 
 export type RouteName = keyof typeof routes;
+
+/**
+ * The one path of the separate metrics listener (`LATCHKEY_METRICS_ADDR`, src/http/metrics-listener.ts). Not in
+ * `routes`: the main app never serves it, and a reverse proxy must never be told to route it.
+ */
+export const metricsPath = "/metrics";
 
 /** The `:name` parameters of a path pattern, as a union of names. */
 type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`

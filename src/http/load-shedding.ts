@@ -37,7 +37,9 @@ export function registerLoadShedding(app: FastifyInstance, limits: Limits): void
   });
   const retryAfterSeconds = limits.overloadRetryAfterSeconds;
   app.addHook("onRequest", (request, reply, done) => {
-    if (!overloaded) return done();
+    // Probes are exempt: a busy process is alive, and taking every overloaded instance out of rotation at once
+    // (readiness) would turn overload into an outage; overload is answered per request instead.
+    if (!overloaded || request.routeOptions.config.probe === true) return done();
     // Answered here, not thrown: the error handler would log each shed request, the last thing an overloaded server needs.
     sendError(request, reply, "service_unavailable", `The server is overloaded. Try again in ${retryAfterSeconds} seconds.`, {
       retryAfterSeconds,
