@@ -61,6 +61,8 @@ export const errorCodes = [
   "account_not_found",
   "oidc_interaction_expired",
   "service_unavailable",
+  "database_unavailable",
+  "throttle_unavailable",
   "internal_error",
 ] as const;
 
