@@ -18,6 +18,11 @@ export class Instance {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** The process id while it runs (for RSS readings). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Started and answering (a load balancer's health check passed); false from the moment it is stopped. */
   ready = false;
 
