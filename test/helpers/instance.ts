@@ -23,6 +23,11 @@ export class Instance {
     return this.child?.pid;
   }
 
+  /** The process has not exited (by itself or by a signal). */
+  get alive(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** Started and answering (a load balancer's health check passed); false from the moment it is stopped. */
   ready = false;
 
