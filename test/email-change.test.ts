@@ -73,7 +73,7 @@ describeEachDialect("changing the email address", (dialect) => {
     expect(asked.statusCode).toBe(303);
     expect(asked.headers.location).toBe("/settings/email?notice=sent");
     const pendingPage = await here.get("/settings/email?notice=sent");
-    expect(pendingPage.body).toContain(`We sent a confirmation link to <strong>${target}</strong>`);
+    expect(pendingPage.body).toContain(`Check the inbox of <strong>${target}</strong>`);
 
     // Nothing changed yet.
     expect(await emailOf(member.userId)).toBe(member.email);

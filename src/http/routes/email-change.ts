@@ -23,8 +23,8 @@ import { requestInfo } from "../request-info.js";
 import { changeEmailPage, emailLinkPage } from "../views/email-change.js";
 import { messagePage } from "../views/message.js";
 
+// After a request the page shows the pending change itself (`?notice=sent` adds nothing to it).
 const notices = {
-  sent: "Check the inbox of your new address: we sent it a link. Your address changes when it is opened.",
   withdrawn: "The change is withdrawn; your address stays as it is.",
 } as const;
 

@@ -23,13 +23,13 @@ export function changeEmailPage(
   const e = c.errors ?? {};
   const csrf = csrfField(c.signedIn.csrf);
   const pending = c.pending
-    ? html`<div class="alert ok" role="status">We sent a confirmation link to <strong>${c.pending.newEmail}</strong>. Your address changes when it is opened, until ${date(c.pending.expiresAt)}.</div>
+    ? html`<div class="alert ok" role="status">Check the inbox of <strong>${c.pending.newEmail}</strong>: we sent it a confirmation link. Your address changes when it is opened (until ${date(c.pending.expiresAt)}).</div>
 <form method="post" action="${pathTo("emailWithdraw")}">${csrf}<button class="link" type="submit">Withdraw this change</button></form>`
     : "";
   const form = c.refused
     ? html`<p class="alert error" role="note">${c.refused}</p>`
     : html`<form method="post" action="${pathTo("email")}" novalidate>${csrf}
-${field({ label: "New email address", name: "email", type: "email", autocomplete: "email", value: c.value ?? "", autofocus: true, error: e.email, maxlength: 254 })}
+${field({ label: "New email address", name: "email", type: "email", autocomplete: "email", value: c.value ?? "", autofocus: true, error: e.email, maxlength: 254, ...(c.pending ? { hint: "Asking for another address replaces the change waiting above." } : {}) })}
 ${c.askPassword ? field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", error: e.password, hint: "Your current password, to confirm it is you." }) : ""}
 <button type="submit">Send confirmation link</button>
 </form>
