@@ -22,9 +22,11 @@ export function sessionsPage(
   const accounts = new Set(c.sessions.map((s) => s.accountId));
   const showAccount = accounts.size > 1;
   const others = c.sessions.filter((s) => !s.current);
+  // "an unknown browser" is written to follow "from" in emails; here it starts a cell.
+  const capitalised = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
   const rows = c.sessions.map(
     (s) => html`<tr>
-<td>${s.device}${s.current ? html`<br><strong>This browser</strong>` : ""}</td><td>${s.ip ?? "unknown"}</td><td>${methodLabel[s.method]}</td>${showAccount ? html`<td>${s.accountName}</td>` : ""}
+<td>${capitalised(s.device)}${s.current ? html`<br><strong>This browser</strong>` : ""}</td><td>${s.ip ?? "unknown"}</td><td>${methodLabel[s.method]}</td>${showAccount ? html`<td>${s.accountName}</td>` : ""}
 <td>${stackedDate(s.createdAt)}</td><td>${s.current ? "Now" : stackedDate(s.lastSeenAt)}</td>
 <td>${
       s.current
