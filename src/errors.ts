@@ -64,6 +64,8 @@ export const errorCodes = [
   "email_managed_by_sso",
   "oidc_interaction_expired",
   "service_unavailable",
+  "database_unavailable",
+  "throttle_unavailable",
   "internal_error",
 ] as const;
 

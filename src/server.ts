@@ -112,6 +112,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.decorate("latchkeyRoutes", registered);
   // Error pages are rendered far from the routes (error and not-found handlers): they read the name from here.
   app.decorate("latchkeyProductName", ctx.config.productName);
+  app.decorate("latchkeyDependencyRetryAfterSeconds", ctx.config.limits.dependencyRetryAfterSeconds);
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) if (method !== "HEAD") registered.push(`${method} ${route.url}`);
   });
@@ -203,6 +204,8 @@ declare module "fastify" {
     latchkeyRoutes: string[];
     /** `LATCHKEY_PRODUCT_NAME`, for pages rendered outside the routes (error pages). */
     latchkeyProductName: string;
+    /** `Retry-After` when the database or Redis cannot be reached. */
+    latchkeyDependencyRetryAfterSeconds: number;
     afterResponse: AfterResponse;
   }
 }

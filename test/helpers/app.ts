@@ -46,6 +46,8 @@ export interface TestAppOptions {
   redis?: boolean;
   /** A MemoryMailer of the test's own (e.g. a subclass whose send fails). */
   mailer?: MemoryMailer;
+  /** Rewrites the PostgreSQL URL the app uses (e.g. to reach the database through a `TcpProxy` a test can cut). */
+  databaseUrlVia?: (url: string) => string;
   /** Limits that have no environment variable, set for this app (e.g. a tiny overload threshold). */
   limits?: Partial<Limits>;
 }
@@ -62,7 +64,9 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     LATCHKEY_DATA_DIR: database.dataDir,
     LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
     LOG_LEVEL: "silent",
-    ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
+    ...(database.databaseUrl
+      ? { DATABASE_URL: options.databaseUrlVia ? options.databaseUrlVia(database.databaseUrl) : database.databaseUrl }
+      : {}),
     ...(options.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
     ...options.env,
   });
