@@ -71,6 +71,13 @@ export interface Limits {
   supportRequestsPerEmailPerDay: number;
   /** Support requests from one IP address within an hour. */
   supportRequestsPerIpPerHour: number;
+  /**
+   * The confirmation link of an email change (sent to the new address) is valid this long; the old address is told at
+   * once and can cancel it meanwhile.
+   */
+  emailChangeTtlSeconds: number;
+  /** Email changes one person may ask for within a day: each one mails an address they typed. */
+  emailChangeRequestsPerUserPerDay: number;
   /** Shortest password, in Unicode code points (NIST 800-63B: at least 8). */
   passwordMinLength: number;
   /** Longest password, in Unicode code points (no truncation happens below this). */
@@ -191,6 +198,8 @@ export const defaultLimits: Limits = {
   supportConfirmTtlSeconds: 24 * 60 * 60,
   supportRequestsPerEmailPerDay: 3,
   supportRequestsPerIpPerHour: 10,
+  emailChangeTtlSeconds: 24 * 60 * 60,
+  emailChangeRequestsPerUserPerDay: 5,
   passwordMinLength: 8,
   passwordMaxLength: 128,
   commonPasswordCount: 10_000,

@@ -17,6 +17,8 @@ import { ssoRoutes } from "./http/routes/sso.js";
 import { openApiRoutes } from "./http/routes/openapi.js";
 import { secondFactorRoutes } from "./http/routes/second-factor.js";
 import { settingsRoutes } from "./http/routes/settings.js";
+import { sessionRoutes } from "./http/routes/sessions.js";
+import { emailChangeRoutes } from "./http/routes/email-change.js";
 import { assetRoutes } from "./http/routes/assets.js";
 import { teamMemberRoutes } from "./http/routes/team-members.js";
 import { securityRoutes } from "./http/routes/security.js";
@@ -178,6 +180,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   secondFactorRoutes(app, ctx);
   homeRoutes(app, ctx);
   settingsRoutes(app, ctx);
+  sessionRoutes(app, ctx);
+  emailChangeRoutes(app, ctx);
   teamMemberRoutes(app, ctx);
   securityRoutes(app, ctx);
   auditRoutes(app, ctx);
