@@ -6,7 +6,7 @@ import { migrateToLatest } from "../src/db/connect.js";
 import { migrationProvider } from "../src/db/migrations/index.js";
 import { startTestApp, type TestApp } from "./helpers/app.js";
 import { describeEachDialect, describeOnPostgres } from "./helpers/dialects.js";
-import { createPostgresCluster, postgresClustersAvailable, type PostgresCluster } from "./helpers/postgres-cluster.js";
+import { PgCluster } from "./helpers/pg-cluster.js";
 import { redisServerAvailable, startOwnRedis, type OwnRedis } from "./helpers/redis-server.js";
 
 /**
@@ -130,18 +130,18 @@ describeEachDialect("liveness and readiness", (dialect) => {
   });
 });
 
-describe.skipIf(!postgresClustersAvailable())("readiness while PostgreSQL stops and starts again", () => {
-  describeOnPostgres("on a PostgreSQL server of this file's own", () => {
-    let cluster: PostgresCluster;
+describeOnPostgres("readiness while PostgreSQL stops and starts again", () => {
+  describe("on a PostgreSQL cluster of this file's own", () => {
+    let cluster: PgCluster;
     beforeAll(async () => {
-      cluster = await createPostgresCluster();
+      cluster = await PgCluster.create("latchkey_readyz");
     }, 60_000);
     afterAll(async () => {
       await cluster?.drop();
     }, 60_000);
 
     it("flips to 503 (database unreachable, in bounded time) when PostgreSQL stops, and back to 200 when it starts", async () => {
-      const t = await open("postgres", { env: { DATABASE_URL: cluster.url } });
+      const t = await open("postgres", { env: { DATABASE_URL: cluster.url() } });
       expect((await readyz(t)).json()).toEqual({ ok: true, checks: { database: "ok" } });
 
       await cluster.stop();
