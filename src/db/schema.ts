@@ -28,6 +28,7 @@ export interface Database {
   oidc_signing_keys: OidcSigningKeyTable;
   oidc_clients: OidcClientTable;
   oidc_grants: OidcGrantTable;
+  leases: LeaseTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -321,4 +322,15 @@ export interface OidcGrantTable {
   created_at: number;
   /** Set when something other than the session's end (a password change) ends the grant. */
   ended_at: number | null;
+}
+
+/** A named right to do one thing at a time across instances (e.g. housekeeping); see src/db/lease.ts. */
+export interface LeaseTable {
+  name: string;
+  /** Who holds it: host, process and run, readable in the CLI's "held by" message. */
+  holder: string;
+  /** When the current holder took it (a run's start). */
+  taken_at: number;
+  /** The lease is free from then on; the holder renews it while it works, and sets it to the present when done. */
+  expires_at: number;
 }
