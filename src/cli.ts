@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Command, Option } from "commander";
 import { ConfigError, loadConfig, type Config } from "./config.js";
@@ -24,6 +25,8 @@ import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 import { BackgroundJobs } from "./background.js";
 import { runHousekeeping, totalDeleted, type HousekeepingReport } from "./housekeeping.js";
+import { backupSqlite, BackupError } from "./db/backup.js";
+import { sqliteFileOf } from "./db/connect.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -172,6 +175,18 @@ function housekeepingLogFields(report: HousekeepingReport & { ran: true }): Reco
   return { deleted, total: totalDeleted(report), checkpoint: report.checkpoint, ...(report.stopped ? { stopped: report.stopped } : {}) };
 }
 
+function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} bytes`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
 program
   .command("housekeeping")
   .description(
@@ -212,6 +227,41 @@ program
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       process.stdout.write(`Deleted ${totalDeleted(report)} expired row(s) in ${seconds} s.\n`);
     });
+  });
+
+program
+  .command("backup")
+  .description(
+    "Copy the SQLite database to a file while the server keeps running: a consistent snapshot, readable by its owner only (0600). With PostgreSQL, use pg_dump instead.",
+  )
+  .addOption(new Option("--to <file>", "the file to write").makeOptionMandatory())
+  .option("--force", "replace the file if it exists")
+  .action(async (options: { to: string; force?: boolean }) => {
+    const cfg = config();
+    if (cfg.databaseUrl !== undefined) {
+      fatal(
+        '`latchkey backup` copies the SQLite database; this installation uses PostgreSQL (DATABASE_URL). Back it up with PostgreSQL\'s own tools, e.g. `pg_dump --format=custom --file=latchkey.dump "$DATABASE_URL"`, and restore with `pg_restore` (see docs/deployment.md).',
+      );
+    }
+    const source = sqliteFileOf(cfg.dataDir);
+    const target = resolve(options.to);
+    try {
+      const result = await backupSqlite({
+        source,
+        target,
+        force: Boolean(options.force),
+        onProgress: ({ totalPages, copiedPages }) => {
+          if (copiedPages > 0 && copiedPages < totalPages)
+            process.stderr.write(`  copied ${copiedPages} of ${totalPages} pages (${Math.floor((copiedPages / totalPages) * 100)}%)…\n`);
+        },
+      });
+      process.stdout.write(
+        `Backed up ${source} to ${result.file}: ${formatBytes(result.bytes)} (${result.pages} pages), a consistent snapshot, mode 0600.\n`,
+      );
+    } catch (error) {
+      if (error instanceof BackupError) fatal(`backup failed: ${error.message}`);
+      throw error;
+    }
   });
 
 const account = program.command("account").description("Manage team accounts.");

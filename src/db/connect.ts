@@ -40,10 +40,15 @@ function defaultIdleConnectionError(error: Error): void {
   process.stderr.write(`latchkey: an idle PostgreSQL connection failed and will be replaced: ${error.message}\n`);
 }
 
+/** The SQLite file of a data directory (nothing created). */
+export function sqliteFileOf(dataDir: string): string {
+  return join(dataDir, "latchkey.db");
+}
+
 export function sqliteFileIn(dataDir: string): string {
   // 0700 when we create it: the data directory holds the database, the secret key and the mail outbox.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return join(dataDir, "latchkey.db");
+  return sqliteFileOf(dataDir);
 }
 
 /** Owner read/write only: the database holds password hashes, sealed TOTP secrets and session hashes. */
