@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
@@ -213,6 +213,29 @@ describe("latchkey backup (the CLI)", () => {
     const forced = await latchkey(["backup", "--to", target, "--force"], env);
     expect(forced.code).toBe(0);
     expect(integrityOf(target)).toBe("ok");
+  });
+
+  it("restores as docs/deployment.md says: copy over the database, remove -wal and -shm, migrate, start", async () => {
+    const backup = join(out, "to-restore.db");
+    expect((await latchkey(["backup", "--to", backup], env)).code).toBe(0);
+    // Another installation's data dir (the same secret key), with a database of its own and a stale WAL beside it.
+    const dataDir = mkdtempSync(join(tmpdir(), "latchkey-restore-"));
+    try {
+      const restoredEnv = { LATCHKEY_DATA_DIR: dataDir, LATCHKEY_SECRET_KEY: TEST_SECRET_KEY };
+      expect((await latchkey(["migrate"], restoredEnv)).code).toBe(0);
+      writeFileSync(join(dataDir, "latchkey.db-wal"), "stale");
+      writeFileSync(join(dataDir, "latchkey.db-shm"), "stale");
+      copyFileSync(backup, join(dataDir, "latchkey.db"));
+      rmSync(join(dataDir, "latchkey.db-wal"));
+      rmSync(join(dataDir, "latchkey.db-shm"));
+      const migrated = await latchkey(["migrate"], restoredEnv);
+      expect(migrated.code).toBe(0);
+      expect(migrated.stdout).toBe("The database is up to date.\n");
+      expect(countOf(join(dataDir, "latchkey.db"), "seed")).toBe(3000);
+      expect(integrityOf(join(dataDir, "latchkey.db"))).toBe("ok");
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("--to is required", async () => {
