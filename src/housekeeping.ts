@@ -128,6 +128,10 @@ function rules(ctx: Pick<AppContext, "db" | "config">, now: number): Rule[] {
     // Support requests never confirmed from the inbox: a day after the confirmation link expired. Confirmed requests
     // (pending, approved, denied, cancelled, completed) have no expiry: they are the operator's record.
     rule("support_requests", "id", (eb) => eb.and([eb("status", "=", "unconfirmed"), eb("confirm_expires_at", "<=", now - graceMs)])),
+    // Email address changes: a day after their links expired, whatever became of them (confirmed, cancelled, voided);
+    // until then both links (confirm, cancel) still say why they no longer work. The change itself stays in the audit
+    // log and in users.email_changed_at. (A small table: requests are limited per user and day, so no index.)
+    rule("email_changes", "id", (eb) => eb("expires_at", "<=", now - graceMs)),
     // The OpenID Provider's state (codes, tokens, interactions, sessions, grants): as soon as it expires; the adapter
     // already ignores expired rows. (A grant's logout needs no expired row: the sweep finds an expired grant as gone.)
     rule("oidc_models", ["model", "id"], (eb) => eb("expires_at", "<=", now)),

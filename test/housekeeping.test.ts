@@ -23,7 +23,7 @@ function deletedIn(report: HousekeepingReport): Record<string, number> {
 /** Ids of the rows of `table` still there. */
 async function idsOf(
   t: Pick<TestApp, "ctx">,
-  table: "sessions" | "email_links" | "challenges" | "invitations" | "setup_tokens" | "support_requests" | "audit_events",
+  table: "sessions" | "email_links" | "challenges" | "invitations" | "setup_tokens" | "support_requests" | "email_changes" | "audit_events",
 ): Promise<string[]> {
   return (await t.ctx.db.selectFrom(table).select("id").execute()).map((r) => r.id).sort();
 }
@@ -210,6 +210,30 @@ describeEachDialect("housekeeping", (dialect) => {
         .execute();
     }
 
+    for (const [id, expiresAt, confirmedAt] of [
+      ["email-change-old", now - grace, now - grace - DAY_MS],
+      ["email-change-in-grace", now - grace + 1, null],
+    ] as const) {
+      await db
+        .insertInto("email_changes")
+        .values({
+          id,
+          user_id: userId,
+          old_email: member.email,
+          new_email: `${id}@example.com`,
+          token_hash: hashToken(newId()),
+          cancel_token_hash: hashToken(newId()),
+          created_at: expiresAt - DAY_MS,
+          expires_at: expiresAt,
+          confirmed_at: confirmedAt,
+          cancelled_at: null,
+          voided_at: null,
+          ip: null,
+          user_agent: null,
+        })
+        .execute();
+    }
+
     await db
       .insertInto("oidc_models")
       .values([
@@ -284,6 +308,7 @@ describeEachDialect("housekeeping", (dialect) => {
       totp_setups: 1,
       recovery_code_reveals: 1,
       support_requests: 1,
+      email_changes: 1,
       oidc_models: 2,
       audit_events: 0,
     });
@@ -299,6 +324,7 @@ describeEachDialect("housekeeping", (dialect) => {
     expect((await db.selectFrom("totp_setups").select("user_id").execute()).map((r) => r.user_id)).toEqual([other.userId]);
     expect((await db.selectFrom("recovery_code_reveals").select("user_id").execute()).map((r) => r.user_id)).toEqual([other.userId]);
     expect(await idsOf(t, "support_requests")).toEqual(["support-completed-old", "support-unconfirmed-in-grace"]);
+    expect(await idsOf(t, "email_changes")).toEqual(["email-change-in-grace"]);
     expect(
       (await db.selectFrom("oidc_models").select(["model", "id"]).orderBy("model").orderBy("id").execute()).map(
         (r) => `${r.model}/${r.id}`,
@@ -323,6 +349,7 @@ describeEachDialect("housekeeping", (dialect) => {
       totp_setups: 1,
       recovery_code_reveals: 1,
       support_requests: 1,
+      email_changes: 1,
       oidc_models: 1,
     });
     expect(await idsOf(t, "challenges")).toEqual([]);
