@@ -114,6 +114,9 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationRe
     provider: migrationProvider,
     migrationTableName: "latchkey_migrations",
     migrationLockTableName: "latchkey_migrations_lock",
+    // Numbers are handed out when work starts and branches land in any order: a database that already has a later
+    // migration still gets an earlier-numbered one that arrives after it. Each migration stands on its own.
+    allowUnorderedMigrations: true,
   });
   const result = await migrator.migrateToLatest();
   if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));
