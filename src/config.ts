@@ -173,6 +173,34 @@ export interface Limits {
   redisCommandTimeoutMs: number;
   /** `Retry-After` when PostgreSQL or Redis cannot be reached: about the time a restart or failover takes. */
   dependencyRetryAfterSeconds: number;
+  /**
+   * Housekeeping (src/housekeeping.ts): each instance of `latchkey serve` tries this often to delete expired rows; of
+   * instances trying at once one runs (the lease), and a run started anywhere within half this interval makes the
+   * others skip, so a cluster runs it about once per interval. Expired rows are already refused everywhere they are
+   * read: this only keeps the tables (and the session check's indexes) small, so minutes of delay cost nothing.
+   */
+  housekeepingIntervalSeconds: number;
+  /**
+   * Housekeeping deletes at most this many rows of one table per statement, so no statement holds a table (or, on
+   * SQLite, the one writer lock) for long: requests of other sessions get in between batches.
+   */
+  housekeepingBatchSize: number;
+  /**
+   * The housekeeping lease lasts this long and is renewed after every batch; a holder that died (SIGKILL, a lost
+   * machine) is taken over this long after its last batch. Far longer than one batch takes.
+   */
+  housekeepingLeaseSeconds: number;
+  /**
+   * Links, sign-ins in progress and the like are deleted this long after they expired, not at once: until then
+   * someone who opens an old link still reads "this link has expired" instead of "this link is not valid", and
+   * instances whose clocks differ by seconds never disagree about a row.
+   */
+  housekeepingGraceSeconds: number;
+  /**
+   * An invitation is deleted this long after it expired: until then the Team Members page (and the operator API) lists
+   * it as expired, with Resend.
+   */
+  housekeepingInvitationKeepSeconds: number;
 }
 
 export const defaultLimits: Limits = {
@@ -240,6 +268,11 @@ export const defaultLimits: Limits = {
   databaseQueryTimeoutMs: 8_000,
   redisCommandTimeoutMs: 1_000,
   dependencyRetryAfterSeconds: 5,
+  housekeepingIntervalSeconds: 10 * 60,
+  housekeepingBatchSize: 500,
+  housekeepingLeaseSeconds: 2 * 60,
+  housekeepingGraceSeconds: 24 * 60 * 60,
+  housekeepingInvitationKeepSeconds: 30 * 24 * 60 * 60,
 };
 
 export interface Config {
@@ -284,6 +317,11 @@ export interface Config {
    * `undefined`: no metrics at all (the default). Never on the main port, so a reverse proxy cannot expose it by accident.
    */
   metricsAddr: ListenAddress | undefined;
+  /**
+   * Audit events older than this many days are deleted by housekeeping (`LATCHKEY_AUDIT_RETENTION_DAYS`); `undefined`
+   * (the default): kept forever.
+   */
+  auditRetentionDays: number | undefined;
   limits: Limits;
 }
 
@@ -422,6 +460,27 @@ function metricsAddr(env: Env, main: ListenAddress): ListenAddress | undefined {
   return { host, port };
 }
 
+/** The longest audit retention accepted: a hundred years is "forever" in all but name (and keeps the arithmetic exact). */
+const MAX_AUDIT_RETENTION_DAYS = 36_500;
+
+/**
+ * `LATCHKEY_AUDIT_RETENTION_DAYS`: unset keeps audit events forever (the default); otherwise whole days, at least one.
+ * Zero is refused rather than read as "forever" or "nothing": it would delete the log as it is written.
+ */
+function auditRetention(env: Env): number | undefined {
+  const name = "LATCHKEY_AUDIT_RETENTION_DAYS";
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  const days = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(days >= 1 && days <= MAX_AUDIT_RETENTION_DAYS)) {
+    throw new ConfigError(
+      name,
+      `expected a whole number of days from 1 to ${MAX_AUDIT_RETENTION_DAYS} (unset keeps events forever), got "${raw}"`,
+    );
+  }
+  return days;
+}
+
 const SECRET_KEY_BYTES = 32;
 const SECRET_KEY_FILE = "secret.key";
 
@@ -509,6 +568,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const allowedReturnOrigins = returnOrigins(env);
   const metrics = metricsAddr(env, { host, port });
+  const auditRetentionDays = auditRetention(env);
   const limits: Limits = {
     ...defaultLimits,
     sessionIdleTimeoutSeconds: integer(env, "LATCHKEY_SESSION_IDLE_SECONDS", defaultLimits.sessionIdleTimeoutSeconds, 60, 30 * 24 * 3600),
@@ -547,6 +607,7 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy,
     returnOrigins: allowedReturnOrigins,
     metricsAddr: metrics,
+    auditRetentionDays,
     limits,
   };
 }

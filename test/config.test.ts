@@ -59,6 +59,11 @@ describe("configuration from the environment", () => {
     ["LATCHKEY_RETURN_ORIGINS", "https://app.example.com,ftp://files.example.com"],
     ["LATCHKEY_RETURN_ORIGINS", "https://*.example.com"],
     ["LATCHKEY_RETURN_ORIGINS", "https://someone@app.example.com"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "0"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "-30"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "30.5"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "forever"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "36501"],
   ])("%s=%s is refused with a ConfigError that names the variable", (variable, value) => {
     const error = configErrorOf(env({ [variable]: value }));
     expect(error.variable).toBe(variable);
@@ -124,6 +129,17 @@ describe("configuration from the environment", () => {
   it("a bad LATCHKEY_RETURN_ORIGINS entry says what an origin looks like", () => {
     expect(configErrorOf(env({ LATCHKEY_RETURN_ORIGINS: "https://app.example.com/x" })).message).toMatch(
       /^LATCHKEY_RETURN_ORIGINS: expected comma-separated origins such as https:\/\/app\.example\.com/,
+    );
+  });
+
+  it("LATCHKEY_AUDIT_RETENTION_DAYS: unset keeps audit events forever; whole days from 1 to 36500", () => {
+    expect(loadConfig(env()).auditRetentionDays).toBeUndefined();
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "" })).auditRetentionDays).toBeUndefined();
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "1" })).auditRetentionDays).toBe(1);
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "400" })).auditRetentionDays).toBe(400);
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "36500" })).auditRetentionDays).toBe(36500);
+    expect(configErrorOf(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "0" })).message).toBe(
+      'LATCHKEY_AUDIT_RETENTION_DAYS: expected a whole number of days from 1 to 36500 (unset keeps events forever), got "0"',
     );
   });
 

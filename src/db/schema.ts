@@ -28,6 +28,7 @@ export interface Database {
   oidc_signing_keys: OidcSigningKeyTable;
   oidc_clients: OidcClientTable;
   oidc_grants: OidcGrantTable;
+  leases: LeaseTable;
   email_changes: EmailChangeTable;
 }
 
@@ -349,4 +350,15 @@ export interface EmailChangeTable {
   voided_at: number | null;
   ip: string | null;
   user_agent: string | null;
+}
+
+/** A named right to do one thing at a time across instances (e.g. housekeeping); see src/db/lease.ts. */
+export interface LeaseTable {
+  name: string;
+  /** Who holds it: host, process and run, readable in the CLI's "held by" message. */
+  holder: string;
+  /** When the current holder took it (a run's start). */
+  taken_at: number;
+  /** The lease is free from then on; the holder renews it while it works, and sets it to the present when done. */
+  expires_at: number;
 }
