@@ -323,7 +323,12 @@ export async function resetPassword(ctx: AppContext, input: ResetInput): Promise
       .executeTakeFirst();
     if (!claim) {
       const now = await findReset(ctx, input.token);
-      return now.ok ? fail("link_invalid", "Too many wrong codes were entered with this link. Ask for a new link.") : now;
+      return now.ok
+        ? fail(
+            "link_invalid",
+            `This link has had its ${limits.codeFailuresPerChallenge} tries at a code, so it no longer works. Ask for a new link.`,
+          )
+        : now;
     }
     tries = Number(claim.code_attempts);
     attempt = await claimCodeAttempt(ctx, reset.userId);
