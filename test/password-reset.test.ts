@@ -532,3 +532,27 @@ describeEachDialect("forgot password", (dialect) => {
     expect(await passwordHash(member.userId)).toBe(hash);
   });
 });
+
+describeEachDialect("forgot password with a configured link lifetime", (dialect) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(dialect, { env: { LATCHKEY_PASSWORD_RESET_TTL_SECONDS: "600" } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("LATCHKEY_PASSWORD_RESET_TTL_SECONDS=600: the email says 10 minutes, and the link works for exactly that long", async () => {
+    const member = await seedMember(t);
+    expect((await new Browser(t.app).request("POST", "/api/v1/password-reset", { json: { email: member.email } })).statusCode).toBe(202);
+    await t.app.afterResponse.settled();
+    expect(t.mail.last(member.email)!.text).toContain("expires in 10 minutes");
+    const link = t.mail.lastLink(member.email);
+    t.clock.advanceSeconds(599);
+    expect((await new Browser(t.app).get(link)).statusCode).toBe(200);
+    t.clock.advanceSeconds(1);
+    const expired = await new Browser(t.app).get(link);
+    expect(expired.statusCode).toBe(410);
+    expect(expired.body).toContain("links work for 10 minutes");
+  });
+});
