@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import { checkPasswordReset, requestPasswordReset, resetPassword, type ResetFailure } from "../../auth/password-reset.js";
-import type { Result } from "../../errors.js";
 import { routes, pathTo } from "../../paths.js";
 import { apiRoute } from "../api-operations.js";
 import { csrfToken } from "../csrf.js";
@@ -28,6 +27,8 @@ const apiConfirmBody = z
 
 /** Failures that end the link: answered as a page with no form (a link is never drawn into a form it does not name). */
 const LINK_FAILURES = new Set<ResetFailure>(["link_invalid", "link_expired", "link_used"]);
+/** Failures that belong at the code field (or the recovery-code field, when that was the one filled in). */
+const CODE_FAILURES = new Set<string>(["invalid_code_format", "invalid_code", "code_reused", "auth_app_required"]);
 
 /**
  * "Forgot your password?": the request form, its one answer, the emailed link's page and the JSON API. The link's page
@@ -181,9 +182,9 @@ export function passwordResetRoutes(app: FastifyInstance, ctx: AppContext): void
 }
 
 /** Which field of the form a failure belongs to. */
-function fieldOf(failure: Extract<Result<unknown, ResetFailure>, { ok: false }>, form: { code?: string | undefined }): ResetFormErrors {
+function fieldOf(failure: Failure, form: { code?: string | undefined }): ResetFormErrors {
   if (failure.reason.startsWith("password_")) return { password: failure.message };
-  if (["invalid_code_format", "invalid_code", "code_reused", "auth_app_required"].includes(failure.reason))
+  if (CODE_FAILURES.has(failure.reason))
     return form.code?.trim() || failure.reason === "auth_app_required" ? { code: failure.message } : { recoveryCode: failure.message };
   return { form: failure.message };
 }
