@@ -232,6 +232,43 @@ describeEachDialect("forgot password", (dialect) => {
     expect(await canSignIn(member, "changed in the session")).toBe("email_link");
   });
 
+  it("a confirmed change of email address voids a reset link sent to the old address", async () => {
+    const member = await seedMember(t);
+    const token = await resetToken(member);
+    const browser = await signedInBrowser(t, member);
+    const target = `moved-${newId().slice(0, 8)}@example.org`;
+    const form = await browser.get("/settings/email");
+    expect((await browser.request("POST", "/settings/email", { form: { _csrf: csrfFrom(form.body), email: target } })).statusCode).toBe(
+      303,
+    );
+    const link = t.mail.lastLink(target);
+    const page = await browser.get(link);
+    expect((await browser.request("POST", link, { form: { _csrf: csrfFrom(page.body) } })).statusCode).toBeLessThan(400);
+    expect((await t.ctx.db.selectFrom("users").select("email").where("id", "=", member.userId).executeTakeFirstOrThrow()).email).toBe(
+      target,
+    );
+    expect((await confirm({ token, password: NEW_PASSWORD })).json()).toMatchObject({ error: "link_invalid" });
+  });
+
+  it("a reset cancels a pending change of email address: its link from the new inbox no longer works", async () => {
+    const member = await seedMember(t);
+    const browser = await signedInBrowser(t, member);
+    const target = `hijack-${newId().slice(0, 8)}@example.org`;
+    const form = await browser.get("/settings/email");
+    expect((await browser.request("POST", "/settings/email", { form: { _csrf: csrfFrom(form.body), email: target } })).statusCode).toBe(
+      303,
+    );
+    const link = t.mail.lastLink(target);
+    const token = await resetToken(member);
+    expect((await confirm({ token, password: NEW_PASSWORD })).statusCode).toBe(204);
+    const late = await new Browser(t.app).get(link);
+    expect(late.statusCode).toBe(400);
+    expect(late.body).toContain("was cancelled");
+    expect((await t.ctx.db.selectFrom("users").select("email").where("id", "=", member.userId).executeTakeFirstOrThrow()).email).toBe(
+      member.email,
+    );
+  });
+
   it("applications signed in as the person are ended (the logout sweep tells them)", async () => {
     const member = await seedMember(t);
     const browser = await signedInBrowser(t, member);

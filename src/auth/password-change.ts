@@ -14,7 +14,7 @@ export type ChangePasswordFailure = "invalid_credentials" | "too_many_attempts" 
  * What every new password brings with it, whether changed in a session or reset from the inbox: the hash replaced, and
  * everything that rode on the old password ended — the user's sessions (but `keepSessionId`, the browser making a
  * change), the applications signed in through them (the logout sweep tells them), sign-ins that already passed the old
- * password, and reset links not yet used. Device cookies need nothing: they are bound to the password hash
+ * password, reset links not yet used, and a pending change of email address. Device cookies need nothing: they are bound to the password hash
  * (devices.ts), so every one of them stops counting now. `ctx` may be a transaction (`withTx`). Returns how many
  * sessions ended.
  */
@@ -39,6 +39,16 @@ export async function replacePassword(
     .set({ voided_at: now })
     .where("user_id", "=", input.userId)
     .where("used_at", "is", null)
+    .where("voided_at", "is", null)
+    .execute();
+  // A change of email address asked for with the old password (perhaps from a stolen session) must not complete after
+  // the person secured the login: its link from the new inbox stops working ("cancelled").
+  await ctx.db
+    .updateTable("email_changes")
+    .set({ cancelled_at: now })
+    .where("user_id", "=", input.userId)
+    .where("confirmed_at", "is", null)
+    .where("cancelled_at", "is", null)
     .where("voided_at", "is", null)
     .execute();
   return ended;
