@@ -322,13 +322,13 @@ export async function resetPassword(ctx: AppContext, input: ResetInput): Promise
       .returning("code_attempts")
       .executeTakeFirst();
     if (!claim) {
-      const now = await findReset(ctx, input.token);
-      return now.ok
+      const current = await findReset(ctx, input.token);
+      return current.ok
         ? fail(
             "link_invalid",
             `This link has had its ${limits.codeFailuresPerChallenge} tries at a code, so it no longer works. Ask for a new link.`,
           )
-        : now;
+        : current;
     }
     tries = Number(claim.code_attempts);
     attempt = await claimCodeAttempt(ctx, reset.userId);
