@@ -23,6 +23,8 @@ const SSO_MAY_SEE = [
   "GET /settings",
   "GET /settings/profile",
   "GET /settings/team",
+  // Where the person is signed in: their sessions, not a factor of the password login.
+  "GET /settings/sessions",
   "GET /api/v1/session",
   "GET /api/v1/two-factor",
 ];
@@ -161,8 +163,11 @@ describeEachDialect("an SSO session and the password login's factors", (dialect)
         for (const spelling of spellings(secret)) expect(response.body.includes(spelling), `${where} shows a secret`).toBe(false);
       if (SSO_MAY_SEE.includes(route)) {
         expect(response.statusCode, where).toBe(200);
-        // The team page lists every member's method (X's own row says SSO); the others say nothing of a method.
-        if (route !== "GET /settings/team") expect(response.body, where).not.toMatch(/recovery code|Auth app|Email link|otpauth:/i);
+        // The team page lists every member's method (X's own row says SSO); the sessions page says how each of X's
+        // sessions signed in (X's password session in Beta too) — facts about sessions, not a factor to manage. The
+        // others say nothing of a method.
+        if (route !== "GET /settings/team" && route !== "GET /settings/sessions")
+          expect(response.body, where).not.toMatch(/recovery code|Auth app|Email link|otpauth:/i);
       } else if (ACCOUNT_ADMINISTRATION.includes(route)) {
         expect(response.statusCode, where).toBeLessThan(500);
       } else {
