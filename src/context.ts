@@ -5,6 +5,8 @@ import type { Database } from "./db/schema.js";
 import type { Dialect } from "./db/connect.js";
 import type { QueuedMail } from "./mail/queue.js";
 import type { AttemptStore } from "./auth/attempts.js";
+import type { Metrics } from "./observability/metrics.js";
+import type { DependencyCheck } from "./observability/readiness.js";
 
 /**
  * What every domain function may use. Built once by `openRuntime`; tests give it a test clock and mailer. There is no
@@ -18,6 +20,10 @@ export interface AppContext {
   /** Word of mail queued through this context: the server wakes the sender after a request that queued some. */
   queuedMail: QueuedMail;
   attempts: AttemptStore;
+  /** Where the domain and the HTTP layer report metrics (`noMetrics` when `LATCHKEY_METRICS_ADDR` is unset). */
+  metrics: Metrics;
+  /** The services besides the database that `/readyz` checks: Redis when configured. */
+  dependencies: readonly DependencyCheck[];
 }
 
 /** Where a request came from, for audit events and notification emails. */

@@ -279,6 +279,41 @@ describeEachDialect("mail queue", (dialect) => {
     expect(row!.sent_at).not.toBeNull();
   });
 
+  it("a send that takes long keeps its claim: the sender renews it, so no other sender takes the message meanwhile", async () => {
+    const { limits } = t.config;
+    const saved = limits.mailClaimLeaseSeconds;
+    // A lease of 300 ms, renewed every 100 ms (real time); the test clock stands for the other instance's view.
+    limits.mailClaimLeaseSeconds = 0.3;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = new MemoryMailer();
+    const send = slow.send.bind(slow);
+    slow.send = async (m: MailMessage): Promise<void> => {
+      await gate;
+      await send(m);
+    };
+    const other = new MemoryMailer();
+    const to = address();
+    try {
+      await queueMail(t.ctx, message(to));
+      const sending = new MailSender(t.ctx, slow, { instanceId: "slow" }).wake();
+      await vi.waitFor(async () => expect((await rowsTo(to))[0]!.claimed_by).toBe("slow"));
+      t.clock.advanceSeconds(0.2);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      // Past the first lease, within the renewed one.
+      t.clock.advanceSeconds(0.2);
+      await new MailSender(t.ctx, other, { instanceId: "other" }).wake();
+      expect(other.sent).toHaveLength(0);
+      release();
+      await sending;
+      expect(slow.sent.map((m) => m.to)).toEqual([to]);
+      expect((await rowsTo(to))[0]).toMatchObject({ attempts: 0, claimed_by: null });
+    } finally {
+      release();
+      limits.mailClaimLeaseSeconds = saved;
+    }
+  });
+
   it("a message whose senders died at the most attempts is given up without another send", async () => {
     const to = address();
     await queueMail(t.ctx, message(to));

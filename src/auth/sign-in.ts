@@ -8,6 +8,7 @@ import { hashToken } from "./tokens.js";
 import type { Challenge, TwoFactorMethod } from "../db/schema.js";
 import { sendEmailLink } from "./email-links.js";
 import { trustedDevice } from "./devices.js";
+import { countSignIn } from "../observability/metrics.js";
 
 export type SecondFactor = TwoFactorMethod;
 
@@ -151,7 +152,7 @@ async function checkPassword(
  * delivered after the answer, so the mail server never holds up or fails the password step. Returns what the browser
  * must keep (the challenge token) and which second factor comes next.
  */
-export async function startSignIn(
+async function passwordStep(
   ctx: AppContext,
   input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
 ): Promise<Result<PasswordAccepted & { sentTo: string | null }, "invalid_credentials" | "too_many_attempts">> {
@@ -161,4 +162,9 @@ export async function startSignIn(
   const sent = await sendEmailLink(ctx, accepted.value.challenge, input.info);
   // A brand-new challenge is never over its send limits, so this is always ok; kept total for the type.
   return ok({ ...accepted.value, sentTo: sent.ok ? sent.value.sentTo : null });
+}
+
+/** The password step (`passwordStep` above), counted in the metrics as a `password` sign-in step with its result. */
+export function startSignIn(ctx: AppContext, input: Parameters<typeof passwordStep>[1]): ReturnType<typeof passwordStep> {
+  return countSignIn(ctx.metrics, "password", passwordStep(ctx, input));
 }

@@ -18,7 +18,7 @@ import { parseBody } from "./input.js";
  */
 export type ApiAccess = "public" | "challenge" | "optional_session" | Access;
 
-export type ApiTag = "Sign-in" | "Session" | "Two-factor" | "Team" | "Accounts" | "Operator" | "Document";
+export type ApiTag = "Sign-in" | "Session" | "Profile" | "Two-factor" | "Team" | "Accounts" | "Operator" | "Document";
 
 export interface ApiOperation<
   B extends z.ZodType | undefined = z.ZodType | undefined,
@@ -37,7 +37,7 @@ export interface ApiOperation<
   hotPath?: boolean;
   body?: B;
   query?: Q;
-  ok: { status: 200 | 201 | 204; description: string; schema?: z.ZodType; headers?: Record<string, string> };
+  ok: { status: 200 | 201 | 202 | 204; description: string; schema?: z.ZodType; headers?: Record<string, string> };
   /** The error codes this operation itself produces; the ones every operation of its kind can give are added. */
   errors: ErrorCode[];
 }

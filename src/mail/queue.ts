@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Kysely } from "kysely";
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from "kysely";
 import type { AppContext } from "../context.js";
 import type { Config } from "../config.js";
 import type { Database } from "../db/schema.js";
@@ -15,7 +15,7 @@ export interface QueueMailOptions {
 }
 
 /** What happens to a message, for counting (metrics): handed over, delivered, given up, or to be tried again. */
-export type MailEventKind = "queued" | "sent" | "failed" | "retried";
+export type { MailEventKind } from "../observability/metrics.js";
 
 /**
  * Word, within this process, that mail was queued through a context. The server compares `queued` before and after a
@@ -136,14 +136,18 @@ export async function mailDelivery(ctx: Pick<AppContext, "db">, key: string): Pr
 }
 
 /**
- * Deletes finished rows (sent, given up, superseded) created before `beforeMs`; rows still to be delivered stay,
- * however old. For housekeeping, with `now - mailQueueRetentionSeconds`. Returns how many were deleted.
+ * Deletes finished rows (sent, given up, superseded) created before `beforeMs` — at most `limit` of them when given
+ * (housekeeping's batches); rows still to be delivered stay, however old. For housekeeping, with
+ * `now - mailQueueRetentionSeconds`. Returns how many were deleted.
  */
-export async function pruneMailQueue(db: Kysely<Database>, beforeMs: number): Promise<number> {
-  const result = await db
-    .deleteFrom("mail_queue")
-    .where("created_at", "<", beforeMs)
-    .where((eb) => eb.or([eb("sent_at", "is not", null), eb("failed_at", "is not", null), eb("superseded_at", "is not", null)]))
-    .executeTakeFirst();
+export async function pruneMailQueue(db: Kysely<Database>, beforeMs: number, limit?: number): Promise<number> {
+  const finished = (eb: ExpressionBuilder<Database, "mail_queue">): Expression<SqlBool> =>
+    eb.and([
+      eb("created_at", "<", beforeMs),
+      eb.or([eb("sent_at", "is not", null), eb("failed_at", "is not", null), eb("superseded_at", "is not", null)]),
+    ]);
+  let query = db.deleteFrom("mail_queue").where(finished);
+  if (limit !== undefined) query = query.where("id", "in", db.selectFrom("mail_queue").select("id").where(finished).limit(limit));
+  const result = await query.executeTakeFirst();
   return Number(result.numDeletedRows);
 }

@@ -182,10 +182,7 @@ export class MailSender {
         return;
       }
       if (rows.length === 0) return;
-      // A send must start early enough to end (by its timeout) within the lease, or another sender may take it over.
-      const { mailClaimLeaseSeconds, mailSendTimeoutSeconds } = this.ctx.config.limits;
-      const lastStart = this.ctx.clock.now() + (mailClaimLeaseSeconds - mailSendTimeoutSeconds) * 1000;
-      const outcomes = (await Promise.all(byRecipient(rows).map((own) => this.deliverInTurn(own, lastStart)))).flat();
+      const outcomes = await this.deliverBatch(rows);
       if (outcomes.includes("sent") && this.failedSinceSuccess) await this.retryWaitingNow();
       if (outcomes.includes("failed")) this.failedSinceSuccess = true;
     }
@@ -240,18 +237,46 @@ export class MailSender {
     );
   }
 
-  /** One person's messages, one after the other in the order they were queued; released if their turn comes too late. */
-  private async deliverInTurn(rows: ClaimedRow[], lastStart: number): Promise<Outcome[]> {
-    const outcomes: Outcome[] = [];
-    for (const row of rows) {
-      if (this.ctx.clock.now() > lastStart) {
-        await this.release(row.id).catch((error: unknown) =>
-          this.log?.error({ err: error, mailId: row.id }, "mail queue: could not release"),
-        );
-        outcomes.push("skipped");
-      } else outcomes.push(await this.deliverRow(row));
+  /**
+   * Delivers a claimed batch: different people's messages side by side, one person's in turn. While it lasts, the
+   * claims are renewed every third of the lease, so the lease can be short (a crashed instance's messages are taken
+   * over soon) while a slow mail server never makes a live send look abandoned.
+   */
+  private async deliverBatch(rows: ClaimedRow[]): Promise<Outcome[]> {
+    const pending = new Set(rows.map((row) => row.id));
+    const leaseMs = this.ctx.config.limits.mailClaimLeaseSeconds * 1000;
+    const renewal = setInterval(() => void this.renew([...pending], leaseMs), Math.max(1, Math.floor(leaseMs / 3)));
+    renewal.unref();
+    try {
+      const inTurn = async (own: ClaimedRow[]): Promise<Outcome[]> => {
+        const outcomes: Outcome[] = [];
+        for (const row of own) {
+          outcomes.push(await this.deliverRow(row));
+          pending.delete(row.id);
+        }
+        return outcomes;
+      };
+      return (await Promise.all(byRecipient(rows).map(inTurn))).flat();
+    } finally {
+      clearInterval(renewal);
     }
-    return outcomes;
+  }
+
+  /** Extends this sender's claims of the messages still being delivered. */
+  private async renew(ids: string[], leaseMs: number): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.ctx.db
+        .updateTable("mail_queue")
+        .set({ claim_expires_at: this.ctx.clock.now() + leaseMs })
+        .where("id", "in", ids)
+        .where("claimed_by", "=", this.instanceId)
+        .where("sent_at", "is", null)
+        .where("failed_at", "is", null)
+        .execute();
+    } catch (error) {
+      this.log?.error({ err: error }, "mail queue: could not renew the claims of messages being sent");
+    }
   }
 
   private async deliverRow(row: ClaimedRow): Promise<Outcome> {
