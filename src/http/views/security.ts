@@ -36,7 +36,7 @@ ${alert("ok", c.notice)}${alert("error", c.error)}
 <p>By default every member finishes signing in with an <strong>email link</strong>. Email is the weaker second factor: anyone who can read a member's inbox can use it, and NIST SP 800-63B does not accept email as a second factor. We recommend requiring an <strong>authenticator app</strong>.</p>
 ${
   on
-    ? html`<p><strong>On.</strong> Every member who signs in with a password must use an auth app. ${o.membersWithoutAuthApp > 0 ? `${o.membersWithoutAuthApp} of them still have to set it up and are sent to do so on their next request.` : "All of them have."} SSO members are exempt (${o.ssoMembers}).</p>
+    ? html`<p><strong>On.</strong> Every member who signs in with a password must use an auth app. ${o.membersWithoutAuthApp > 0 ? `${o.membersWithoutAuthApp} of them still ${o.membersWithoutAuthApp === 1 ? "has to set it up and is" : "have to set it up and are"} sent to do so on their next request.` : "All of them have."} SSO members are exempt (${o.ssoMembers}).</p>
 <form method="post" action="${pathTo("securityPolicy")}">${csrf}<input type="hidden" name="policy" value="email_link"><button type="submit">Stop requiring the auth app</button></form>`
     : o.canRequire
       ? html`<p>Turning this on sends <strong>${o.membersWithoutAuthApp}</strong> member${o.membersWithoutAuthApp === 1 ? "" : "s"} without an auth app to set one up on their next request (they are emailed now); they can do nothing else until they finish. ${o.ssoMembers} SSO member${o.ssoMembers === 1 ? " is" : "s are"} exempt.</p>

@@ -1,10 +1,17 @@
 import { html, raw, type SafeHtml } from "../../html.js";
 import { alert, csrfField, field, layout } from "./layout.js";
 import { personalPage, twoFactorCrumb, yourSettings, type SettingsChrome } from "./settings-chrome.js";
+import { plural } from "./format.js";
 import { pathTo } from "../../paths.js";
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
 export type MethodLabelKey = keyof typeof methodLabel;
+
+/**
+ * The button that starts the person's own auth-app setup. It starts with the seed's word ("Manage", then "Enable"), and
+ * says what it does, so it cannot be mistaken for Security's "Enable Auth App", which requires the app of everyone.
+ */
+export const SET_UP_AUTH_APP = "Enable: set up the auth app";
 
 /** Where the setup steps sit: Your settings › Two-factor authentication. */
 const underTwoFactor = [yourSettings, twoFactorCrumb];
@@ -34,7 +41,7 @@ export function profilePage(
 <p><strong>${c.name}</strong> · ${c.email}</p>
 ${c.method === "sso" ? "" : html`<p><a href="${pathTo("password")}">Change password</a></p>`}
 <h2>Two-factor authentication</h2>
-<p>Method: <strong>${methodLabel[c.method]}</strong>${c.method === "auth_app" ? html` · ${c.recoveryCodesRemaining} recovery codes left` : ""}</p>
+<p>Method: <strong>${methodLabel[c.method]}</strong>${c.method === "auth_app" ? html` · ${plural(c.recoveryCodesRemaining, "recovery code", "recovery codes")} left` : ""}</p>
 ${c.method === "sso" ? html`<p class="muted">You sign in with your company's SSO provider, which handles two-factor authentication.</p>` : html`<p><a class="button" href="${pathTo("twoFactor")}">Manage</a></p>`}
 </div>`,
     [],
@@ -81,11 +88,11 @@ ${c.requiredBy.length ? html`<p class="alert error" role="note">${c.requiredBy.j
 ${
   c.setupInProgress
     ? html`<p><a class="button" href="${pathTo("twoFactorSetup")}">Continue setup</a></p>`
-    : html`<form method="post" action="${pathTo("twoFactorSetup")}">${csrf}<button type="submit">Enable</button></form>`
+    : html`<form method="post" action="${pathTo("twoFactorSetup")}">${csrf}<button type="submit">${SET_UP_AUTH_APP}</button></form>`
 }`
       : html`<p>The <strong>auth app</strong> is on${c.enabledAt ? html` since ${new Date(c.enabledAt).toUTCString()}` : ""}. You sign in with your password and a code from the app.</p>
 <h2>Recovery codes</h2>
-<p><strong>${c.recoveryCodesRemaining}</strong> of your recovery codes are unused. ${c.recoveryCodesRemaining <= c.lowWarning ? html`<strong>That is few: generate new ones.</strong>` : ""} For your security we never show the codes again; generating new ones voids all the old ones at once.</p>
+<p><strong>${c.recoveryCodesRemaining}</strong> of your recovery codes ${c.recoveryCodesRemaining === 1 ? "is" : "are"} unused. ${c.recoveryCodesRemaining <= c.lowWarning ? html`<strong>That is few: generate new ones.</strong>` : ""} For your security we never show the codes again; generating new ones voids all the old ones at once.</p>
 <form method="post" action="${pathTo("recoveryCodes")}">${csrf}<button type="submit">Generate new recovery codes</button></form>
 <h2>Turn off the auth app</h2>
 ${
