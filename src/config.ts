@@ -99,6 +99,11 @@ export interface Limits {
    * setup after it fit; a target left over from an abandoned start does not linger.
    */
   returnToTtlSeconds: number;
+  /**
+   * After a password is set (an invitation, the first-run setup) the sign-in page it leads to fills in the email for
+   * this long; the browser keeps the address in a signed cookie, not in the URL.
+   */
+  loginHintTtlSeconds: number;
   /** An operator API token's `last_used_at` is written at most this often, to keep the token check read-mostly. */
   apiTokenTouchIntervalSeconds: number;
   /** Accounts per page of `GET /api/v1/admin/accounts` when the caller names no `limit`. */
@@ -185,6 +190,7 @@ export const defaultLimits: Limits = {
   ssoMaxDomains: 50,
   returnToMaxLength: 2048,
   returnToTtlSeconds: 30 * 60,
+  loginHintTtlSeconds: 10 * 60,
   apiTokenTouchIntervalSeconds: 60,
   operatorAccountsPageSize: 50,
   operatorAccountsMaxPageSize: 200,
