@@ -139,10 +139,10 @@ ${
 }
 
 export function printCodesPage(o: { productName: string; email: string; codes: string[] }): SafeHtml {
-  return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${o.productName} recovery codes</title>
-<style>body{font:14pt/1.6 system-ui,sans-serif;margin:2rem;color:#000;background:#fff}ol{font-family:ui-monospace,monospace;font-size:14pt}@media print{a{display:none}}</style></head>
-<body><h1>${o.productName} recovery codes</h1><p>For ${o.email}. Each code works once. Keep this page safe.</p>
-<ol>${o.codes.map((c) => html`<li>${c}</li>`)}</ol><p><a href="${pathTo("twoFactorSetup")}">Back</a></p>
+  return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${o.productName} recovery codes</title>
+<style>body{font:14pt/1.6 system-ui,sans-serif;margin:2rem;color:#000;background:#fff}ol{font-family:ui-monospace,monospace;font-size:14pt}a{color:#1f4fd1}@media print{a{display:none}}</style></head>
+<body><main><h1>${o.productName} recovery codes</h1><p>For ${o.email}. Each code works once. Keep this page safe.</p>
+<ol>${o.codes.map((c) => html`<li>${c}</li>`)}</ol><p><a href="${pathTo("twoFactorSetup")}">Back</a></p></main>
 <script src="${pathTo("assetPrint")}"></script></body></html>`;
 }
 
