@@ -64,6 +64,18 @@ async function onScanStep(page: Page, world: World): Promise<void> {
   await press(page, "Next");
 }
 
+/** A fresh person asks to change their address (over HTTP); the link mailed to the new address, or the notice's to the old. */
+async function emailChangeLink(world: World, which: "new" | "old"): Promise<string> {
+  const person = await world.freshPerson();
+  const http = await signedInBrowser(world.server, person);
+  const newEmail = `moved-${person.userId.slice(0, 8)}@globex.example`;
+  const form = await http.get("/settings/email");
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(form.body)?.[1] ?? "";
+  const asked = await http.request("POST", "/settings/email", { form: { _csrf: csrf, email: newEmail } });
+  if (asked.statusCode !== 303) throw new Error(`email change: ${asked.statusCode} ${asked.body.slice(0, 200)}`);
+  return world.server.mail.lastLink(which === "new" ? newEmail : person.email);
+}
+
 /** The password step typed into the browser's own form (where it goes next depends on the person). */
 async function passwordStep(page: Page, person: { email: string; password: string }): Promise<void> {
   await page.goto("/login");
@@ -299,6 +311,40 @@ export const PAGES: PageCase[] = [
       await press(page, "Change password");
     },
     heading: "Change password",
+  },
+  { name: "change email address", as: "admin", path: "/settings/email", heading: "Change email address" },
+  {
+    name: "change email address, a change waiting",
+    open: async (page, w) => {
+      await holdSession(page, w, await signedInBrowser(w.server, await w.freshPerson()));
+      await page.goto("/settings/email");
+      await fill(page, "New email address", `moved-${Date.now()}@globex.example`);
+      await press(page, "Send confirmation link");
+    },
+    heading: "Change email address",
+  },
+  {
+    name: "email change: the link to the new address",
+    open: async (page, w) => page.goto(await emailChangeLink(w, "new")),
+    heading: "Confirm your new email address",
+  },
+  {
+    name: "email change: the link to the old address",
+    open: async (page, w) => page.goto(await emailChangeLink(w, "old")),
+    heading: "Stop the change of your email address?",
+  },
+  {
+    name: "where you're signed in",
+    open: async (page, w) => {
+      const person = await w.freshPerson();
+      w.later();
+      const here = await signedInBrowser(w.server, person);
+      w.later();
+      await signedInBrowser(w.server, person);
+      await holdSession(page, w, here);
+      await page.goto("/settings/sessions");
+    },
+    heading: "Where you're signed in",
   },
   {
     name: "two-factor authentication (email link)",

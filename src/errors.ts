@@ -59,8 +59,14 @@ export const errorCodes = [
   "sso_unavailable",
   "invalid_token",
   "account_not_found",
+  "session_not_found",
+  "email_in_use",
+  "email_managed_by_sso",
   "oidc_interaction_expired",
   "service_unavailable",
+  "database_unavailable",
+  "throttle_unavailable",
+  "not_ready",
   "internal_error",
 ] as const;
 

@@ -11,6 +11,7 @@
 export const routes = {
   home: "/",
   healthz: "/healthz",
+  readyz: "/readyz",
 
   login: "/login",
   loginEmail: "/login/email",
@@ -38,6 +39,13 @@ export const routes = {
   profile: "/settings/profile",
   password: "/settings/password",
   confirmPassword: "/settings/confirm-password",
+  sessions: "/settings/sessions",
+  sessionSignOut: "/settings/sessions/:id/sign-out",
+  sessionsSignOutOthers: "/settings/sessions/sign-out-others",
+  email: "/settings/email",
+  emailWithdraw: "/settings/email/withdraw",
+  emailConfirm: "/settings/email/confirm/:token",
+  emailCancel: "/settings/email/cancel/:token",
   twoFactor: "/settings/two-factor",
   twoFactorSetup: "/settings/two-factor/setup",
   twoFactorSetupCodesSaved: "/settings/two-factor/setup/codes-saved",
@@ -70,6 +78,9 @@ export const routes = {
   apiSession: "/api/v1/session",
   apiSessionAccount: "/api/v1/session/account",
   apiLogout: "/api/v1/logout",
+  apiSessions: "/api/v1/sessions",
+  apiSessionById: "/api/v1/sessions/:id",
+  apiEmailChange: "/api/v1/email-change",
   apiVerify: "/api/v1/verify",
   apiTwoFactor: "/api/v1/two-factor",
   apiAccounts: "/api/v1/accounts",
@@ -105,6 +116,12 @@ export const routes = {
 } as const;
 
 export type RouteName = keyof typeof routes;
+
+/**
+ * The one path of the separate metrics listener (`LATCHKEY_METRICS_ADDR`, src/http/metrics-listener.ts). Not in
+ * `routes`: the main app never serves it, and a reverse proxy must never be told to route it.
+ */
+export const metricsPath = "/metrics";
 
 /** The `:name` parameters of a path pattern, as a union of names. */
 type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`

@@ -6,11 +6,17 @@ import { connect, migrateToLatest, sqliteFileIn, type Store } from "./db/connect
 import { DatabaseAttemptStore, RedisAttemptStore } from "./auth/attempts.js";
 import { createMailer } from "./mail/transport.js";
 import type { MailMessage, Mailer } from "./mail/mailer.js";
+import { noMetrics } from "./observability/metrics.js";
+import type { PrometheusMetrics } from "./observability/prometheus.js";
+import type { DependencyCheck } from "./observability/readiness.js";
+import { countActiveSessions } from "./auth/sessions.js";
 
 export interface Runtime {
   ctx: AppContext;
   store: Store;
   outboxDir: string;
+  /** The metrics registry the metrics listener serves, when `LATCHKEY_METRICS_ADDR` is set. */
+  metrics: PrometheusMetrics | undefined;
   close(): Promise<void>;
 }
 
@@ -29,15 +35,42 @@ export interface RuntimeOptions {
 
 /** Opens what a configuration names: the database, Redis (if set), the mail transport. */
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
-  const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
+  const store = connect({
+    databaseUrl: config.databaseUrl,
+    sqliteFile: sqliteFileIn(config.dataDir),
+    connectTimeoutMs: config.limits.databaseConnectTimeoutMs,
+    queryTimeoutMs: config.limits.databaseQueryTimeoutMs,
+  });
   if (options.migrate) await migrateToLatest(store.db);
   const clock = options.clock ?? systemClock;
   // ioredis is loaded only when Redis is configured (memory, issue 10).
   const redis =
     config.redisUrl !== undefined
-      ? new (await import("ioredis")).Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true })
+      ? new (await import("ioredis")).Redis(config.redisUrl, {
+          lazyConnect: true,
+          // Fail closed and fast while Redis is away: no offline queue (a command fails at once instead of waiting for
+          // a reconnect), a bound on each command, and reconnects in the background (ioredis's default strategy, at
+          // most 2 s apart) so throttling is back within seconds of Redis, without a restart.
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          commandTimeout: config.limits.redisCommandTimeoutMs,
+        })
       : undefined;
-  if (redis) await redis.connect();
+  if (redis) {
+    await redis.connect();
+    // ioredis reports every failed reconnect as an "error" event; unheard, it prints a stack per attempt. One line
+    // per outage is enough: requests meanwhile answer 503 `throttle_unavailable`.
+    let down = false;
+    redis.on("error", (error: Error) => {
+      if (down) return;
+      down = true;
+      process.stderr.write(`latchkey: Redis is unreachable (${error.message}); sign-in answers 503 until it is back\n`);
+    });
+    redis.on("ready", () => {
+      if (down) process.stderr.write("latchkey: Redis is reachable again\n");
+      down = false;
+    });
+  }
   const outboxDir = outboxDirOf(config);
   const mailer =
     options.mailer ??
@@ -47,18 +80,42 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       outboxDir,
       ...(options.onOutboxMessage ? { onOutboxMessage: options.onOutboxMessage } : {}),
     });
+  const dependencies: DependencyCheck[] = [];
+  if (redis) dependencies.push({ name: "redis", ping: async () => void (await redis.ping()) });
+  // prom-client is loaded only when metrics are on (memory, issue 10).
+  const metrics = config.metricsAddr
+    ? new (await import("./observability/prometheus.js")).PrometheusMetrics(config.limits.metricsGaugeTimeoutMs)
+    : undefined;
   const ctx: AppContext = {
     db: store.db,
     dialect: store.dialect,
     config,
     clock,
     mailer,
-    attempts: redis ? new RedisAttemptStore(redis, options.attemptKeyPrefix) : new DatabaseAttemptStore(store.db, clock),
+    attempts: redis
+      ? new RedisAttemptStore(redis, options.attemptKeyPrefix, config.limits.dependencyRetryAfterSeconds)
+      : new DatabaseAttemptStore(store.db, clock),
+    metrics: metrics ?? noMetrics,
+    dependencies,
   };
+  if (metrics) {
+    metrics.gaugeOnScrape(
+      "sessions_active",
+      "Sessions that would be accepted now, across every instance (one count query per scrape).",
+      () => countActiveSessions(ctx),
+    );
+    const poolStats = store.poolStats;
+    if (poolStats) {
+      metrics.gaugeOnScrape("db_pool_connections", "PostgreSQL connections open in this instance's pool.", () => poolStats().total);
+      metrics.gaugeOnScrape("db_pool_idle_connections", "PostgreSQL connections of the pool that are idle.", () => poolStats().idle);
+      metrics.gaugeOnScrape("db_pool_waiting_queries", "Queries waiting for a free PostgreSQL connection.", () => poolStats().waiting);
+    }
+  }
   return {
     ctx,
     store,
     outboxDir,
+    metrics,
     async close() {
       await mailer.close();
       if (redis) redis.disconnect();

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type HTTPMethods } 
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import type { AppContext } from "./context.js";
+import type { Metrics } from "./observability/metrics.js";
 import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
 import { loadSession } from "./http/session-guard.js";
@@ -17,6 +18,8 @@ import { ssoRoutes } from "./http/routes/sso.js";
 import { openApiRoutes } from "./http/routes/openapi.js";
 import { secondFactorRoutes } from "./http/routes/second-factor.js";
 import { settingsRoutes } from "./http/routes/settings.js";
+import { sessionRoutes } from "./http/routes/sessions.js";
+import { emailChangeRoutes } from "./http/routes/email-change.js";
 import { assetRoutes } from "./http/routes/assets.js";
 import { teamMemberRoutes } from "./http/routes/team-members.js";
 import { securityRoutes } from "./http/routes/security.js";
@@ -26,13 +29,14 @@ import { supportRoutes } from "./http/routes/support.js";
 import { operatorRoutes } from "./http/routes/operator.js";
 import { oidcRoutes } from "./http/routes/oidc.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
-import { routes } from "./paths.js";
 import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
 import { registerSecurityHeaders } from "./http/security-headers.js";
 import { RequestLog } from "./http/hot-path.js";
 import { registerLoadShedding } from "./http/load-shedding.js";
+import { registerRequestMetrics } from "./http/request-metrics.js";
+import { healthRoutes } from "./http/routes/health.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -104,12 +108,16 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   registerSecurityHeaders(app, ctx.config);
   // Right after the headers, so a shed answer carries them and nothing else runs for it.
   registerLoadShedding(app, ctx.config.limits);
+  // Before any route is added: each route gets its duration recorder as it is registered. (Nothing when metrics are off.)
+  registerRequestMetrics(app, ctx.metrics);
+  app.decorate("latchkeyMetrics", ctx.metrics);
 
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
   const registered: string[] = [];
   app.decorate("latchkeyRoutes", registered);
   // Error pages are rendered far from the routes (error and not-found handlers): they read the name from here.
   app.decorate("latchkeyProductName", ctx.config.productName);
+  app.decorate("latchkeyDependencyRetryAfterSeconds", ctx.config.limits.dependencyRetryAfterSeconds);
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) if (method !== "HEAD") registered.push(`${method} ${route.url}`);
   });
@@ -143,6 +151,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   if (ctx.config.publicUrl.hostname === "localhost") {
     app.addHook("onRequest", async (request, reply) => {
       const host = request.headers.host ?? "";
+      // Probes are asked by address (a load balancer, an orchestrator) and must get their answer, not a redirect.
+      if (request.routeOptions.config.probe) return undefined;
       if ((request.method === "GET" || request.method === "HEAD") && /^(127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host)) {
         // Only the path and query are taken from the request: resolved as a URL, a path like "//evil.example/" would
         // name another host (an open redirect).
@@ -177,6 +187,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   secondFactorRoutes(app, ctx);
   homeRoutes(app, ctx);
   settingsRoutes(app, ctx);
+  sessionRoutes(app, ctx);
+  emailChangeRoutes(app, ctx);
   teamMemberRoutes(app, ctx);
   securityRoutes(app, ctx);
   auditRoutes(app, ctx);
@@ -190,7 +202,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   // The OpenID Provider: its endpoints are handed over in an onRequest hook (after the canonical-host redirect above).
   oidcRoutes(app, ctx);
   if (options.outboxDir !== undefined) devMailRoutes(app, ctx, options.outboxDir);
-  app.get(routes.healthz, async (_request, reply) => reply.send({ ok: true }));
+  healthRoutes(app, ctx);
   return app;
 }
 
@@ -199,6 +211,10 @@ declare module "fastify" {
     latchkeyRoutes: string[];
     /** `LATCHKEY_PRODUCT_NAME`, for pages rendered outside the routes (error pages). */
     latchkeyProductName: string;
+    /** `Retry-After` when the database or Redis cannot be reached. */
+    latchkeyDependencyRetryAfterSeconds: number;
     afterResponse: AfterResponse;
+    /** `ctx.metrics`, for answers counted far from the routes (throttle refusals in http/errors.ts). */
+    latchkeyMetrics: Metrics;
   }
 }

@@ -84,6 +84,8 @@ describe("pages: navigation, tables, labels", () => {
       ["/settings/profile", ["Account Settings", "Your settings"]],
       ["/settings/password", ["Account Settings", "Your settings", "Change password"]],
       ["/settings/two-factor", ["Account Settings", "Your settings", "Two-factor authentication"]],
+      ["/settings/email", ["Account Settings", "Your settings", "Change email address"]],
+      ["/settings/sessions", ["Account Settings", "Your settings", "Where you're signed in"]],
     ] as const;
     for (const [path, trail] of pages) {
       const page = await admin.get(path);

@@ -9,6 +9,7 @@ import { createSecretBox } from "./secret-box.js";
 import { pickAccountForSignIn } from "./sessions.js";
 import { matchTotp, parseTotpCode } from "./totp.js";
 import { completeSignIn } from "./sign-in-finish.js";
+import { countSignIn } from "../observability/metrics.js";
 
 export type CodeKind = "auth_app" | "recovery_code";
 
@@ -74,7 +75,7 @@ const messages = {
  * `codeFailuresPerChallenge` tries (claimed before checking, so parallel requests cannot exceed it), then the
  * password is needed again; each user `codeFailuresPerUser` consecutive failures, then code entry locks.
  */
-export async function signInWithCode(
+async function codeStep(
   ctx: AppContext,
   input: { challengeToken: string | undefined; code: string; kind: CodeKind; info: RequestInfo },
 ): Promise<Result<CodeSignIn, CodeFailure>> {
@@ -135,6 +136,7 @@ export async function signInWithCode(
     return fail("auth_app_not_enabled", "This login does not use an authenticator app. Finish signing in with the emailed link.");
 
   if (outcome !== "ok") {
+    ctx.metrics.secondFactorFailure(input.kind, outcome);
     await recordEvent(ctx, {
       type: "sign_in.code_failed",
       userId: challenge.user_id,
@@ -182,4 +184,9 @@ export async function signInWithCode(
     await notifyUser(ctx, { userId: challenge.user_id, kind: "recovery_code_used", info: input.info, facts: { remaining } });
   }
   return ok({ ...signedIn, recoveryCodesRemaining: remaining });
+}
+
+/** The code step (`codeStep` above), counted in the metrics as an `auth_app` or `recovery_code` sign-in step. */
+export function signInWithCode(ctx: AppContext, input: Parameters<typeof codeStep>[1]): ReturnType<typeof codeStep> {
+  return countSignIn(ctx.metrics, input.kind, codeStep(ctx, input));
 }

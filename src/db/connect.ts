@@ -13,7 +13,16 @@ export type Dialect = "sqlite" | "postgres";
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL: the connection pool's numbers now (for metrics); SQLite has no pool. */
+  poolStats?: () => PoolStats;
   close(): Promise<void>;
+}
+
+/** pg's Pool counters: connections open, of them idle, and queries waiting for a connection. */
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 const requireDriver = createRequire(import.meta.url);
@@ -32,6 +41,10 @@ export interface ConnectOptions {
   sqliteFile: string;
   /** Pool size for PostgreSQL. */
   poolSize?: number;
+  /** PostgreSQL: a new connection gives up after this long (`Limits.databaseConnectTimeoutMs`). */
+  connectTimeoutMs?: number;
+  /** PostgreSQL: a query without an answer fails after this long (`Limits.databaseQueryTimeoutMs`). */
+  queryTimeoutMs?: number;
   /** Told when an idle PostgreSQL connection fails (default: one line on stderr). */
   onIdleConnectionError?: (error: Error) => void;
 }
@@ -40,10 +53,15 @@ function defaultIdleConnectionError(error: Error): void {
   process.stderr.write(`latchkey: an idle PostgreSQL connection failed and will be replaced: ${error.message}\n`);
 }
 
+/** The SQLite file of a data directory (nothing created). */
+export function sqliteFileOf(dataDir: string): string {
+  return join(dataDir, "latchkey.db");
+}
+
 export function sqliteFileIn(dataDir: string): string {
   // 0700 when we create it: the data directory holds the database, the secret key and the mail outbox.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return join(dataDir, "latchkey.db");
+  return sqliteFileOf(dataDir);
 }
 
 /** Owner read/write only: the database holds password hashes, sealed TOTP secrets and session hashes. */
@@ -68,13 +86,26 @@ function restrictSqliteFiles(file: string): void {
 
 export function connect(options: ConnectOptions): Store {
   if (options.databaseUrl !== undefined) {
-    const pool = new (loadPg().Pool)({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
+    const pool = new (loadPg().Pool)({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 10,
+      // Bounded waits: with PostgreSQL down or restarting, a request fails over to a 503 instead of hanging.
+      ...(options.connectTimeoutMs !== undefined ? { connectionTimeoutMillis: options.connectTimeoutMs } : {}),
+      ...(options.queryTimeoutMs !== undefined ? { query_timeout: options.queryTimeoutMs } : {}),
+    });
     // An idle pooled connection can die under us (PostgreSQL restarted, failover, the admin ended it). pg then
     // emits "error" on the pool; unhandled, that would crash the process. The pool replaces the connection on the
     // next query, so report it and go on.
     pool.on("error", (error) => (options.onIdleConnectionError ?? defaultIdleConnectionError)(error));
+    // A connection that dies while checked out (mid-transaction, between two queries) emits "error" on its client,
+    // and pg-pool listens only to idle ones: without a listener of ours that event would end the process. The query
+    // waiting on it fails on its own (→ 503 database_unavailable) and the pool drops the dead client on release.
+    pool.on("connect", (client) => {
+      client.on("error", () => {});
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
-    return { db, dialect: "postgres", close: () => db.destroy() };
+    const poolStats = (): PoolStats => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+    return { db, dialect: "postgres", poolStats, close: () => db.destroy() };
   }
   restrictSqliteFiles(options.sqliteFile);
   const database = new (requireDriver("better-sqlite3") as typeof SQLite)(options.sqliteFile);
@@ -93,6 +124,9 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationRe
     provider: migrationProvider,
     migrationTableName: "latchkey_migrations",
     migrationLockTableName: "latchkey_migrations_lock",
+    // Numbers are handed out when work starts and branches land in any order: a database that already has a later
+    // migration still gets an earlier-numbered one that arrives after it. Each migration stands on its own.
+    allowUnorderedMigrations: true,
   });
   const result = await migrator.migrateToLatest();
   if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));

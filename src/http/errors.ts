@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from "../db/unavailable.js";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError, type ErrorCode } from "../errors.js";
 import { messagePage } from "./views/message.js";
@@ -60,8 +61,14 @@ export const statusByCode: Record<ErrorCode, number> = {
   sso_unavailable: 503,
   invalid_token: 401,
   account_not_found: 404,
+  session_not_found: 404,
+  email_in_use: 409,
+  email_managed_by_sso: 403,
   oidc_interaction_expired: 410,
   service_unavailable: 503,
+  database_unavailable: 503,
+  throttle_unavailable: 503,
+  not_ready: 503,
   internal_error: 500,
 };
 
@@ -93,9 +100,25 @@ export const failureTitles: Partial<Record<ErrorCode, string>> = {
   sso_password_member: "You sign in to this account with a password",
   sso_unavailable: "Your identity provider did not answer",
   oidc_interaction_expired: "This sign-in request has expired",
+  session_not_found: "No such session",
+  email_in_use: "That address is already in use",
+  email_managed_by_sso: "Your address comes from single sign-on",
   service_unavailable: "Too busy right now",
+  database_unavailable: "Briefly unavailable",
+  throttle_unavailable: "Sign-in is briefly unavailable",
+  not_ready: "Not ready to serve",
   internal_error: "Something went wrong",
 };
+
+/** The `route` label of requests no route takes (404, 405, the router's refusals): one series for all of them. */
+export const UNMATCHED_ROUTE = "unmatched";
+
+/** Counts a throttle's refusal (`rate_limited`, `too_many_attempts`) in the metrics, by the route that answered it. */
+export function countRefusal(request: FastifyRequest, code: ErrorCode): void {
+  if (code === "rate_limited" || code === "too_many_attempts") {
+    request.server.latchkeyMetrics.throttled(code, request.routeOptions.url ?? UNMATCHED_ROUTE);
+  }
+}
 
 export function isApiRequest(request: FastifyRequest): boolean {
   return request.url.startsWith("/api/");
@@ -110,6 +133,7 @@ export function sendError(
   details?: Record<string, unknown>,
 ): FastifyReply {
   const status = statusByCode[code];
+  countRefusal(request, code);
   const retryAfter = details?.["retryAfterSeconds"];
   if (typeof retryAfter === "number") reply.header("Retry-After", String(retryAfter));
   if (isApiRequest(request)) {
@@ -157,6 +181,19 @@ export function errorHandler(error: FastifyError | LatchkeyError, request: Fasti
   if (typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500) {
     if (error instanceof SyntaxError) return sendError(request, reply, "invalid_json", "The request body is not valid JSON.");
     return sendError(request, reply, error.statusCode === 413 ? "payload_too_large" : "invalid_request", error.message);
+  }
+  if (isDatabaseUnavailable(error)) {
+    // An outage, not a bug: the pool reconnects by itself when the database is back.
+    request.log.error({ err: error }, "database unavailable");
+    return sendError(
+      request,
+      reply,
+      "database_unavailable",
+      "The service cannot reach its database right now. Try again in a few seconds.",
+      {
+        retryAfterSeconds: request.server.latchkeyDependencyRetryAfterSeconds,
+      },
+    );
   }
   request.log.error({ err: error }, "unhandled error");
   return sendError(

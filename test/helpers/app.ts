@@ -11,6 +11,8 @@ import type { Database, Role } from "../../src/db/schema.js";
 import { openRuntime } from "../../src/runtime.js";
 import { buildApp } from "../../src/server.js";
 import { createTestDatabase, REDIS_TEST_URL } from "./databases.js";
+import { freePort } from "./ports.js";
+import { metricsUrl, serveMetricsBeside } from "../../src/http/metrics-listener.js";
 
 /** A mailer that keeps what was sent, newest last. */
 export class MemoryMailer implements Mailer {
@@ -38,6 +40,8 @@ export interface TestApp {
   clock: TestClock;
   mail: MemoryMailer;
   dialect: Dialect;
+  /** The metrics listener's scrape URL, when started with `metrics: true`. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -46,8 +50,14 @@ export interface TestAppOptions {
   redis?: boolean;
   /** A MemoryMailer of the test's own (e.g. a subclass whose send fails). */
   mailer?: MemoryMailer;
+  /** Rewrites the PostgreSQL URL the app uses (e.g. to reach the database through a `TcpProxy` a test can cut). */
+  databaseUrlVia?: (url: string) => string;
   /** Limits that have no environment variable, set for this app (e.g. a tiny overload threshold). */
   limits?: Partial<Limits>;
+  /** Metrics on (`LATCHKEY_METRICS_ADDR` on a free loopback port), with the metrics listener started as `serve` does. */
+  metrics?: boolean;
+  /** Apply the migrations (default true); false leaves the database empty, as `serve --no-migrate` on a new one. */
+  migrate?: boolean;
 }
 
 /** An event-loop lag no test reaches: load shedding off. */
@@ -62,8 +72,11 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     LATCHKEY_DATA_DIR: database.dataDir,
     LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
     LOG_LEVEL: "silent",
-    ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
+    ...(database.databaseUrl
+      ? { DATABASE_URL: options.databaseUrlVia ? options.databaseUrlVia(database.databaseUrl) : database.databaseUrl }
+      : {}),
     ...(options.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
+    ...(options.metrics ? { LATCHKEY_METRICS_ADDR: `127.0.0.1:${await freePort()}` } : {}),
     ...options.env,
   });
   // Load shedding is off in tests unless a test asks for it: a CI machine running suites side by side lags by design,
@@ -73,8 +86,14 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
   const mail = options.mailer ?? new MemoryMailer();
   // The runtime `latchkey serve` opens (the SQLite file in the data dir, or DATABASE_URL; Redis if REDIS_URL), with
   // the test's clock and mailer, and counters of its own in Redis.
-  const runtime = await openRuntime(config, { clock, mailer: mail, migrate: true, attemptKeyPrefix: `latchkey-test:${newId()}:` });
+  const runtime = await openRuntime(config, {
+    clock,
+    mailer: mail,
+    migrate: options.migrate ?? true,
+    attemptKeyPrefix: `latchkey-test:${newId()}:`,
+  });
   const app = await buildApp(runtime.ctx, { logger: false });
+  const metrics = config.metricsAddr && runtime.metrics ? await serveMetricsBeside(app, runtime.metrics, config.metricsAddr) : undefined;
   await app.ready();
   return {
     app,
@@ -83,6 +102,7 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     clock,
     mail,
     dialect,
+    metricsUrl: metrics ? metricsUrl(metrics.address) : undefined,
     async close() {
       await app.close();
       await runtime.close();
@@ -135,10 +155,13 @@ export async function seedMember(
   return { userId, accountId, email, password };
 }
 
-/** A browser-like cookie jar over `app.inject`. */
+/** A browser-like cookie jar over `app.inject`; `headers` go with every request (e.g. a User-Agent). */
 export class Browser {
   readonly cookies = new Map<string, string>();
-  constructor(private readonly app: FastifyInstance) {}
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
@@ -157,7 +180,7 @@ export class Browser {
     url: string,
     options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {},
   ): Promise<LightMyRequestResponse> {
-    const headers: Record<string, string> = { ...options.headers };
+    const headers: Record<string, string> = { ...this.headers, ...options.headers };
     if (this.cookies.size) headers["cookie"] = this.cookieHeader();
     let payload: string | undefined;
     if (options.form) {
@@ -195,9 +218,13 @@ export function csrfFrom(body: string): string {
   return match[1];
 }
 
-/** Full email-link sign-in in one browser; returns the browser, signed in. */
-export async function signedInBrowser(t: Pick<TestApp, "app" | "mail">, member: { email: string; password: string }): Promise<Browser> {
-  const browser = new Browser(t.app);
+/** Full email-link sign-in in one browser (sending `headers` with every request); returns the browser, signed in. */
+export async function signedInBrowser(
+  t: Pick<TestApp, "app" | "mail">,
+  member: { email: string; password: string },
+  headers: Record<string, string> = {},
+): Promise<Browser> {
+  const browser = new Browser(t.app, headers);
   const response = await browser.signInWithPassword(member.email, member.password);
   if (response.statusCode !== 303) throw new Error(`password step failed: ${response.statusCode}`);
   const linked = await browser.get(t.mail.lastLink(member.email));

@@ -36,12 +36,19 @@ export const twoFactorCrumb: Crumb = { href: pathTo("twoFactor"), label: "Two-fa
 /**
  * A page of the person's own settings (their password, their two-factor authentication): a breadcrumb trail back
  * through "Your settings" instead of the account's tabs, which are about the team, not about them. `here` names this
- * page (marked as the current one); `trail` the pages above it, after "Account Settings".
+ * page (marked as the current one); `trail` the pages above it, after "Account Settings"; `wide` for a table.
  */
-export function personalPage(c: SettingsChrome, title: string, here: string, body: SafeHtml, trail: Crumb[] = [yourSettings]): SafeHtml {
+export function personalPage(
+  c: SettingsChrome,
+  title: string,
+  here: string,
+  body: SafeHtml,
+  trail: Crumb[] = [yourSettings],
+  wide = false,
+): SafeHtml {
   const links = [{ href: pathTo("settings"), label: "Account Settings" }, ...trail];
   const nav = c.setupOnly
     ? ""
     : html`<nav aria-label="Breadcrumb" class="crumbs"><ol>${links.map((l) => html`<li><a href="${l.href}">${l.label}</a></li>`)}<li><span aria-current="page">${here}</span></li></ol></nav>`;
-  return layout({ title, productName: c.productName, signedIn: c.signedIn, body: html`${nav}${body}` });
+  return layout({ title, productName: c.productName, signedIn: c.signedIn, wide, body: html`${nav}${body}` });
 }

@@ -3,7 +3,7 @@ import { pathTo } from "../../paths.js";
 import type { TeamMember } from "../../team/members.js";
 import type { PendingInvitation } from "../../team/invitations.js";
 import { alert, csrfField, field } from "./layout.js";
-import { stackedDate } from "./format.js";
+import { date, stackedDate } from "./format.js";
 import { settingsPage, type SettingsChrome } from "./settings-chrome.js";
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
@@ -44,7 +44,7 @@ export function teamPage(
       you ? html`<a href="${pathTo("profile")}">Edit your settings</a>` : "",
       c.isAdmin && !you && !lastAdmin ? html`<a href="${pathTo("teamMemberRemove", { userId: m.userId })}">Remove</a>` : "",
     ];
-    return html`<tr>${cell("Name", html`${m.name}${you ? " (you)" : ""}`)}${cell("Email", m.email)}${cell("Role", role)}${cell("Two-factor authentication", methodLabel[m.method])}${cell("Status", "Active")}${cell("Last sign-in", stackedDate(m.lastSignInAt))}${cell("Actions", actions)}</tr>`;
+    return html`<tr>${cell("Name", html`${m.name}${you ? " (you)" : ""}`)}${cell("Email", html`${m.email}${m.emailChangedAt !== null ? html`<br><span class="muted" style="font-size:.85rem">changed ${date(m.emailChangedAt)}</span>` : ""}`)}${cell("Role", role)}${cell("Two-factor authentication", methodLabel[m.method])}${cell("Status", "Active")}${cell("Last sign-in", stackedDate(m.lastSignInAt))}${cell("Actions", actions)}</tr>`;
   });
   // An invitation is not a member yet: no name, method or sign-in; its state (and when it runs out) is its status.
   const invitationRows = c.invitations.map((i) => {
