@@ -45,7 +45,10 @@ export interface Limits {
   totpStepSeconds: number;
   /** Steps accepted either side of the current one, for clock drift (RFC 6238 §5.2 recommends at most one). */
   totpDriftSteps: number;
-  /** Wrong codes (app or recovery) on one sign-in before it ends and the password is needed again. */
+  /**
+   * Wrong codes (app or recovery) on one sign-in before it ends and the password is needed again; likewise on one
+   * password reset link before the link stops working.
+   */
   codeFailuresPerChallenge: number;
   /** Consecutive wrong codes for one user, across sign-ins and instances, before code entry is locked. */
   codeFailuresPerUser: number;
@@ -71,6 +74,17 @@ export interface Limits {
   supportRequestsPerEmailPerDay: number;
   /** Support requests from one IP address within an hour. */
   supportRequestsPerIpPerHour: number;
+  /**
+   * A password reset link is valid this long (`LATCHKEY_PASSWORD_RESET_TTL_SECONDS`). Long enough to reach the inbox
+   * and read the email, short enough that a link left in a mailbox is soon worth nothing (OWASP: short-lived).
+   */
+  passwordResetTtlSeconds: number;
+  /** "Forgot your password?" requests per address within the window (each may send an email, so this limits mail too). */
+  passwordResetRequestsPerEmail: number;
+  /** "Forgot your password?" requests from one IP address within the window, so nobody can make Latchkey mail many inboxes. */
+  passwordResetRequestsPerIp: number;
+  /** The window of both password reset request counters. */
+  passwordResetRequestWindowSeconds: number;
   /**
    * The confirmation link of an email change (sent to the new address) is valid this long; the old address is told at
    * once and can cancel it meanwhile.
@@ -239,6 +253,10 @@ export const defaultLimits: Limits = {
   supportConfirmTtlSeconds: 24 * 60 * 60,
   supportRequestsPerEmailPerDay: 3,
   supportRequestsPerIpPerHour: 10,
+  passwordResetTtlSeconds: 30 * 60,
+  passwordResetRequestsPerEmail: 3,
+  passwordResetRequestsPerIp: 20,
+  passwordResetRequestWindowSeconds: 60 * 60,
   emailChangeTtlSeconds: 24 * 60 * 60,
   emailChangeRequestsPerUserPerDay: 5,
   passwordMinLength: 8,
@@ -585,6 +603,7 @@ export function loadConfig(env: Env = process.env): Config {
       60,
       90 * 24 * 3600,
     ),
+    passwordResetTtlSeconds: integer(env, "LATCHKEY_PASSWORD_RESET_TTL_SECONDS", defaultLimits.passwordResetTtlSeconds, 5 * 60, 24 * 3600),
   };
   if (limits.sessionIdleTimeoutSeconds > limits.sessionAbsoluteTimeoutSeconds) {
     throw new ConfigError("LATCHKEY_SESSION_IDLE_SECONDS", "must not be longer than LATCHKEY_SESSION_ABSOLUTE_SECONDS");

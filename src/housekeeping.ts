@@ -132,6 +132,9 @@ function rules(ctx: Pick<AppContext, "db" | "config">, now: number): Rule[] {
     // until then both links (confirm, cancel) still say why they no longer work. The change itself stays in the audit
     // log and in users.email_changed_at. (A small table: requests are limited per user and day, so no index.)
     rule("email_changes", "id", (eb) => eb("expires_at", "<=", now - graceMs)),
+    // Password reset links: a day after they expired, whatever became of them (used, voided); until then an old link
+    // still says "expired" or "used" rather than "not valid". The reset itself stays in the audit log.
+    rule("password_resets", "id", (eb) => eb("expires_at", "<=", now - graceMs)),
     // The OpenID Provider's state (codes, tokens, interactions, sessions, grants): as soon as it expires; the adapter
     // already ignores expired rows. (A grant's logout needs no expired row: the sweep finds an expired grant as gone.)
     rule("oidc_models", ["model", "id"], (eb) => eb("expires_at", "<=", now)),

@@ -21,6 +21,8 @@ export const routes = {
   loginRecovery: "/login/recovery",
   loginSso: "/login/sso",
   loginContinue: "/login/continue",
+  forgotPassword: "/login/forgot",
+  passwordReset: "/login/reset/:token",
   ssoCallback: "/sso/callback",
   logout: "/logout",
 
@@ -75,6 +77,8 @@ export const routes = {
   apiLoginCode: "/api/v1/login/code",
   apiLoginRecoveryCode: "/api/v1/login/recovery-code",
   apiLoginSso: "/api/v1/login/sso",
+  apiPasswordReset: "/api/v1/password-reset",
+  apiPasswordResetConfirm: "/api/v1/password-reset/confirm",
   apiSession: "/api/v1/session",
   apiSessionAccount: "/api/v1/session/account",
   apiLogout: "/api/v1/logout",

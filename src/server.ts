@@ -26,6 +26,7 @@ import { securityRoutes } from "./http/routes/security.js";
 import { auditRoutes } from "./http/routes/audit.js";
 import { accountRoutes } from "./http/routes/accounts.js";
 import { supportRoutes } from "./http/routes/support.js";
+import { passwordResetRoutes } from "./http/routes/password-reset.js";
 import { operatorRoutes } from "./http/routes/operator.js";
 import { oidcRoutes } from "./http/routes/oidc.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
@@ -194,6 +195,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   auditRoutes(app, ctx);
   accountRoutes(app, ctx);
   supportRoutes(app, ctx);
+  passwordResetRoutes(app, ctx);
   assetRoutes(app);
   invitationRoutes(app, ctx);
   apiRoutes(app, ctx);

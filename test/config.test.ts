@@ -64,6 +64,9 @@ describe("configuration from the environment", () => {
     ["LATCHKEY_AUDIT_RETENTION_DAYS", "30.5"],
     ["LATCHKEY_AUDIT_RETENTION_DAYS", "forever"],
     ["LATCHKEY_AUDIT_RETENTION_DAYS", "36501"],
+    ["LATCHKEY_PASSWORD_RESET_TTL_SECONDS", "299"],
+    ["LATCHKEY_PASSWORD_RESET_TTL_SECONDS", "86401"],
+    ["LATCHKEY_PASSWORD_RESET_TTL_SECONDS", "30m"],
   ])("%s=%s is refused with a ConfigError that names the variable", (variable, value) => {
     const error = configErrorOf(env({ [variable]: value }));
     expect(error.variable).toBe(variable);
@@ -89,6 +92,15 @@ describe("configuration from the environment", () => {
     expect(config.smtpUrl).toBeUndefined();
     expect(config.secureCookies).toBe(false);
     expect(config.mailFrom).toBe("Latchkey <no-reply@localhost>");
+  });
+
+  it("LATCHKEY_PASSWORD_RESET_TTL_SECONDS: 30 minutes by default, 5 minutes to 24 hours when set", () => {
+    expect(loadConfig(env()).limits.passwordResetTtlSeconds).toBe(30 * 60);
+    expect(loadConfig(env({ LATCHKEY_PASSWORD_RESET_TTL_SECONDS: "300" })).limits.passwordResetTtlSeconds).toBe(300);
+    expect(loadConfig(env({ LATCHKEY_PASSWORD_RESET_TTL_SECONDS: "86400" })).limits.passwordResetTtlSeconds).toBe(86400);
+    expect(configErrorOf(env({ LATCHKEY_PASSWORD_RESET_TTL_SECONDS: "60" })).message).toMatch(
+      /LATCHKEY_PASSWORD_RESET_TTL_SECONDS: expected a whole number from 300 to 86400/,
+    );
   });
 
   it("the default public URL follows PORT", () => {

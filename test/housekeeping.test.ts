@@ -23,7 +23,16 @@ function deletedIn(report: HousekeepingReport): Record<string, number> {
 /** Ids of the rows of `table` still there. */
 async function idsOf(
   t: Pick<TestApp, "ctx">,
-  table: "sessions" | "email_links" | "challenges" | "invitations" | "setup_tokens" | "support_requests" | "email_changes" | "audit_events",
+  table:
+    | "sessions"
+    | "email_links"
+    | "challenges"
+    | "invitations"
+    | "setup_tokens"
+    | "support_requests"
+    | "email_changes"
+    | "password_resets"
+    | "audit_events",
 ): Promise<string[]> {
   return (await t.ctx.db.selectFrom(table).select("id").execute()).map((r) => r.id).sort();
 }
@@ -234,6 +243,26 @@ describeEachDialect("housekeeping", (dialect) => {
         .execute();
     }
 
+    for (const [id, expiresAt, usedAt] of [
+      ["reset-old", now - grace, now - grace - 60_000],
+      ["reset-in-grace", now - grace + 1, null],
+    ] as const) {
+      await db
+        .insertInto("password_resets")
+        .values({
+          id,
+          user_id: userId,
+          token_hash: hashToken(newId()),
+          created_at: expiresAt - 1_800_000,
+          expires_at: expiresAt,
+          used_at: usedAt,
+          voided_at: null,
+          ip: null,
+          user_agent: null,
+        })
+        .execute();
+    }
+
     await db
       .insertInto("oidc_models")
       .values([
@@ -309,6 +338,7 @@ describeEachDialect("housekeeping", (dialect) => {
       recovery_code_reveals: 1,
       support_requests: 1,
       email_changes: 1,
+      password_resets: 1,
       oidc_models: 2,
       audit_events: 0,
     });
@@ -325,6 +355,7 @@ describeEachDialect("housekeeping", (dialect) => {
     expect((await db.selectFrom("recovery_code_reveals").select("user_id").execute()).map((r) => r.user_id)).toEqual([other.userId]);
     expect(await idsOf(t, "support_requests")).toEqual(["support-completed-old", "support-unconfirmed-in-grace"]);
     expect(await idsOf(t, "email_changes")).toEqual(["email-change-in-grace"]);
+    expect(await idsOf(t, "password_resets")).toEqual(["reset-in-grace"]);
     expect(
       (await db.selectFrom("oidc_models").select(["model", "id"]).orderBy("model").orderBy("id").execute()).map(
         (r) => `${r.model}/${r.id}`,
@@ -350,6 +381,7 @@ describeEachDialect("housekeeping", (dialect) => {
       recovery_code_reveals: 1,
       support_requests: 1,
       email_changes: 1,
+      password_resets: 1,
       oidc_models: 1,
     });
     expect(await idsOf(t, "challenges")).toEqual([]);

@@ -29,6 +29,7 @@ export interface Database {
   oidc_clients: OidcClientTable;
   oidc_grants: OidcGrantTable;
   leases: LeaseTable;
+  password_resets: PasswordResetTable;
   email_changes: EmailChangeTable;
 }
 
@@ -325,6 +326,24 @@ export interface OidcGrantTable {
   created_at: number;
   /** Set when something other than the session's end (a password change) ends the grant. */
   ended_at: number | null;
+}
+
+/** A "Forgot your password?" link: single use, valid `passwordResetTtlSeconds`, in any browser. */
+export interface PasswordResetTable {
+  id: string;
+  user_id: string;
+  /** SHA-256 of the emailed token. */
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  /** Set by the guarded UPDATE that redeems it: a link resets the password once. */
+  used_at: number | null;
+  /** Set when a newer link was asked for, the password changed, or too many wrong codes were entered with it. */
+  voided_at: number | null;
+  /** Second-factor tries made with this link (auth-app users), claimed before each check. */
+  code_attempts: Generated<number>;
+  ip: string | null;
+  user_agent: string | null;
 }
 
 /**

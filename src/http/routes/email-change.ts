@@ -13,7 +13,7 @@ import {
 import { hasFreshProof } from "../../auth/fresh-proof.js";
 import type { SignedIn } from "../../auth/sessions.js";
 import { routes, pathTo } from "../../paths.js";
-import { signedInOf, signedInOnly } from "../access.js";
+import { passwordLoginOnly, signedInOf, signedInOnly } from "../access.js";
 import { apiRoute, isoTime } from "../api-operations.js";
 import { settingsChrome } from "../chrome.js";
 import { csrfToken } from "../csrf.js";
@@ -73,7 +73,9 @@ export function emailChangeRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   app.get(routes.email, signedInOnly, async (request, reply) => renderForm(request, reply, signedInOf(request)));
 
-  app.post(routes.email, signedInOnly, async (request, reply) => {
+  // Changing the address needs the password (fresh proof), which only a password login has: an SSO session is refused
+  // by the one guard, like the factor routes (its address comes from its provider). The page itself says so.
+  app.post(routes.email, passwordLoginOnly, async (request, reply) => {
     const me = signedInOf(request);
     const form = parseBody(formSchema({ email: z.string().max(4096), password: z.string().max(4096).optional() }), request.body);
     const result = await requestEmailChange(ctx, me, { email: form.email, password: form.password, info: requestInfo(request) });
@@ -81,7 +83,7 @@ export function emailChangeRoutes(app: FastifyInstance, ctx: AppContext): void {
     return reply.redirect(pathTo("email", {}, { notice: "sent" }), 303);
   });
 
-  app.post(routes.emailWithdraw, signedInOnly, async (request, reply) => {
+  app.post(routes.emailWithdraw, passwordLoginOnly, async (request, reply) => {
     const me = signedInOf(request);
     parseBody(formSchema({}), request.body);
     await withdrawEmailChange(ctx, me, requestInfo(request));
@@ -200,7 +202,7 @@ export function emailChangeRoutes(app: FastifyInstance, ctx: AppContext): void {
       summary: "Asks to change the signed-in person's email address: a link goes to the new address, a notice to the old one.",
       description:
         "Needs a fresh proof: a session less than 10 minutes from its last proof, or `password`. The address changes when the link is opened; a newer request voids older ones. SSO members are refused (`email_managed_by_sso`).",
-      access: "signed_in",
+      access: "password_login",
       body: z.object({ email: z.string().max(4096), password: z.string().max(4096).optional() }).strict(),
       ok: { status: 200, description: "The link is on its way.", schema: z.object({ pending: pendingSchema }) },
       errors: [
@@ -232,7 +234,7 @@ export function emailChangeRoutes(app: FastifyInstance, ctx: AppContext): void {
       operationId: "withdrawEmailChange",
       tag: "Profile",
       summary: "Withdraws the signed-in person's pending change of email address (its links stop working).",
-      access: "signed_in",
+      access: "password_login",
       ok: { status: 204, description: "Withdrawn (also when there was none)." },
       errors: [],
     },
