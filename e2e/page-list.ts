@@ -76,6 +76,16 @@ async function emailChangeLink(world: World, which: "new" | "old"): Promise<stri
   return world.server.mail.lastLink(which === "new" ? newEmail : person.email);
 }
 
+/** "Forgot your password?" for `email` (over HTTP); the link mailed to it. */
+async function passwordResetLink(world: World, email: string): Promise<string> {
+  const before = world.server.mail.count(email);
+  const http = new HttpBrowser(world.server.app);
+  await http.submit("/login/forgot", "/login/forgot", { email });
+  // The email is sent once the answer has gone out (the same answer for any address).
+  for (let tries = 0; tries < 50 && world.server.mail.count(email) === before; tries++) await new Promise((r) => setTimeout(r, 50));
+  return world.server.mail.lastLink(email);
+}
+
 /** The password step typed into the browser's own form (where it goes next depends on the person). */
 async function passwordStep(page: Page, person: { email: string; password: string }): Promise<void> {
   await page.goto("/login");
@@ -151,6 +161,41 @@ export const PAGES: PageCase[] = [
     },
     heading: "Use a recovery code",
   },
+  { name: "forgot your password", path: "/login/forgot", heading: "Forgot your password?" },
+  {
+    name: "forgot your password, not an address",
+    path: "/login/forgot",
+    open: async (page) => {
+      await fill(page, "Email", "not an address");
+      await press(page, "Send reset link");
+    },
+    heading: "Forgot your password?",
+  },
+  {
+    name: "forgot your password, link sent",
+    path: "/login/forgot",
+    open: async (page) => {
+      await fill(page, "Email", "someone@acme.example");
+      await press(page, "Send reset link");
+    },
+    heading: "Check your email",
+  },
+  {
+    name: "choose a new password (email link)",
+    open: async (page, w) => page.goto(await passwordResetLink(w, (await w.freshPerson()).email)),
+    heading: "Choose a new password",
+  },
+  {
+    name: "choose a new password (auth app), a wrong code",
+    open: async (page, w) => {
+      await page.goto(await passwordResetLink(w, w.person("appMember").email));
+      await fill(page, "New password", "a brand new passphrase here");
+      await fill(page, "Authentication code", "000000");
+      await press(page, "Set new password");
+    },
+    heading: "Choose a new password",
+  },
+  { name: "password reset link that does not work", path: `/login/reset/${"a".repeat(43)}`, heading: "This link does not work" },
   { name: "sign in with SSO", path: "/login/sso", heading: "Sign in with SSO" },
   {
     name: "sign in with SSO, no SSO for the domain",
