@@ -33,6 +33,7 @@ import { registerApiOperations } from "./http/api-operations.js";
 import { registerSecurityHeaders } from "./http/security-headers.js";
 import { RequestLog } from "./http/hot-path.js";
 import { registerLoadShedding } from "./http/load-shedding.js";
+import { registerRequestId, requestIdOf } from "./http/request-id.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -82,6 +83,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
               }),
             },
           },
+    // Each request's id (the caller's X-Request-Id when well-formed) is in each of its log lines and in its answer.
+    genReqId: requestIdOf,
     // The session check and forward auth log their request lines at debug level (http/hot-path.ts).
     logController: new RequestLog(),
     bodyLimit: ctx.config.limits.bodyLimitBytes,
@@ -95,6 +98,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
         error.code === "FST_ERR_MAX_PARAM_LENGTH"
           ? "This address is not valid: a part of it is too long."
           : "This address is not valid: it has a malformed %-escape.";
+      // No request hook runs for these: the request id is set here.
+      reply.header("X-Request-Id", request.id);
       sendError(request, reply, "invalid_request", message);
     },
   });
@@ -102,6 +107,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
   registerSecurityHeaders(app, ctx.config);
+  registerRequestId(app);
   // Right after the headers, so a shed answer carries them and nothing else runs for it.
   registerLoadShedding(app, ctx.config.limits);
 
