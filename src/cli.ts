@@ -22,6 +22,7 @@ import { createClient, deleteClient, listClients } from "./oidc/clients.js";
 import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 import { BackgroundJobs } from "./background.js";
+import { listenFailure, StartupError } from "./startup-checks.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -49,9 +50,7 @@ async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>,
   try {
     runtime = await openRuntime(cfg, { migrate });
   } catch (error) {
-    fatal(
-      `cannot open the database${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    fatal(error instanceof StartupError ? error.message : `cannot start: ${error instanceof Error ? error.message : String(error)}`);
   }
   try {
     return await fn(runtime);
@@ -76,6 +75,7 @@ program
     const log = (line: string): void => void process.stdout.write(`${line}\n`);
     let runtime: Runtime;
     try {
+      // The database and Redis must answer before anything is announced: a failure names which one, in one line.
       runtime = await openRuntime(cfg, {
         migrate: options.migrate,
         onOutboxMessage: (file, message) => {
@@ -86,7 +86,7 @@ program
         },
       });
     } catch (error) {
-      fatal(`cannot open the database: ${error instanceof Error ? error.message : String(error)}`);
+      fatal(error instanceof StartupError ? error.message : `cannot start: ${error instanceof Error ? error.message : String(error)}`);
     }
     const devMail = cfg.smtpUrl === undefined && isLoopbackHost(cfg.host);
     const app = await buildApp(runtime.ctx, { outboxDir: devMail ? runtime.outboxDir : undefined, logger: cfg.logLevel !== "silent" });
@@ -94,7 +94,7 @@ program
       await app.listen({ port: cfg.port, host: cfg.host });
     } catch (error) {
       await runtime.close();
-      fatal(`cannot listen on ${cfg.host}:${cfg.port}: ${error instanceof Error ? error.message : String(error)} (set PORT or HOST)`);
+      fatal(listenFailure(cfg.host, cfg.port, error));
     }
     try {
       // The OpenID Provider's first signing key is made now (on the first start), not at the first sign-in.

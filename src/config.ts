@@ -141,6 +141,8 @@ export interface Limits {
   overloadSampleIntervalMs: number;
   /** `Retry-After` of a shed request: long enough for a burst to pass, short enough not to strand clients. */
   overloadRetryAfterSeconds: number;
+  /** At start, the database and Redis must answer within this long, or start-up fails naming which one did not. */
+  startupCheckTimeoutSeconds: number;
 }
 
 export const defaultLimits: Limits = {
@@ -200,6 +202,7 @@ export const defaultLimits: Limits = {
   overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
+  startupCheckTimeoutSeconds: 10,
 };
 
 export interface Config {
@@ -274,7 +277,8 @@ function url(name: string, raw: string, protocols: string[]): URL {
   try {
     parsed = new URL(raw);
   } catch {
-    throw new ConfigError(name, `expected a URL (${protocols.join(" or ")}), got "${raw}"`);
+    // The error line goes to logs: a password in the unparsable value stays out of it.
+    throw new ConfigError(name, `expected a URL (${protocols.join(" or ")}), got "${raw.replace(/\/\/([^:/@]*):.*@/, "//$1:***@")}"`);
   }
   if (!protocols.includes(parsed.protocol.replace(/:$/, ""))) {
     throw new ConfigError(name, `expected a ${protocols.join(" or ")} URL, got "${parsed.protocol}"`);

@@ -6,6 +6,7 @@ import { connect, migrateToLatest, sqliteFileIn, type Store } from "./db/connect
 import { DatabaseAttemptStore, RedisAttemptStore } from "./auth/attempts.js";
 import { createMailer } from "./mail/transport.js";
 import type { MailMessage, Mailer } from "./mail/mailer.js";
+import { checkDatabase, connectRedis, databaseLabel, reasonOf, StartupError } from "./startup-checks.js";
 
 export interface Runtime {
   ctx: AppContext;
@@ -27,17 +28,47 @@ export interface RuntimeOptions {
   attemptKeyPrefix?: string;
 }
 
-/** Opens what a configuration names: the database, Redis (if set), the mail transport. */
+/**
+ * Opens what a configuration names: the database, Redis (if set), the mail transport. The database and Redis must
+ * answer first: otherwise it throws a `StartupError` naming which (src/startup-checks.ts).
+ */
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
-  const store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
-  if (options.migrate) await migrateToLatest(store.db);
+  const checkTimeoutMs = config.limits.startupCheckTimeoutSeconds * 1000;
+  const database = databaseLabel(config.databaseUrl, config.dataDir);
+  let store: Store;
+  try {
+    store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
+  } catch (error) {
+    throw new StartupError(`cannot open the ${database}: ${reasonOf(error)}`);
+  }
+  // Each failure below names what failed and closes what was opened, so the process can exit.
+  try {
+    await checkDatabase(store, database, checkTimeoutMs);
+    if (options.migrate) {
+      try {
+        await migrateToLatest(store.db);
+      } catch (error) {
+        throw new StartupError(`cannot migrate the ${database}: ${reasonOf(error)}`);
+      }
+    }
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   const clock = options.clock ?? systemClock;
   // ioredis is loaded only when Redis is configured (memory, issue 10).
   const redis =
     config.redisUrl !== undefined
       ? new (await import("ioredis")).Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true })
       : undefined;
-  if (redis) await redis.connect();
+  if (redis && config.redisUrl !== undefined) {
+    try {
+      await connectRedis(redis, config.redisUrl, checkTimeoutMs);
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+  }
   const outboxDir = outboxDirOf(config);
   const mailer =
     options.mailer ??
