@@ -22,7 +22,8 @@ import { createClient, deleteClient, listClients } from "./oidc/clients.js";
 import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 import { BackgroundJobs } from "./background.js";
-import { listenFailure, StartupError } from "./startup-checks.js";
+import { Notices } from "./notices.js";
+import { listenFailure, StartupError, withoutPassword } from "./startup-checks.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -72,7 +73,8 @@ program
   .option("--no-migrate", "do not apply migrations at start (run `latchkey migrate` yourself)")
   .action(async (options: { migrate: boolean }) => {
     const cfg = config();
-    const log = (line: string): void => void process.stdout.write(`${line}\n`);
+    // For a person at a terminal: lines on stderr. Otherwise JSON log lines with the values as fields (src/notices.ts).
+    const notices = new Notices({ terminal: process.stderr.isTTY === true, writeText: (text) => void process.stderr.write(text) });
     let runtime: Runtime;
     try {
       // The database and Redis must answer before anything is announced: a failure names which one, in one line.
@@ -80,9 +82,13 @@ program
         migrate: options.migrate,
         onOutboxMessage: (file, message) => {
           const link = /https?:\/\/\S+/.exec(message.text)?.[0];
-          log(
-            `mail to ${quoteForTerminal(message.to)}: ${quoteForTerminal(message.subject)}${link ? ` — ${escapeForTerminal(link)}` : ""} (${escapeForTerminal(file)})`,
-          );
+          notices.tell({
+            msg: "mail written to the outbox",
+            fields: { to: message.to, subject: message.subject, ...(link ? { link } : {}), file },
+            text: [
+              `mail to ${quoteForTerminal(message.to)}: ${quoteForTerminal(message.subject)}${link ? ` — ${escapeForTerminal(link)}` : ""} (${escapeForTerminal(file)})`,
+            ],
+          });
         },
       });
     } catch (error) {
@@ -90,6 +96,7 @@ program
     }
     const devMail = cfg.smtpUrl === undefined && isLoopbackHost(cfg.host);
     const app = await buildApp(runtime.ctx, { outboxDir: devMail ? runtime.outboxDir : undefined, logger: cfg.logLevel !== "silent" });
+    notices.attach(app.log);
     try {
       await app.listen({ port: cfg.port, host: cfg.host });
     } catch (error) {
@@ -104,24 +111,36 @@ program
       await runtime.close();
       fatal(`cannot prepare the OpenID Provider: ${error instanceof Error ? error.message : String(error)}`);
     }
-    log(
-      `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
-    );
-    if (cfg.smtpUrl === undefined)
-      log(`Mail goes to ${runtime.outboxDir}${devMail ? ` — read it at ${urlTo(cfg.publicUrl, "devMail")}` : ""}.`);
+    const database = cfg.databaseUrl === undefined ? `SQLite in ${cfg.dataDir}` : withoutPassword(cfg.databaseUrl);
+    notices.tell({
+      msg: "Latchkey is running",
+      fields: { url: cfg.publicUrl.origin, listen: `${cfg.host}:${cfg.port}`, database },
+      text: [
+        `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
+      ],
+    });
+    if (cfg.smtpUrl === undefined) {
+      const devMailUrl = devMail ? urlTo(cfg.publicUrl, "devMail") : undefined;
+      notices.tell({
+        msg: "mail goes to the outbox",
+        fields: { outboxDir: runtime.outboxDir, ...(devMailUrl ? { devMailUrl } : {}) },
+        text: [`Mail goes to ${runtime.outboxDir}${devMailUrl ? ` — read it at ${devMailUrl}` : ""}.`],
+      });
+    }
     const setup = await issueSetupLink(runtime.ctx);
     if (setup) {
-      log("");
-      log("No account exists yet. Open this one-time link to create the first account and its admin:");
-      log(`  ${setup.url}`);
-      log("");
+      notices.tell({
+        msg: "first-run setup link",
+        fields: { setupUrl: setup.url },
+        text: ["", "No account exists yet. Open this one-time link to create the first account and its admin:", `  ${setup.url}`, ""],
+      });
     }
     const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
     // Approved support resets whose waiting period is over are applied by whichever instance sweeps first
     // (each is claimed atomically).
     jobs.every("support reset sweep", SUPPORT_SWEEP_INTERVAL_MS, async () => {
       const n = await applyDueSupportResets(runtime.ctx);
-      if (n > 0) log(`Applied ${n} support reset(s).`);
+      if (n > 0) notices.tell({ msg: "applied support resets", fields: { count: n }, text: [`Applied ${n} support reset(s).`] });
     });
     // Applications whose person's Latchkey session ended (signed out elsewhere, removed, expired …) are told within a
     // few seconds; each ended session is claimed by one instance.

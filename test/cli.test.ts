@@ -11,6 +11,7 @@ import { hashToken, newId } from "../src/auth/tokens.js";
 import { openRuntime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { Browser, MemoryMailer, signedInBrowser, type TestApp } from "./helpers/app.js";
+import { jsonLines } from "./helpers/serve-process.js";
 
 const CLI = ["--import", "tsx", join(process.cwd(), "src/cli.ts")];
 
@@ -424,28 +425,32 @@ describe("latchkey CLI", () => {
           HOME: process.env["HOME"] ?? "",
           LATCHKEY_DATA_DIR: dir,
           PORT: String(port),
-          LOG_LEVEL: "silent",
+          LOG_LEVEL: "info",
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";
       let stderr = "";
       child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      // stdout is not a terminal here: the URL and the link are JSON log lines, with the values as fields.
       const link = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no setup link within 40 s; stdout: ${stdout}; stderr: ${stderr}`)), 40_000);
         child?.stdout?.on("data", (chunk: Buffer) => {
           stdout += chunk.toString();
-          const match = /(http:\/\/localhost:\d+\/setup\/[A-Za-z0-9_-]{43})/.exec(stdout);
-          if (match?.[1]) {
+          const setupUrl = jsonLines(stdout.slice(0, stdout.lastIndexOf("\n") + 1)).find((l) => l.msg === "first-run setup link")?.[
+            "setupUrl"
+          ];
+          if (typeof setupUrl === "string") {
             clearTimeout(timer);
-            resolve(match[1]);
+            resolve(setupUrl);
           }
         });
         child?.once("exit", (code) => reject(new Error(`serve exited with ${code}; stderr: ${stderr}`)));
       });
-      expect(stdout).toContain(`Latchkey is running at http://localhost:${port}`);
-      expect(stdout).toContain("one-time link");
-      expect(link.startsWith(`http://localhost:${port}/setup/`)).toBe(true);
+      const lines = jsonLines(stdout.slice(0, stdout.lastIndexOf("\n") + 1));
+      expect(lines.find((l) => l.msg === "Latchkey is running")).toMatchObject({ url: `http://localhost:${port}` });
+      expect(link).toMatch(new RegExp(`^http://localhost:${port}/setup/[A-Za-z0-9_-]{43}$`));
+      expect(stderr).toBe("");
 
       const page = await fetch(link.replace("localhost", "127.0.0.1"));
       expect(page.status).toBe(200);
