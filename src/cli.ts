@@ -23,6 +23,7 @@ import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 import { BackgroundJobs } from "./background.js";
 import { Notices } from "./notices.js";
+import { exitGracefullyOnSignals } from "./shutdown.js";
 import { listenFailure, StartupError, withoutPassword } from "./startup-checks.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
@@ -103,6 +104,9 @@ program
       await runtime.close();
       fatal(listenFailure(cfg.host, cfg.port, error));
     }
+    // From the moment requests are served, SIGTERM/SIGINT drain them (src/shutdown.ts).
+    const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
+    exitGracefullyOnSignals({ app, jobs, runtime, limits: cfg.limits, log: app.log, exit: (code) => process.exit(code) });
     try {
       // The OpenID Provider's first signing key is made now (on the first start), not at the first sign-in.
       await app.oidc.provider();
@@ -135,7 +139,6 @@ program
         text: ["", "No account exists yet. Open this one-time link to create the first account and its admin:", `  ${setup.url}`, ""],
       });
     }
-    const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
     // Approved support resets whose waiting period is over are applied by whichever instance sweeps first
     // (each is claimed atomically).
     jobs.every("support reset sweep", SUPPORT_SWEEP_INTERVAL_MS, async () => {
@@ -147,14 +150,6 @@ program
     jobs.every("OpenID Provider logout sweep", cfg.limits.oidcLogoutSweepSeconds * 1000, async () => {
       await app.oidc.sweep();
     });
-    const stop = async (): Promise<void> => {
-      await jobs.stop();
-      await app.close();
-      await runtime.close();
-      process.exit(0);
-    };
-    process.once("SIGINT", () => void stop());
-    process.once("SIGTERM", () => void stop());
   });
 
 program

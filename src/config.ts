@@ -141,6 +141,14 @@ export interface Limits {
   overloadSampleIntervalMs: number;
   /** `Retry-After` of a shed request: long enough for a burst to pass, short enough not to strand clients. */
   overloadRetryAfterSeconds: number;
+  /**
+   * Graceful shutdown (`LATCHKEY_SHUTDOWN_SECONDS`): after SIGTERM or SIGINT the process has exited within this long,
+   * whatever its clients do. Requests in flight may finish until `shutdownCloseReserveMs` before it; then their
+   * connections are dropped. A service manager's stop timeout must be longer (the systemd unit's `TimeoutStopSec`).
+   */
+  shutdownSeconds: number;
+  /** Of the shutdown bound, the last this-many milliseconds are kept for closing the pools after the drain. */
+  shutdownCloseReserveMs: number;
   /** At start, the database and Redis must answer within this long, or start-up fails naming which one did not. */
   startupCheckTimeoutSeconds: number;
 }
@@ -202,6 +210,8 @@ export const defaultLimits: Limits = {
   overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
+  shutdownSeconds: 10,
+  shutdownCloseReserveMs: 500,
   startupCheckTimeoutSeconds: 10,
 };
 
@@ -444,6 +454,7 @@ export function loadConfig(env: Env = process.env): Config {
       90 * 24 * 3600,
     ),
   };
+  limits.shutdownSeconds = integer(env, "LATCHKEY_SHUTDOWN_SECONDS", defaultLimits.shutdownSeconds, 1, 600);
   if (limits.sessionIdleTimeoutSeconds > limits.sessionAbsoluteTimeoutSeconds) {
     throw new ConfigError("LATCHKEY_SESSION_IDLE_SECONDS", "must not be longer than LATCHKEY_SESSION_ABSOLUTE_SECONDS");
   }

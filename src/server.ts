@@ -34,6 +34,7 @@ import { registerSecurityHeaders } from "./http/security-headers.js";
 import { RequestLog } from "./http/hot-path.js";
 import { registerLoadShedding } from "./http/load-shedding.js";
 import { registerRequestId, requestIdOf } from "./http/request-id.js";
+import { registerDrain } from "./http/drain.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -87,6 +88,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     genReqId: requestIdOf,
     // The session check and forward auth log their request lines at debug level (http/hot-path.ts).
     logController: new RequestLog(),
+    // While shutting down, requests on open connections get our 503 (http/drain.ts), not Fastify's.
+    return503OnClosing: false,
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Fastify accepts a hop count too (documented), though its type omits it.
     trustProxy: ctx.config.trustProxy as boolean | string[],
@@ -108,7 +111,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
   registerSecurityHeaders(app, ctx.config);
   registerRequestId(app);
-  // Right after the headers, so a shed answer carries them and nothing else runs for it.
+  // Right after the headers, so a refused answer (shutting down, overloaded) carries them and nothing else runs for it.
+  registerDrain(app);
   registerLoadShedding(app, ctx.config.limits);
 
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
