@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { migrateToLatest } from "./db/connect.js";
@@ -61,8 +62,15 @@ async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>,
   }
 }
 
+/** The package's version: package.json is one directory up from both src/cli.ts and dist/cli.js. */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return manifest.version;
+}
+
 const program = new Command()
   .name("latchkey")
+  .version(packageVersion(), "-V, --version", "print the version and exit")
   .description(
     "Self-hosted sign-in and two-factor authentication for team accounts.\nConfiguration comes from the environment: see README.md.",
   )

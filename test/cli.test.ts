@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { freePort } from "./helpers/ports.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,6 +59,17 @@ describe("latchkey CLI", () => {
     const run = await latchkey(["--help"], { LATCHKEY_DATA_DIR: dataDir() });
     expect(run.code).toBe(0);
     for (const command of ["serve", "migrate", "account", "api-token"]) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
+  });
+
+  it("--version and -V print the package version and exit 0", async () => {
+    const { version } = JSON.parse(readFileSync(join(process.cwd(), "package.json"), "utf8")) as { version: string };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const flag of ["--version", "-V"]) {
+      const run = await latchkey([flag], { LATCHKEY_DATA_DIR: dataDir() });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(`${version}\n`);
+      expect(run.stderr).toBe("");
+    }
   });
 
   it("account create --help lists --name and --admin-email", async () => {
