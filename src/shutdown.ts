@@ -21,9 +21,10 @@ export interface ShutdownParts {
  * accepting, idle connections close at once, requests in flight finish until shortly before the bound
  * (`shutdownCloseReserveMs`), then the remaining connections are dropped; the background jobs stop, Redis and the
  * database pools close, and the process exits 0. Should closing itself hang (a database that no longer answers), a
- * timer at the bound exits 1, naming the step. A second signal exits at once.
+ * timer at the bound exits 1, naming the step. A second signal exits at once. Returns a function that removes the
+ * signal handlers again (for tests).
  */
-export function exitGracefullyOnSignals(parts: ShutdownParts): void {
+export function exitGracefullyOnSignals(parts: ShutdownParts): () => void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -43,6 +44,10 @@ export function exitGracefullyOnSignals(parts: ShutdownParts): void {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  return () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  };
 }
 
 async function shutDown(parts: ShutdownParts, signal: NodeJS.Signals): Promise<void> {

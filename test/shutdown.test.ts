@@ -1,6 +1,9 @@
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startServe, type ServeProcess } from "./helpers/serve-process.js";
+import { TEST_SECRET_KEY } from "./helpers/app.js";
+import { createTestDatabase, REDIS_TEST_URL, type TestDatabase } from "./helpers/databases.js";
+import { describeOnPostgres } from "./helpers/dialects.js";
 
 /** A client connection written to by hand, so a test controls exactly how much of a request the server has. */
 interface RawClient {
@@ -49,6 +52,41 @@ async function exitAfter(serve: ServeProcess, since: number): Promise<{ code: nu
 
 const statusOf = (response: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1]);
 
+/**
+ * Six sign-ins the server is reading (headers sent, half the body to come) when SIGTERM arrives; then the rest of each
+ * body. Each must be answered in full (401: unknown emails) with `Connection: close`, and the process must exit 0 well
+ * within its 10 s bound: nothing waits for a keep-alive timeout or the deadline.
+ */
+async function sixSignInsInFlightThenSigterm(running: ServeProcess): Promise<void> {
+  const clients = await Promise.all(
+    Array.from({ length: 6 }, async (_, i) => {
+      const client = await rawClient(running.port);
+      const request = signInRequest(running.port, `inflight-${i}`);
+      client.socket.write(request.head + request.body.slice(0, 10));
+      return { client, rest: request.body.slice(10) };
+    }),
+  );
+  for (let i = 0; i < 6; i++) await running.waitForLine((l) => l.reqId === `inflight-${i}` && l.msg === "incoming request", `request ${i}`);
+
+  const signalled = Date.now();
+  running.child.kill("SIGTERM");
+  await running.waitForLine((l) => l.msg === "shutting down: finishing the requests in flight", "the shutdown line");
+  for (const { client, rest } of clients) client.socket.write(rest);
+  await Promise.all(clients.map(({ client }) => client.closed));
+
+  for (const { client } of clients) {
+    const response = client.received();
+    expect(statusOf(response), response).toBe(401);
+    expect(response).toMatch(/\r\nconnection: close\r\n/i);
+    expect(response).toContain('"error":"invalid_credentials"');
+  }
+  const { code, ms } = await exitAfter(running, signalled);
+  expect(code).toBe(0);
+  expect(ms).toBeLessThan(5_000);
+  expect(running.lines().some((l) => l.msg.startsWith("shutdown: dropped"))).toBe(false);
+  expect(running.lines().at(-1)?.msg).toBe("stopped");
+}
+
 describe("graceful shutdown of `latchkey serve`", () => {
   let serve: ServeProcess | undefined;
   afterEach(async () => {
@@ -58,37 +96,7 @@ describe("graceful shutdown of `latchkey serve`", () => {
 
   it("SIGTERM with 6 sign-ins in flight: each is answered in full with Connection: close, then the process exits 0 at once", async () => {
     serve = await startServe({ LATCHKEY_SHUTDOWN_SECONDS: "10" });
-    const running = serve;
-    // Six requests the server is reading: headers sent, half the body still to come.
-    const clients = await Promise.all(
-      Array.from({ length: 6 }, async (_, i) => {
-        const client = await rawClient(running.port);
-        const request = signInRequest(running.port, `inflight-${i}`);
-        client.socket.write(request.head + request.body.slice(0, 10));
-        return { client, rest: request.body.slice(10) };
-      }),
-    );
-    for (let i = 0; i < 6; i++)
-      await running.waitForLine((l) => l.reqId === `inflight-${i}` && l.msg === "incoming request", `request ${i}`);
-
-    const signalled = Date.now();
-    running.child.kill("SIGTERM");
-    await running.waitForLine((l) => l.msg === "shutting down: finishing the requests in flight", "the shutdown line");
-    for (const { client, rest } of clients) client.socket.write(rest);
-    await Promise.all(clients.map(({ client }) => client.closed));
-
-    for (const { client } of clients) {
-      const response = client.received();
-      expect(statusOf(response), response).toBe(401);
-      expect(response).toMatch(/\r\nconnection: close\r\n/i);
-      expect(response).toContain('"error":"invalid_credentials"');
-    }
-    const { code, ms } = await exitAfter(running, signalled);
-    expect(code).toBe(0);
-    // Well within the 10 s bound: nothing waited for a keep-alive timeout or the deadline.
-    expect(ms).toBeLessThan(5_000);
-    expect(running.lines().some((l) => l.msg.startsWith("shutdown: dropped"))).toBe(false);
-    expect(running.lines().at(-1)?.msg).toBe("stopped");
+    await sixSignInsInFlightThenSigterm(serve);
   });
 
   it("a request that arrives on an open connection during the drain is answered 503 service_unavailable with Connection: close", async () => {
@@ -178,5 +186,27 @@ describe("graceful shutdown of `latchkey serve`", () => {
     expect(code).toBe(130);
     expect(ms).toBeLessThan(1_000);
     expect(running.lines().some((l) => l.msg === "second signal: exiting at once")).toBe(true);
+  });
+});
+
+describeOnPostgres("graceful shutdown of `latchkey serve` on PostgreSQL and Redis", () => {
+  let serve: ServeProcess | undefined;
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await serve?.cleanup();
+    await database?.drop();
+    serve = undefined;
+    database = undefined;
+  });
+
+  it("SIGTERM with 6 sign-ins in flight: each is answered, the pool and Redis close, the process exits 0 at once", async () => {
+    database = await createTestDatabase("postgres");
+    serve = await startServe({
+      LATCHKEY_SHUTDOWN_SECONDS: "10",
+      DATABASE_URL: database.databaseUrl ?? "",
+      LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
+      REDIS_URL: REDIS_TEST_URL,
+    });
+    await sixSignInsInFlightThenSigterm(serve);
   });
 });
