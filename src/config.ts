@@ -71,6 +71,13 @@ export interface Limits {
   supportRequestsPerEmailPerDay: number;
   /** Support requests from one IP address within an hour. */
   supportRequestsPerIpPerHour: number;
+  /**
+   * The confirmation link of an email change (sent to the new address) is valid this long; the old address is told at
+   * once and can cancel it meanwhile.
+   */
+  emailChangeTtlSeconds: number;
+  /** Email changes one person may ask for within a day: each one mails an address they typed. */
+  emailChangeRequestsPerUserPerDay: number;
   /** Shortest password, in Unicode code points (NIST 800-63B: at least 8). */
   passwordMinLength: number;
   /** Longest password, in Unicode code points (no truncation happens below this). */
@@ -142,6 +149,23 @@ export interface Limits {
   /** `Retry-After` of a shed request: long enough for a burst to pass, short enough not to strand clients. */
   overloadRetryAfterSeconds: number;
   /**
+   * PostgreSQL: a new connection gives up after this long (pg's default is to wait forever). With the database down,
+   * a request then answers 503 `database_unavailable` instead of hanging (issue 11: none past 10 s).
+   */
+  databaseConnectTimeoutMs: number;
+  /**
+   * PostgreSQL: a query whose answer has not come after this long fails (client side). Far above any query Latchkey
+   * makes (the slowest, a housekeeping batch, takes milliseconds); it only cuts requests stuck on a dead connection.
+   */
+  databaseQueryTimeoutMs: number;
+  /**
+   * Redis: a command without an answer after this long fails, and commands are never queued while Redis is
+   * unreachable: the sign-in throttle then fails closed at once (503 `throttle_unavailable`), never unthrottled.
+   */
+  redisCommandTimeoutMs: number;
+  /** `Retry-After` when PostgreSQL or Redis cannot be reached: about the time a restart or failover takes. */
+  dependencyRetryAfterSeconds: number;
+  /**
    * Graceful shutdown (`LATCHKEY_SHUTDOWN_SECONDS`): after SIGTERM or SIGINT the process has exited within this long,
    * whatever its clients do. Requests in flight may finish until `shutdownCloseReserveMs` before it; then their
    * connections are dropped. A service manager's stop timeout must be longer (the systemd unit's `TimeoutStopSec`).
@@ -184,6 +208,8 @@ export const defaultLimits: Limits = {
   supportConfirmTtlSeconds: 24 * 60 * 60,
   supportRequestsPerEmailPerDay: 3,
   supportRequestsPerIpPerHour: 10,
+  emailChangeTtlSeconds: 24 * 60 * 60,
+  emailChangeRequestsPerUserPerDay: 5,
   passwordMinLength: 8,
   passwordMaxLength: 128,
   commonPasswordCount: 10_000,
@@ -210,6 +236,10 @@ export const defaultLimits: Limits = {
   overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
+  databaseConnectTimeoutMs: 5_000,
+  databaseQueryTimeoutMs: 8_000,
+  redisCommandTimeoutMs: 1_000,
+  dependencyRetryAfterSeconds: 5,
   shutdownSeconds: 10,
   shutdownCloseReserveMs: 500,
   startupCheckTimeoutSeconds: 10,

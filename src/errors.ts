@@ -59,8 +59,13 @@ export const errorCodes = [
   "sso_unavailable",
   "invalid_token",
   "account_not_found",
+  "session_not_found",
+  "email_in_use",
+  "email_managed_by_sso",
   "oidc_interaction_expired",
   "service_unavailable",
+  "database_unavailable",
+  "throttle_unavailable",
   "internal_error",
 ] as const;
 

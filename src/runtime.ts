@@ -37,7 +37,12 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
   const database = databaseLabel(config.databaseUrl, config.dataDir);
   let store: Store;
   try {
-    store = connect({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFileIn(config.dataDir) });
+    store = connect({
+      databaseUrl: config.databaseUrl,
+      sqliteFile: sqliteFileIn(config.dataDir),
+      connectTimeoutMs: config.limits.databaseConnectTimeoutMs,
+      queryTimeoutMs: config.limits.databaseQueryTimeoutMs,
+    });
   } catch (error) {
     throw new StartupError(`cannot open the ${database}: ${reasonOf(error)}`);
   }
@@ -59,7 +64,15 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
   // ioredis is loaded only when Redis is configured (memory, issue 10).
   const redis =
     config.redisUrl !== undefined
-      ? new (await import("ioredis")).Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true })
+      ? new (await import("ioredis")).Redis(config.redisUrl, {
+          lazyConnect: true,
+          // Fail closed and fast while Redis is away: no offline queue (a command fails at once instead of waiting for
+          // a reconnect), a bound on each command, and reconnects in the background (ioredis's default strategy, at
+          // most 2 s apart) so throttling is back within seconds of Redis, without a restart.
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          commandTimeout: config.limits.redisCommandTimeoutMs,
+        })
       : undefined;
   if (redis && config.redisUrl !== undefined) {
     try {
@@ -68,6 +81,18 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       await store.close().catch(() => undefined);
       throw error;
     }
+    // ioredis reports every failed reconnect as an "error" event; unheard, it prints a stack per attempt. One line
+    // per outage is enough: requests meanwhile answer 503 `throttle_unavailable`.
+    let down = false;
+    redis.on("error", (error: Error) => {
+      if (down) return;
+      down = true;
+      process.stderr.write(`latchkey: Redis is unreachable (${error.message}); sign-in answers 503 until it is back\n`);
+    });
+    redis.on("ready", () => {
+      if (down) process.stderr.write("latchkey: Redis is reachable again\n");
+      down = false;
+    });
   }
   const outboxDir = outboxDirOf(config);
   const mailer =
@@ -84,7 +109,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     config,
     clock,
     mailer,
-    attempts: redis ? new RedisAttemptStore(redis, options.attemptKeyPrefix) : new DatabaseAttemptStore(store.db, clock),
+    attempts: redis
+      ? new RedisAttemptStore(redis, options.attemptKeyPrefix, config.limits.dependencyRetryAfterSeconds)
+      : new DatabaseAttemptStore(store.db, clock),
   };
   return {
     ctx,

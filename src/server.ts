@@ -17,6 +17,8 @@ import { ssoRoutes } from "./http/routes/sso.js";
 import { openApiRoutes } from "./http/routes/openapi.js";
 import { secondFactorRoutes } from "./http/routes/second-factor.js";
 import { settingsRoutes } from "./http/routes/settings.js";
+import { sessionRoutes } from "./http/routes/sessions.js";
+import { emailChangeRoutes } from "./http/routes/email-change.js";
 import { assetRoutes } from "./http/routes/assets.js";
 import { teamMemberRoutes } from "./http/routes/team-members.js";
 import { securityRoutes } from "./http/routes/security.js";
@@ -120,6 +122,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   app.decorate("latchkeyRoutes", registered);
   // Error pages are rendered far from the routes (error and not-found handlers): they read the name from here.
   app.decorate("latchkeyProductName", ctx.config.productName);
+  app.decorate("latchkeyDependencyRetryAfterSeconds", ctx.config.limits.dependencyRetryAfterSeconds);
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) if (method !== "HEAD") registered.push(`${method} ${route.url}`);
   });
@@ -187,6 +190,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   secondFactorRoutes(app, ctx);
   homeRoutes(app, ctx);
   settingsRoutes(app, ctx);
+  sessionRoutes(app, ctx);
+  emailChangeRoutes(app, ctx);
   teamMemberRoutes(app, ctx);
   securityRoutes(app, ctx);
   auditRoutes(app, ctx);
@@ -209,6 +214,8 @@ declare module "fastify" {
     latchkeyRoutes: string[];
     /** `LATCHKEY_PRODUCT_NAME`, for pages rendered outside the routes (error pages). */
     latchkeyProductName: string;
+    /** `Retry-After` when the database or Redis cannot be reached. */
+    latchkeyDependencyRetryAfterSeconds: number;
     afterResponse: AfterResponse;
   }
 }

@@ -138,6 +138,43 @@ describeEachDialect("ending applications' sessions (OpenID Connect)", (dialect) 
     expect((await signInToApp(browser)).claims()?.sub).toBe(member.userId);
   });
 
+  it("signing another browser out from Sessions tells the client right away; this browser's application stays", async () => {
+    const member = await seedMember(t);
+    const here = await signedInBrowser(t, member);
+    const there = await signedInBrowser(t, member);
+    const mine = await signInToApp(here);
+    const theirs = await signInToApp(there);
+    const sessions = (await here.get("/api/v1/sessions")).json() as { sessions: Array<{ id: string; current: boolean }> };
+    const other = sessions.sessions.find((s) => !s.current)!;
+    const before = receiver.tokens.length;
+    expect((await here.request("DELETE", `/api/v1/sessions/${other.id}`)).statusCode).toBe(204);
+    await t.app.oidc.settled();
+    const received = await logoutTokensSince(before, member.userId);
+    expect(received).toHaveLength(1);
+    expectLogoutToken(received[0], member.userId, theirs);
+    expect(await refreshError(theirs)).toBe("invalid_grant");
+    expect(await refreshError(mine)).toBe("refreshed");
+  });
+
+  it("an email change ends the applications of the person's other browsers", async () => {
+    const member = await seedMember(t);
+    const here = await signedInBrowser(t, member);
+    const there = await signedInBrowser(t, member);
+    const theirs = await signInToApp(there);
+    const target = `moved-${member.userId.slice(0, 8)}@example.org`;
+    expect((await here.request("POST", "/api/v1/email-change", { json: { email: target } })).statusCode).toBe(200);
+    const link = t.mail.lastLink(target);
+    const page = await here.get(link);
+    const before = receiver.tokens.length;
+    expect((await here.request("POST", link, { form: { _csrf: csrfFrom(page.body) } })).statusCode).toBe(200);
+    await t.app.oidc.settled();
+    const received = await logoutTokensSince(before, member.userId);
+    expect(received).toHaveLength(1);
+    expectLogoutToken(received[0], member.userId, theirs);
+    // This browser's application sees the new address at its next sign-in.
+    expect((await signInToApp(here)).claims()?.["email"]).toBe(target);
+  });
+
   it("the Latchkey session's idle timeout ends the client's session; a refresh counts as activity", async () => {
     const member = await seedMember(t);
     const tokens = await signInToApp(await signedInBrowser(t, member));

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { LatchkeyError } from "../errors.js";
 import type { Kysely } from "kysely";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/schema.js";
@@ -65,31 +66,53 @@ export class DatabaseAttemptStore implements AttemptStore {
  * Redis counters expire by Redis's own clock, so they ignore the injected clock: tests of window expiry use the
  * database store, tests of Redis check sharing and atomicity.
  */
+/**
+ * Attempt limits fail closed: when Redis cannot answer, the attempt is refused (503 `throttle_unavailable`), never let
+ * through uncounted — an attacker who can make Redis slow must not get unthrottled guesses.
+ */
+async function failClosed<T>(retryAfterSeconds: number, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw new LatchkeyError(
+      "throttle_unavailable",
+      "Sign-in is briefly unavailable because the attempt counter cannot be reached. Try again in a few seconds.",
+      { retryAfterSeconds },
+      { cause: error },
+    );
+  }
+}
+
 export class RedisAttemptStore implements AttemptStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix = "latchkey:attempts:",
+    /** `Retry-After` of the 503 when Redis cannot answer. */
+    private readonly unavailableRetryAfterSeconds = 5,
   ) {}
 
   async hit(key: string, windowSeconds: number): Promise<number> {
     const k = this.prefix + key;
-    // INCR then set the expiry only on a new key (NX), in one round trip: the window starts at the first attempt.
-    const result = await this.redis.multi().incr(k).expire(k, windowSeconds, "NX").exec();
-    const count = result?.[0]?.[1];
-    return typeof count === "number" ? count : Number(count);
+    return failClosed(this.unavailableRetryAfterSeconds, async () => {
+      // INCR then set the expiry only on a new key (NX), in one round trip: the window starts at the first attempt.
+      const result = await this.redis.multi().incr(k).expire(k, windowSeconds, "NX").exec();
+      const [error, count] = result?.[0] ?? [new Error("no reply from Redis"), null];
+      if (error) throw error;
+      return typeof count === "number" ? count : Number(count);
+    });
   }
 
   async count(key: string): Promise<number> {
-    const value = await this.redis.get(this.prefix + key);
+    const value = await failClosed(this.unavailableRetryAfterSeconds, () => this.redis.get(this.prefix + key));
     return value === null ? 0 : Number(value);
   }
 
   async retryAfterSeconds(key: string): Promise<number> {
-    const ttl = await this.redis.ttl(this.prefix + key);
+    const ttl = await failClosed(this.unavailableRetryAfterSeconds, () => this.redis.ttl(this.prefix + key));
     return ttl > 0 ? ttl : 0;
   }
 
   async reset(key: string): Promise<void> {
-    await this.redis.del(this.prefix + key);
+    await failClosed(this.unavailableRetryAfterSeconds, () => this.redis.del(this.prefix + key));
   }
 }

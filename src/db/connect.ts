@@ -32,6 +32,10 @@ export interface ConnectOptions {
   sqliteFile: string;
   /** Pool size for PostgreSQL. */
   poolSize?: number;
+  /** PostgreSQL: a new connection gives up after this long (`Limits.databaseConnectTimeoutMs`). */
+  connectTimeoutMs?: number;
+  /** PostgreSQL: a query without an answer fails after this long (`Limits.databaseQueryTimeoutMs`). */
+  queryTimeoutMs?: number;
   /** Told when an idle PostgreSQL connection fails (default: one line on stderr). */
   onIdleConnectionError?: (error: Error) => void;
 }
@@ -68,11 +72,23 @@ function restrictSqliteFiles(file: string): void {
 
 export function connect(options: ConnectOptions): Store {
   if (options.databaseUrl !== undefined) {
-    const pool = new (loadPg().Pool)({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
+    const pool = new (loadPg().Pool)({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 10,
+      // Bounded waits: with PostgreSQL down or restarting, a request fails over to a 503 instead of hanging.
+      ...(options.connectTimeoutMs !== undefined ? { connectionTimeoutMillis: options.connectTimeoutMs } : {}),
+      ...(options.queryTimeoutMs !== undefined ? { query_timeout: options.queryTimeoutMs } : {}),
+    });
     // An idle pooled connection can die under us (PostgreSQL restarted, failover, the admin ended it). pg then
     // emits "error" on the pool; unhandled, that would crash the process. The pool replaces the connection on the
     // next query, so report it and go on.
     pool.on("error", (error) => (options.onIdleConnectionError ?? defaultIdleConnectionError)(error));
+    // A connection that dies while checked out (mid-transaction, between two queries) emits "error" on its client,
+    // and pg-pool listens only to idle ones: without a listener of ours that event would end the process. The query
+    // waiting on it fails on its own (→ 503 database_unavailable) and the pool drops the dead client on release.
+    pool.on("connect", (client) => {
+      client.on("error", () => {});
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
     return { db, dialect: "postgres", close: () => db.destroy() };
   }

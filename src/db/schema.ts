@@ -28,6 +28,7 @@ export interface Database {
   oidc_signing_keys: OidcSigningKeyTable;
   oidc_clients: OidcClientTable;
   oidc_grants: OidcGrantTable;
+  email_changes: EmailChangeTable;
 }
 
 export type TwoFactorPolicy = "email_link" | "auth_app_required";
@@ -59,6 +60,8 @@ export interface UserTable {
   totp_enabled_at: Generated<number | null>;
   /** The recovery-code batch in force; codes of any other batch are void. */
   recovery_batch_id: Generated<string | null>;
+  /** When the person last changed the address (confirmed from the new inbox); null if never. */
+  email_changed_at: Generated<number | null>;
 }
 
 export interface MembershipTable {
@@ -321,4 +324,29 @@ export interface OidcGrantTable {
   created_at: number;
   /** Set when something other than the session's end (a password change) ends the grant. */
   ended_at: number | null;
+}
+
+/**
+ * A person's request to change their login's email address: pending until confirmed from the new inbox, cancelled
+ * from the old one, voided by a newer request, or expired.
+ */
+export interface EmailChangeTable {
+  id: string;
+  user_id: string;
+  /** The address when the change was asked for: the change applies only while the login still has it. */
+  old_email: string;
+  /** Normalised like every stored address (auth/emails.ts). */
+  new_email: string;
+  /** SHA-256 of the confirmation link's token (emailed to the new address). */
+  token_hash: string;
+  /** SHA-256 of the cancel link's token (emailed to the old address). */
+  cancel_token_hash: string;
+  created_at: number;
+  expires_at: number;
+  confirmed_at: number | null;
+  cancelled_at: number | null;
+  /** Set when a newer request of the same user replaced this one. */
+  voided_at: number | null;
+  ip: string | null;
+  user_agent: string | null;
 }

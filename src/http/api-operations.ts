@@ -18,7 +18,7 @@ import { parseBody } from "./input.js";
  */
 export type ApiAccess = "public" | "challenge" | "optional_session" | Access;
 
-export type ApiTag = "Sign-in" | "Session" | "Two-factor" | "Team" | "Accounts" | "Operator" | "Document";
+export type ApiTag = "Sign-in" | "Session" | "Profile" | "Two-factor" | "Team" | "Accounts" | "Operator" | "Document";
 
 export interface ApiOperation<
   B extends z.ZodType | undefined = z.ZodType | undefined,

@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from "../db/unavailable.js";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { LatchkeyError, type ErrorCode } from "../errors.js";
 import { messagePage } from "./views/message.js";
@@ -60,8 +61,13 @@ export const statusByCode: Record<ErrorCode, number> = {
   sso_unavailable: 503,
   invalid_token: 401,
   account_not_found: 404,
+  session_not_found: 404,
+  email_in_use: 409,
+  email_managed_by_sso: 403,
   oidc_interaction_expired: 410,
   service_unavailable: 503,
+  database_unavailable: 503,
+  throttle_unavailable: 503,
   internal_error: 500,
 };
 
@@ -93,7 +99,12 @@ export const failureTitles: Partial<Record<ErrorCode, string>> = {
   sso_password_member: "You sign in to this account with a password",
   sso_unavailable: "Your identity provider did not answer",
   oidc_interaction_expired: "This sign-in request has expired",
+  session_not_found: "No such session",
+  email_in_use: "That address is already in use",
+  email_managed_by_sso: "Your address comes from single sign-on",
   service_unavailable: "Too busy right now",
+  database_unavailable: "Briefly unavailable",
+  throttle_unavailable: "Sign-in is briefly unavailable",
   internal_error: "Something went wrong",
 };
 
@@ -157,6 +168,19 @@ export function errorHandler(error: FastifyError | LatchkeyError, request: Fasti
   if (typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500) {
     if (error instanceof SyntaxError) return sendError(request, reply, "invalid_json", "The request body is not valid JSON.");
     return sendError(request, reply, error.statusCode === 413 ? "payload_too_large" : "invalid_request", error.message);
+  }
+  if (isDatabaseUnavailable(error)) {
+    // An outage, not a bug: the pool reconnects by itself when the database is back.
+    request.log.error({ err: error }, "database unavailable");
+    return sendError(
+      request,
+      reply,
+      "database_unavailable",
+      "The service cannot reach its database right now. Try again in a few seconds.",
+      {
+        retryAfterSeconds: request.server.latchkeyDependencyRetryAfterSeconds,
+      },
+    );
   }
   request.log.error({ err: error }, "unhandled error");
   return sendError(

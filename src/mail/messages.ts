@@ -240,3 +240,79 @@ export function supportCompletedMessage(input: { to: string; productName: string
     footer: "If you did not ask for this, change your password now and tell your Account Admin.",
   });
 }
+
+/** To the new address: the link that makes it the login's address. Says nothing of the old address (a typo'd new one is a stranger's inbox). */
+export function emailChangeConfirmMessage(input: { to: string; productName: string; url: string; expiresInHours: number }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `Confirm your new ${input.productName} email address`,
+    productName: input.productName,
+    paragraphs: [
+      `Someone signed in to ${input.productName} asked to use this address for their login from now on.`,
+      `If that was you, open the link to confirm it. It works once and expires in ${input.expiresInHours} hours. Your other browsers will be signed out when you confirm.`,
+    ],
+    action: { label: "Confirm this address", url: input.url },
+    footer: "If you did not ask for this, ignore this email: nothing changes unless the link is opened.",
+  });
+}
+
+/** To the old address, at once: what is about to happen, how to stop it, and where to turn if the login is lost. */
+export function emailChangeRequestedMessage(input: {
+  to: string;
+  productName: string;
+  newEmail: string;
+  expiresInHours: number;
+  when: Date;
+  ip: string | null;
+  userAgent: string | null;
+  cancelUrl: string;
+  supportUrl: string;
+}): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `${input.productName}: your email address is about to change`,
+    productName: input.productName,
+    paragraphs: [
+      `Someone signed in to your login asked to change its email address to ${input.newEmail}. The change happens only if the link we sent to that address is opened within ${input.expiresInHours} hours.`,
+      `When: ${input.when.toUTCString()}. From: ${requestOrigin(input.ip, input.userAgent)}.`,
+      "If this was you, there is nothing to do.",
+      "If this was not you, stop it with the button below: the change is cancelled and every browser signed in as you is signed out. Then change your password, and tell your Account Admin.",
+    ],
+    action: { label: "Stop this change", url: input.cancelUrl },
+    footer: `If you can no longer sign in, an Account Admin of your team can remove and re-invite you, or ask ${input.productName} support for help: ${input.supportUrl}`,
+  });
+}
+
+/** To both addresses once the change is confirmed. */
+export function emailChangedMessage(input: {
+  to: string;
+  productName: string;
+  oldEmail: string;
+  newEmail: string;
+  /** Which of the two addresses this copy goes to. */
+  recipient: "old" | "new";
+  when: Date;
+  ip: string | null;
+  userAgent: string | null;
+  signInUrl: string;
+}): MailMessage {
+  const first =
+    input.recipient === "old"
+      ? `The email address of your ${input.productName} login was changed from ${input.oldEmail} to ${input.newEmail}. This address no longer signs in, and sign-in links and security notices now go to the new address.`
+      : `${input.newEmail} is now the email address of your ${input.productName} login (it was ${input.oldEmail}). Sign in with it from now on.`;
+  return compose({
+    to: input.to,
+    subject: `${input.productName}: your email address was changed`,
+    productName: input.productName,
+    paragraphs: [
+      first,
+      "Every other browser signed in as you was signed out.",
+      `When: ${input.when.toUTCString()}. From: ${requestOrigin(input.ip, input.userAgent)}.`,
+    ],
+    action: { label: "Sign in", url: input.signInUrl },
+    footer:
+      input.recipient === "old"
+        ? "If this was not you, someone has taken over your login: tell your Account Admin at once. They can remove the login from the team, and invite you again at an address you control."
+        : "If this was not you, tell your Account Admin.",
+  });
+}

@@ -14,6 +14,8 @@ export interface TeamMember {
   method: "email_link" | "auth_app" | "sso";
   lastSignInAt: number | null;
   joinedAt: number;
+  /** When the member last changed their email address (the audit log has from and to); null if never. */
+  emailChangedAt: number | null;
 }
 
 export async function listTeamMembers(ctx: Pick<AppContext, "db">, accountId: string): Promise<TeamMember[]> {
@@ -25,6 +27,7 @@ export async function listTeamMembers(ctx: Pick<AppContext, "db">, accountId: st
       "users.name",
       "users.email",
       "users.two_factor_method",
+      "users.email_changed_at",
       "memberships.role",
       "memberships.sign_in_method",
       "memberships.last_sign_in_at",
@@ -42,6 +45,7 @@ export async function listTeamMembers(ctx: Pick<AppContext, "db">, accountId: st
     method: r.sign_in_method === "sso" ? "sso" : r.two_factor_method,
     lastSignInAt: r.last_sign_in_at,
     joinedAt: r.created_at,
+    emailChangedAt: r.email_changed_at,
   }));
 }
 

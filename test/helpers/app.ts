@@ -46,6 +46,8 @@ export interface TestAppOptions {
   redis?: boolean;
   /** A MemoryMailer of the test's own (e.g. a subclass whose send fails). */
   mailer?: MemoryMailer;
+  /** Rewrites the PostgreSQL URL the app uses (e.g. to reach the database through a `TcpProxy` a test can cut). */
+  databaseUrlVia?: (url: string) => string;
   /** Limits that have no environment variable, set for this app (e.g. a tiny overload threshold). */
   limits?: Partial<Limits>;
 }
@@ -62,7 +64,9 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     LATCHKEY_DATA_DIR: database.dataDir,
     LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
     LOG_LEVEL: "silent",
-    ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
+    ...(database.databaseUrl
+      ? { DATABASE_URL: options.databaseUrlVia ? options.databaseUrlVia(database.databaseUrl) : database.databaseUrl }
+      : {}),
     ...(options.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
     ...options.env,
   });
@@ -135,10 +139,13 @@ export async function seedMember(
   return { userId, accountId, email, password };
 }
 
-/** A browser-like cookie jar over `app.inject`. */
+/** A browser-like cookie jar over `app.inject`; `headers` go with every request (e.g. a User-Agent). */
 export class Browser {
   readonly cookies = new Map<string, string>();
-  constructor(private readonly app: FastifyInstance) {}
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
@@ -157,7 +164,7 @@ export class Browser {
     url: string,
     options: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {},
   ): Promise<LightMyRequestResponse> {
-    const headers: Record<string, string> = { ...options.headers };
+    const headers: Record<string, string> = { ...this.headers, ...options.headers };
     if (this.cookies.size) headers["cookie"] = this.cookieHeader();
     let payload: string | undefined;
     if (options.form) {
@@ -195,9 +202,13 @@ export function csrfFrom(body: string): string {
   return match[1];
 }
 
-/** Full email-link sign-in in one browser; returns the browser, signed in. */
-export async function signedInBrowser(t: Pick<TestApp, "app" | "mail">, member: { email: string; password: string }): Promise<Browser> {
-  const browser = new Browser(t.app);
+/** Full email-link sign-in in one browser (sending `headers` with every request); returns the browser, signed in. */
+export async function signedInBrowser(
+  t: Pick<TestApp, "app" | "mail">,
+  member: { email: string; password: string },
+  headers: Record<string, string> = {},
+): Promise<Browser> {
+  const browser = new Browser(t.app, headers);
   const response = await browser.signInWithPassword(member.email, member.password);
   if (response.statusCode !== 303) throw new Error(`password step failed: ${response.statusCode}`);
   const linked = await browser.get(t.mail.lastLink(member.email));

@@ -10,7 +10,8 @@ type JsonObject = Record<string, unknown>;
 
 const tagDescriptions: Record<ApiTag, string> = {
   "Sign-in": "Password, then the second factor (email link, auth-app code or recovery code), or single sign-on.",
-  Session: "The signed-in session: who it is, forward auth for reverse proxies, sign-out.",
+  Session: "The signed-in session: who it is, forward auth for reverse proxies, sign-out, and where else the person is signed in.",
+  Profile: "The signed-in person's own login: their email address and changing it.",
   "Two-factor": "The signed-in person's own two-factor status.",
   Team: "The account in use: members and their 2FA methods, invitations, the two-factor policy, the audit log.",
   Accounts: "The team accounts a person belongs to, and switching between them.",

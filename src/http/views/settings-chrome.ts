@@ -14,7 +14,7 @@ export interface SettingsChrome {
 function settingsNav(c: SettingsChrome, current: string): SafeHtml {
   const link = (href: string, label: string): SafeHtml =>
     html`<a href="${href}" ${current === href ? html`aria-current="page"` : ""}>${label}</a>`;
-  return html`<nav aria-label="Account settings" style="display:flex;gap:1rem;margin-bottom:1rem">${link(pathTo("team"), "Team Members")}${c.isAdmin ? [link(pathTo("security"), "Security"), link(pathTo("audit"), "Audit log")] : ""}</nav>`;
+  return html`<nav aria-label="Account settings" style="display:flex;gap:1rem;margin-bottom:1rem">${link(pathTo("team"), "Team Members")}${link(pathTo("sessions"), "Sessions")}${c.isAdmin ? [link(pathTo("security"), "Security"), link(pathTo("audit"), "Audit log")] : ""}</nav>`;
 }
 
 export function settingsPage(c: SettingsChrome, title: string, current: string, body: SafeHtml, wide = true): SafeHtml {

@@ -19,6 +19,7 @@ export function accountSettingsPage(c: SettingsChrome & { accountName: string })
 <p>Settings of the team account <strong>${c.accountName}</strong>.</p>
 <ul>
 <li><a href="${pathTo("team")}">Team Members</a>: who is on the team and how each signs in. Your own settings are under "Edit your settings".</li>
+<li><a href="${pathTo("sessions")}">Sessions</a>: where you are signed in, and signing out other browsers.</li>
 ${c.isAdmin ? html`<li><a href="${pathTo("security")}">Security</a>: the account's two-factor policy.</li><li><a href="${pathTo("audit")}">Audit log</a>: every security event of the account.</li>` : ""}
 </ul></div>`,
   });
@@ -33,7 +34,8 @@ export function profilePage(
     pathTo("profile"),
     html`<div class="card"><h1>Your settings</h1>
 <p><strong>${c.name}</strong> · ${c.email}</p>
-${c.method === "sso" ? "" : html`<p><a href="${pathTo("password")}">Change password</a></p>`}
+${c.method === "sso" ? "" : html`<p><a href="${pathTo("password")}">Change password</a> · <a href="${pathTo("email")}">Change email address</a></p>`}
+<p><a href="${pathTo("sessions")}">Where you're signed in</a></p>
 <h2 style="font-size:1.15rem;margin-top:1.5rem">Two-factor authentication</h2>
 <p>Method: <strong>${methodLabel[c.method]}</strong>${c.method === "auth_app" ? html` · ${c.recoveryCodesRemaining} recovery codes left` : ""}</p>
 ${c.method === "sso" ? html`<p class="muted">You sign in with your company's SSO provider, which handles two-factor authentication.</p>` : html`<p><a class="button" href="${pathTo("twoFactor")}">Manage</a></p>`}

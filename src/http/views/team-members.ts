@@ -25,7 +25,7 @@ export function teamPage(
     const you = m.userId === c.youId;
     const lastAdmin = m.role === "admin" && adminCount <= 1;
     return html`<tr>
-<td>${m.name}${you ? " (you)" : ""}</td><td>${m.email}</td>
+<td>${m.name}${you ? " (you)" : ""}</td><td>${m.email}${m.emailChangedAt !== null ? html`<br><span class="muted" style="font-size:.85rem">changed ${date(m.emailChangedAt)}</span>` : ""}</td>
 <td>${
       c.isAdmin && !lastAdmin
         ? html`<form method="post" action="${pathTo("teamMemberRole", { userId: m.userId })}" style="display:flex;flex-wrap:wrap;gap:.5rem;align-items:center">${csrf}

@@ -1,0 +1,65 @@
+import { html, type SafeHtml } from "../../html.js";
+import { pathTo } from "../../paths.js";
+import type { PendingEmailChange } from "../../auth/email-change.js";
+import { date } from "./format.js";
+import { alert, csrfField, field, layout } from "./layout.js";
+import { settingsPage, type SettingsChrome } from "./settings-chrome.js";
+
+/** Settings → Change email address: the current address, a pending change, and the form (or why there is none). */
+export function changeEmailPage(
+  c: SettingsChrome & {
+    email: string;
+    pending: PendingEmailChange | null;
+    /** Why this person cannot change their address here (SSO), instead of the form. */
+    refused?: string | undefined;
+    /** The session has no fresh proof: the form asks for the password too. */
+    askPassword: boolean;
+    value?: string;
+    errors?: { email?: string | undefined; password?: string | undefined };
+    notice?: string | undefined;
+    error?: string | undefined;
+  },
+): SafeHtml {
+  const e = c.errors ?? {};
+  const csrf = csrfField(c.signedIn.csrf);
+  const pending = c.pending
+    ? html`<div class="alert ok" role="status">Check the inbox of <strong>${c.pending.newEmail}</strong>: we sent it a confirmation link. Your address changes when it is opened (until ${date(c.pending.expiresAt)}).</div>
+<form method="post" action="${pathTo("emailWithdraw")}">${csrf}<button class="link" type="submit">Withdraw this change</button></form>`
+    : "";
+  const form = c.refused
+    ? html`<p class="alert error" role="note">${c.refused}</p>`
+    : html`<form method="post" action="${pathTo("email")}" novalidate>${csrf}
+${field({ label: "New email address", name: "email", type: "email", autocomplete: "email", value: c.value ?? "", autofocus: true, error: e.email, maxlength: 254, ...(c.pending ? { hint: "Asking for another address replaces the change waiting above." } : {}) })}
+${c.askPassword ? field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", error: e.password, hint: "Your current password, to confirm it is you." }) : ""}
+<button type="submit">Send confirmation link</button>
+</form>
+<p class="muted" style="margin-top:1rem">We email a link to the new address; your address changes only when it is opened. Your current address is told at once and can stop the change. Once it changes, your other browsers are signed out.</p>`;
+  return settingsPage(
+    c,
+    "Change email address",
+    pathTo("profile"),
+    html`<div class="card"><h1>Change email address</h1>
+${alert("ok", c.notice)}${alert("error", c.error)}
+<p>Your email address is <strong>${c.email}</strong>. You sign in with it, and sign-in links and security notices go to it.</p>
+${pending}${form}
+<p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p></div>`,
+    false,
+  );
+}
+
+/** The page an emailed link opens: what the button will do. The change happens on POST (mail scanners fetch links). */
+export function emailLinkPage(o: {
+  productName: string;
+  csrf: string;
+  title: string;
+  text: string;
+  action: string;
+  button: string;
+}): SafeHtml {
+  return layout({
+    title: o.title,
+    productName: o.productName,
+    body: html`<div class="card"><h1>${o.title}</h1><p>${o.text}</p>
+<form method="post" action="${o.action}">${csrfField(o.csrf)}<button type="submit">${o.button}</button></form></div>`,
+  });
+}

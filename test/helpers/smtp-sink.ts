@@ -1,0 +1,57 @@
+import { SMTPServer } from "smtp-server";
+
+export interface ReceivedMail {
+  to: string[];
+  raw: string;
+  receivedAt: number;
+}
+
+/** A real SMTP server on loopback that keeps every message; it can be stopped and started again on the same port. */
+export class SmtpSink {
+  readonly received: ReceivedMail[] = [];
+  private server: SMTPServer | undefined;
+  port = 0;
+
+  async start(port = this.port): Promise<void> {
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ["STARTTLS"],
+      logger: false,
+      onData: (stream, session, callback) => {
+        const chunks: Buffer[] = [];
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        stream.on("end", () => {
+          this.received.push({
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks).toString("utf8"),
+            receivedAt: Date.now(),
+          });
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+    const address = server.server.address();
+    this.port = typeof address === "object" && address ? address.port : port;
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Messages to `address`, oldest first. */
+  to(address: string): ReceivedMail[] {
+    return this.received.filter((m) => m.to.includes(address));
+  }
+
+  /** The sign-in links (…/login/email/TOKEN) in messages to `address`, oldest first (quoted-printable soft breaks undone). */
+  links(address: string, pattern = /https?:\/\/[^\s"<>]+\/login\/[^\s"<>]+/g): string[] {
+    return this.to(address).flatMap((m) => [...m.raw.replace(/=\r?\n/g, "").matchAll(pattern)].map((x) => x[0].replace(/=3D/g, "=")));
+  }
+}
