@@ -3,7 +3,7 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-/** What the domain (auth/, team/, audit/, mail/, db/, oidc/) must never import: the web framework, the HTTP layer, views. */
+/** What the domain (auth/, team/, audit/, mail/, db/, oidc/, observability/) must never import: the web framework, the HTTP layer, views. */
 const domainMayNotImport = [
   {
     group: ["fastify", "fastify/*", "@fastify/*", "fastify-*"],
@@ -11,6 +11,12 @@ const domainMayNotImport = [
   },
   { group: ["**/http/*", "**/http/**"], message: "Dependencies point http → team, auth, audit → db, never back." },
 ];
+
+/** prom-client is known to src/observability/prometheus.ts alone: everything else reports through `ctx.metrics`. */
+const onlyObservabilityImportsPromClient = {
+  group: ["prom-client", "prom-client/*"],
+  message: "Report through ctx.metrics (src/observability/metrics.ts); only src/observability/prometheus.ts knows prom-client.",
+};
 
 export default tseslint.config(
   { ignores: ["dist/", "data/", "node_modules/", "coverage/", "e2e/screenshots/", "test-results.json"] },
@@ -30,7 +36,20 @@ export default tseslint.config(
     rules: { "@typescript-eslint/explicit-module-boundary-types": "error" },
   },
   {
-    files: ["src/auth/**/*.ts", "src/team/**/*.ts", "src/audit/**/*.ts", "src/mail/**/*.ts", "src/db/**/*.ts", "src/oidc/**/*.ts"],
+    files: [
+      "src/auth/**/*.ts",
+      "src/team/**/*.ts",
+      "src/audit/**/*.ts",
+      "src/mail/**/*.ts",
+      "src/db/**/*.ts",
+      "src/oidc/**/*.ts",
+      "src/observability/**/*.ts",
+    ],
+    ignores: ["src/observability/prometheus.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: [...domainMayNotImport, onlyObservabilityImportsPromClient] }] },
+  },
+  {
+    files: ["src/observability/prometheus.ts"],
     rules: { "no-restricted-imports": ["error", { patterns: domainMayNotImport }] },
   },
   {
@@ -58,7 +77,12 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": [
         "error",
-        { patterns: [{ group: ["kysely", "**/db/connect*"], message: "Routes call domain functions; they do not query the database." }] },
+        {
+          patterns: [
+            { group: ["kysely", "**/db/connect*"], message: "Routes call domain functions; they do not query the database." },
+            onlyObservabilityImportsPromClient,
+          ],
+        },
       ],
     },
   },

@@ -15,21 +15,26 @@ interface Job {
 export class BackgroundJobs {
   private readonly jobs: Job[] = [];
   private stopped = false;
+  /** Aborted by `stop()`: a long run (housekeeping's batches) checks it and ends early instead of holding up shutdown. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly onError: JobErrorLog) {}
 
-  /** Runs `fn` every `intervalMs` (first run after one interval). Timers are unref'd: they never keep the process alive. */
-  every(name: string, intervalMs: number, fn: () => Promise<void>): void {
+  /**
+   * Runs `fn` every `intervalMs` (first run after one interval). Timers are unref'd: they never keep the process alive.
+   * `fn` gets a signal that is aborted when the jobs stop.
+   */
+  every(name: string, intervalMs: number, fn: (signal: AbortSignal) => Promise<void>): void {
     const job: Job = { name, timer: setInterval(() => this.run(job, fn), intervalMs), running: undefined };
     job.timer.unref();
     this.jobs.push(job);
   }
 
   /** Runs a job now (unless it is already running or the jobs are stopped); resolves when that run ends. */
-  private run(job: Job, fn: () => Promise<void>): Promise<void> {
+  private run(job: Job, fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
     if (this.stopped) return Promise.resolve();
     if (job.running) return job.running;
-    job.running = fn()
+    job.running = fn(this.stopping.signal)
       .catch((error: unknown) => this.onError(error, job.name))
       .finally(() => {
         job.running = undefined;
@@ -37,9 +42,10 @@ export class BackgroundJobs {
     return job.running;
   }
 
-  /** No new runs; waits for the runs in progress. */
+  /** No new runs; tells the runs in progress to end early, and waits for them. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     for (const job of this.jobs) clearInterval(job.timer);
     await Promise.all(this.jobs.map((job) => job.running));
   }

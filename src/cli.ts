@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { performance } from "node:perf_hooks";
 import { Command, Option } from "commander";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { migrateToLatest } from "./db/connect.js";
@@ -26,6 +28,10 @@ import { BackgroundJobs } from "./background.js";
 import { Notices } from "./notices.js";
 import { exitGracefullyOnSignals } from "./shutdown.js";
 import { listenFailure, StartupError, withoutPassword } from "./startup-checks.js";
+import { metricsUrl, serveMetricsBeside, type MetricsListener } from "./http/metrics-listener.js";
+import { runHousekeeping, totalDeleted, type HousekeepingReport } from "./housekeeping.js";
+import { backupSqlite, BackupError } from "./db/backup.js";
+import { sqliteFileOf } from "./db/connect.js";
 
 /** How often `serve` applies support resets whose waiting period is over. */
 const SUPPORT_SWEEP_INTERVAL_MS = 60_000;
@@ -106,9 +112,21 @@ program
     const devMail = cfg.smtpUrl === undefined && isLoopbackHost(cfg.host);
     const app = await buildApp(runtime.ctx, { outboxDir: devMail ? runtime.outboxDir : undefined, logger: cfg.logLevel !== "silent" });
     notices.attach(app.log);
+    let metrics: MetricsListener | undefined;
+    if (cfg.metricsAddr && runtime.metrics) {
+      try {
+        metrics = await serveMetricsBeside(app, runtime.metrics, cfg.metricsAddr);
+      } catch (error) {
+        await runtime.close();
+        fatal(
+          `cannot listen for metrics on ${metricsUrl(cfg.metricsAddr)}: ${error instanceof Error ? error.message : String(error)} (set LATCHKEY_METRICS_ADDR)`,
+        );
+      }
+    }
     try {
       await app.listen({ port: cfg.port, host: cfg.host });
     } catch (error) {
+      await metrics?.close();
       await runtime.close();
       fatal(listenFailure(cfg.host, cfg.port, error));
     }
@@ -131,6 +149,10 @@ program
         `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
       ],
     });
+    if (metrics) {
+      const url = metricsUrl(metrics.address);
+      notices.tell({ msg: "metrics for Prometheus", fields: { metricsUrl: url }, text: [`Metrics for Prometheus at ${url}.`] });
+    }
     if (cfg.smtpUrl === undefined) {
       const devMailUrl = devMail ? urlTo(cfg.publicUrl, "devMail") : undefined;
       notices.tell({
@@ -158,6 +180,14 @@ program
     jobs.every("OpenID Provider logout sweep", cfg.limits.oidcLogoutSweepSeconds * 1000, async () => {
       await app.oidc.sweep();
     });
+    // Expired rows deleted, on SQLite the WAL checkpointed: by one instance at a time (the lease), about once per
+    // interval across the cluster (a run started elsewhere within half an interval makes this one skip).
+    const housekeepingMs = cfg.limits.housekeepingIntervalSeconds * 1000;
+    jobs.every("housekeeping", housekeepingMs, async (signal) => {
+      const report = await runHousekeeping(runtime.ctx, { minGapMs: housekeepingMs / 2, signal });
+      // A run that found nothing is routine: a debug line, so the log shows only runs that did something.
+      if (report.ran) app.log[totalDeleted(report) > 0 || report.stopped ? "info" : "debug"](housekeepingLogFields(report), "housekeeping");
+    });
   });
 
 program
@@ -176,6 +206,101 @@ program
       },
       false,
     );
+  });
+
+/** A run's outcome as log fields: rows deleted per table (only tables with deletions), the checkpoint, an early stop. */
+function housekeepingLogFields(report: HousekeepingReport & { ran: true }): Record<string, unknown> {
+  const deleted = Object.fromEntries(report.tables.filter((t) => t.deleted > 0).map((t) => [t.table, t.deleted]));
+  return { deleted, total: totalDeleted(report), checkpoint: report.checkpoint, ...(report.stopped ? { stopped: report.stopped } : {}) };
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} bytes`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+program
+  .command("housekeeping")
+  .description(
+    "Delete expired rows now (sessions, sign-ins in progress, links, counters, invitations, SSO and OpenID Provider state; audit events only past LATCHKEY_AUDIT_RETENTION_DAYS) and, on SQLite, checkpoint the WAL. `serve` does this every 10 minutes.",
+  )
+  .action(async () => {
+    await withRuntime(config(), async ({ ctx }) => {
+      const started = performance.now();
+      const width = 24;
+      let headed = false;
+      const report = await runHousekeeping(ctx, {
+        // Each table's line as it finishes; a table that takes several batches shows its count on the way.
+        onProgress: ({ table, deleted, kept, done }) => {
+          if (!headed) process.stdout.write("Deleting expired rows:\n");
+          headed = true;
+          if (done) process.stdout.write(`  ${table.padEnd(width)}${kept ?? `${deleted} deleted`}\n`);
+          else process.stderr.write(`  ${table}: ${deleted} deleted so far…\n`);
+        },
+      });
+      if (!report.ran) {
+        const lease = report.lease;
+        fatal(
+          lease
+            ? `another housekeeping run holds the lease (${lease.holder}, until ${iso(lease.expiresAt)}); nothing was done. Try again when it has finished.`
+            : "could not take the housekeeping lease; nothing was done",
+        );
+      }
+      const checkpoint = report.checkpoint;
+      if (checkpoint)
+        process.stdout.write(
+          `  ${"WAL checkpoint".padEnd(width)}${
+            checkpoint.busy
+              ? `${checkpoint.checkpointedFrames} of ${checkpoint.walFrames} frames written back; another connection was busy, the next run goes on`
+              : "done, WAL truncated"
+          }\n`,
+        );
+      if (report.stopped) fatal(`housekeeping stopped early (${report.stopped === "lease_lost" ? "its lease was lost" : "asked to stop"})`);
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      process.stdout.write(`Deleted ${totalDeleted(report)} expired row(s) in ${seconds} s.\n`);
+    });
+  });
+
+program
+  .command("backup")
+  .description(
+    "Copy the SQLite database to a file while the server keeps running: a consistent snapshot, readable by its owner only (0600). With PostgreSQL, use pg_dump instead.",
+  )
+  .addOption(new Option("--to <file>", "the file to write").makeOptionMandatory())
+  .option("--force", "replace the file if it exists")
+  .action(async (options: { to: string; force?: boolean }) => {
+    const cfg = config();
+    if (cfg.databaseUrl !== undefined) {
+      fatal(
+        '`latchkey backup` copies the SQLite database; this installation uses PostgreSQL (DATABASE_URL). Back it up with PostgreSQL\'s own tools, e.g. `pg_dump --format=custom --file=latchkey.dump "$DATABASE_URL"`, and restore with `pg_restore` (see docs/deployment.md).',
+      );
+    }
+    const source = sqliteFileOf(cfg.dataDir);
+    const target = resolve(options.to);
+    try {
+      const result = await backupSqlite({
+        source,
+        target,
+        force: Boolean(options.force),
+        onProgress: ({ totalPages, copiedPages }) => {
+          if (copiedPages > 0 && copiedPages < totalPages)
+            process.stderr.write(`  copied ${copiedPages} of ${totalPages} pages (${Math.floor((copiedPages / totalPages) * 100)}%)…\n`);
+        },
+      });
+      process.stdout.write(
+        `Backed up ${source} to ${result.file}: ${formatBytes(result.bytes)} (${result.pages} pages), a consistent snapshot, mode 0600.\n`,
+      );
+    } catch (error) {
+      if (error instanceof BackupError) fatal(`backup failed: ${error.message}`);
+      throw error;
+    }
   });
 
 const account = program.command("account").description("Manage team accounts.");

@@ -45,7 +45,10 @@ export interface Limits {
   totpStepSeconds: number;
   /** Steps accepted either side of the current one, for clock drift (RFC 6238 §5.2 recommends at most one). */
   totpDriftSteps: number;
-  /** Wrong codes (app or recovery) on one sign-in before it ends and the password is needed again. */
+  /**
+   * Wrong codes (app or recovery) on one sign-in before it ends and the password is needed again; likewise on one
+   * password reset link before the link stops working.
+   */
   codeFailuresPerChallenge: number;
   /** Consecutive wrong codes for one user, across sign-ins and instances, before code entry is locked. */
   codeFailuresPerUser: number;
@@ -71,6 +74,17 @@ export interface Limits {
   supportRequestsPerEmailPerDay: number;
   /** Support requests from one IP address within an hour. */
   supportRequestsPerIpPerHour: number;
+  /**
+   * A password reset link is valid this long (`LATCHKEY_PASSWORD_RESET_TTL_SECONDS`). Long enough to reach the inbox
+   * and read the email, short enough that a link left in a mailbox is soon worth nothing (OWASP: short-lived).
+   */
+  passwordResetTtlSeconds: number;
+  /** "Forgot your password?" requests per address within the window (each may send an email, so this limits mail too). */
+  passwordResetRequestsPerEmail: number;
+  /** "Forgot your password?" requests from one IP address within the window, so nobody can make Latchkey mail many inboxes. */
+  passwordResetRequestsPerIp: number;
+  /** The window of both password reset request counters. */
+  passwordResetRequestWindowSeconds: number;
   /**
    * The confirmation link of an email change (sent to the new address) is valid this long; the old address is told at
    * once and can cancel it meanwhile.
@@ -137,6 +151,14 @@ export interface Limits {
   /** OpenID Provider: most redirect URIs (and, separately, post-logout redirect URIs) one client may register. */
   oidcMaxRedirectUris: number;
   /**
+   * `/readyz`: each check (the database, Redis) that has not answered within this counts as unreachable, so a probe
+   * answers in bounded time when a service hangs. Below the usual probe timeouts (Kubernetes' default is 1 s, most set
+   * 2–5 s), above any healthy round trip.
+   */
+  readinessCheckTimeoutMs: number;
+  /** A metrics scrape waits this long for a value read at scrape time (active sessions, one count query), then reports NaN. */
+  metricsGaugeTimeoutMs: number;
+  /**
    * Load shedding: while the event loop lags behind by more than this on average over a sample interval, every request
    * is answered 503 at once instead of being queued. Far above the lag of a busy but healthy server (a few ms at 50
    * concurrent session checks on 2 cores): by then queued requests wait longer than any client should. A full second
@@ -165,6 +187,34 @@ export interface Limits {
   redisCommandTimeoutMs: number;
   /** `Retry-After` when PostgreSQL or Redis cannot be reached: about the time a restart or failover takes. */
   dependencyRetryAfterSeconds: number;
+  /**
+   * Housekeeping (src/housekeeping.ts): each instance of `latchkey serve` tries this often to delete expired rows; of
+   * instances trying at once one runs (the lease), and a run started anywhere within half this interval makes the
+   * others skip, so a cluster runs it about once per interval. Expired rows are already refused everywhere they are
+   * read: this only keeps the tables (and the session check's indexes) small, so minutes of delay cost nothing.
+   */
+  housekeepingIntervalSeconds: number;
+  /**
+   * Housekeeping deletes at most this many rows of one table per statement, so no statement holds a table (or, on
+   * SQLite, the one writer lock) for long: requests of other sessions get in between batches.
+   */
+  housekeepingBatchSize: number;
+  /**
+   * The housekeeping lease lasts this long and is renewed after every batch; a holder that died (SIGKILL, a lost
+   * machine) is taken over this long after its last batch. Far longer than one batch takes.
+   */
+  housekeepingLeaseSeconds: number;
+  /**
+   * Links, sign-ins in progress and the like are deleted this long after they expired, not at once: until then
+   * someone who opens an old link still reads "this link has expired" instead of "this link is not valid", and
+   * instances whose clocks differ by seconds never disagree about a row.
+   */
+  housekeepingGraceSeconds: number;
+  /**
+   * An invitation is deleted this long after it expired: until then the Team Members page (and the operator API) lists
+   * it as expired, with Resend.
+   */
+  housekeepingInvitationKeepSeconds: number;
   /**
    * Graceful shutdown (`LATCHKEY_SHUTDOWN_SECONDS`): after SIGTERM or SIGINT the process has exited within this long,
    * whatever its clients do. Requests in flight may finish until `shutdownCloseReserveMs` before it; then their
@@ -208,6 +258,10 @@ export const defaultLimits: Limits = {
   supportConfirmTtlSeconds: 24 * 60 * 60,
   supportRequestsPerEmailPerDay: 3,
   supportRequestsPerIpPerHour: 10,
+  passwordResetTtlSeconds: 30 * 60,
+  passwordResetRequestsPerEmail: 3,
+  passwordResetRequestsPerIp: 20,
+  passwordResetRequestWindowSeconds: 60 * 60,
   emailChangeTtlSeconds: 24 * 60 * 60,
   emailChangeRequestsPerUserPerDay: 5,
   passwordMinLength: 8,
@@ -233,6 +287,8 @@ export const defaultLimits: Limits = {
   oidcLogoutSweepSeconds: 5,
   oidcBackchannelTimeoutSeconds: 5,
   oidcMaxRedirectUris: 20,
+  readinessCheckTimeoutMs: 800,
+  metricsGaugeTimeoutMs: 2000,
   overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
@@ -240,6 +296,11 @@ export const defaultLimits: Limits = {
   databaseQueryTimeoutMs: 8_000,
   redisCommandTimeoutMs: 1_000,
   dependencyRetryAfterSeconds: 5,
+  housekeepingIntervalSeconds: 10 * 60,
+  housekeepingBatchSize: 500,
+  housekeepingLeaseSeconds: 2 * 60,
+  housekeepingGraceSeconds: 24 * 60 * 60,
+  housekeepingInvitationKeepSeconds: 30 * 24 * 60 * 60,
   shutdownSeconds: 10,
   shutdownCloseReserveMs: 500,
   startupCheckTimeoutSeconds: 10,
@@ -282,7 +343,23 @@ export interface Config {
    * `URL.origin` serializes it (lower-case, default port left out). See src/return-to.ts.
    */
   returnOrigins: string[];
+  /**
+   * `LATCHKEY_METRICS_ADDR`: where the separate metrics listener serves `/metrics` (Prometheus text format), or
+   * `undefined`: no metrics at all (the default). Never on the main port, so a reverse proxy cannot expose it by accident.
+   */
+  metricsAddr: ListenAddress | undefined;
+  /**
+   * Audit events older than this many days are deleted by housekeeping (`LATCHKEY_AUDIT_RETENTION_DAYS`); `undefined`
+   * (the default): kept forever.
+   */
+  auditRetentionDays: number | undefined;
   limits: Limits;
+}
+
+/** A host and port to listen on; `host` is an IPv6 address without brackets, an IPv4 address or a host name. */
+export interface ListenAddress {
+  host: string;
+  port: number;
 }
 
 /** A configuration value that cannot be used. The message names the variable and what it expects. */
@@ -387,6 +464,55 @@ function cookieDomain(env: Env, publicUrl: URL): string | undefined {
   return domain;
 }
 
+const METRICS_ADDR = "LATCHKEY_METRICS_ADDR";
+
+/** Hosts that listen on every interface: a port there collides with the same port on any address. */
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", ""]);
+
+/**
+ * `LATCHKEY_METRICS_ADDR`: `host:port` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`), a port of 1–65535 that is
+ * not the main listener's. Unset or empty: no metrics listener.
+ */
+function metricsAddr(env: Env, main: ListenAddress): ListenAddress | undefined {
+  const raw = read(env, METRICS_ADDR);
+  if (raw === undefined) return undefined;
+  const expected = `expected host:port such as 127.0.0.1:9464 or [::1]:9464 (port 1–65535), got "${raw}"`;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(raw);
+  if (!match) throw new ConfigError(METRICS_ADDR, expected);
+  const host = match[1] ?? match[2] ?? "";
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535 || host.startsWith("-") || host.startsWith(".")) throw new ConfigError(METRICS_ADDR, expected);
+  const sameHost = host === main.host || WILDCARD_HOSTS.has(host) || WILDCARD_HOSTS.has(main.host);
+  if (port === main.port && sameHost) {
+    throw new ConfigError(
+      METRICS_ADDR,
+      `must not be the main listener's port (${main.host}:${main.port}): metrics are served on a listener of their own, got "${raw}"`,
+    );
+  }
+  return { host, port };
+}
+
+/** The longest audit retention accepted: a hundred years is "forever" in all but name (and keeps the arithmetic exact). */
+const MAX_AUDIT_RETENTION_DAYS = 36_500;
+
+/**
+ * `LATCHKEY_AUDIT_RETENTION_DAYS`: unset keeps audit events forever (the default); otherwise whole days, at least one.
+ * Zero is refused rather than read as "forever" or "nothing": it would delete the log as it is written.
+ */
+function auditRetention(env: Env): number | undefined {
+  const name = "LATCHKEY_AUDIT_RETENTION_DAYS";
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  const days = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(days >= 1 && days <= MAX_AUDIT_RETENTION_DAYS)) {
+    throw new ConfigError(
+      name,
+      `expected a whole number of days from 1 to ${MAX_AUDIT_RETENTION_DAYS} (unset keeps events forever), got "${raw}"`,
+    );
+  }
+  return days;
+}
+
 const SECRET_KEY_BYTES = 32;
 const SECRET_KEY_FILE = "secret.key";
 
@@ -473,6 +599,8 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   const allowedReturnOrigins = returnOrigins(env);
+  const metrics = metricsAddr(env, { host, port });
+  const auditRetentionDays = auditRetention(env);
   const limits: Limits = {
     ...defaultLimits,
     sessionIdleTimeoutSeconds: integer(env, "LATCHKEY_SESSION_IDLE_SECONDS", defaultLimits.sessionIdleTimeoutSeconds, 60, 30 * 24 * 3600),
@@ -483,8 +611,9 @@ export function loadConfig(env: Env = process.env): Config {
       60,
       90 * 24 * 3600,
     ),
+    passwordResetTtlSeconds: integer(env, "LATCHKEY_PASSWORD_RESET_TTL_SECONDS", defaultLimits.passwordResetTtlSeconds, 5 * 60, 24 * 3600),
+    shutdownSeconds: integer(env, "LATCHKEY_SHUTDOWN_SECONDS", defaultLimits.shutdownSeconds, 1, 600),
   };
-  limits.shutdownSeconds = integer(env, "LATCHKEY_SHUTDOWN_SECONDS", defaultLimits.shutdownSeconds, 1, 600);
   if (limits.sessionIdleTimeoutSeconds > limits.sessionAbsoluteTimeoutSeconds) {
     throw new ConfigError("LATCHKEY_SESSION_IDLE_SECONDS", "must not be longer than LATCHKEY_SESSION_ABSOLUTE_SECONDS");
   }
@@ -511,6 +640,8 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     trustProxy,
     returnOrigins: allowedReturnOrigins,
+    metricsAddr: metrics,
+    auditRetentionDays,
     limits,
   };
 }

@@ -66,6 +66,7 @@ export const errorCodes = [
   "service_unavailable",
   "database_unavailable",
   "throttle_unavailable",
+  "not_ready",
   "internal_error",
 ] as const;
 

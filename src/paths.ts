@@ -11,6 +11,7 @@
 export const routes = {
   home: "/",
   healthz: "/healthz",
+  readyz: "/readyz",
 
   login: "/login",
   loginEmail: "/login/email",
@@ -20,6 +21,8 @@ export const routes = {
   loginRecovery: "/login/recovery",
   loginSso: "/login/sso",
   loginContinue: "/login/continue",
+  forgotPassword: "/login/forgot",
+  passwordReset: "/login/reset/:token",
   ssoCallback: "/sso/callback",
   logout: "/logout",
 
@@ -74,6 +77,8 @@ export const routes = {
   apiLoginCode: "/api/v1/login/code",
   apiLoginRecoveryCode: "/api/v1/login/recovery-code",
   apiLoginSso: "/api/v1/login/sso",
+  apiPasswordReset: "/api/v1/password-reset",
+  apiPasswordResetConfirm: "/api/v1/password-reset/confirm",
   apiSession: "/api/v1/session",
   apiSessionAccount: "/api/v1/session/account",
   apiLogout: "/api/v1/logout",
@@ -115,6 +120,12 @@ export const routes = {
 } as const;
 
 export type RouteName = keyof typeof routes;
+
+/**
+ * The one path of the separate metrics listener (`LATCHKEY_METRICS_ADDR`, src/http/metrics-listener.ts). Not in
+ * `routes`: the main app never serves it, and a reverse proxy must never be told to route it.
+ */
+export const metricsPath = "/metrics";
 
 /** The `:name` parameters of a path pattern, as a union of names. */
 type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`

@@ -7,11 +7,17 @@ import { DatabaseAttemptStore, RedisAttemptStore } from "./auth/attempts.js";
 import { createMailer } from "./mail/transport.js";
 import type { MailMessage, Mailer } from "./mail/mailer.js";
 import { checkDatabase, connectRedis, databaseLabel, reasonOf, StartupError } from "./startup-checks.js";
+import { noMetrics } from "./observability/metrics.js";
+import type { PrometheusMetrics } from "./observability/prometheus.js";
+import type { DependencyCheck } from "./observability/readiness.js";
+import { countActiveSessions } from "./auth/sessions.js";
 
 export interface Runtime {
   ctx: AppContext;
   store: Store;
   outboxDir: string;
+  /** The metrics registry the metrics listener serves, when `LATCHKEY_METRICS_ADDR` is set. */
+  metrics: PrometheusMetrics | undefined;
   close(): Promise<void>;
 }
 
@@ -103,6 +109,12 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       outboxDir,
       ...(options.onOutboxMessage ? { onOutboxMessage: options.onOutboxMessage } : {}),
     });
+  const dependencies: DependencyCheck[] = [];
+  if (redis) dependencies.push({ name: "redis", ping: async () => void (await redis.ping()) });
+  // prom-client is loaded only when metrics are on (memory, issue 10).
+  const metrics = config.metricsAddr
+    ? new (await import("./observability/prometheus.js")).PrometheusMetrics(config.limits.metricsGaugeTimeoutMs)
+    : undefined;
   const ctx: AppContext = {
     db: store.db,
     dialect: store.dialect,
@@ -112,11 +124,27 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     attempts: redis
       ? new RedisAttemptStore(redis, options.attemptKeyPrefix, config.limits.dependencyRetryAfterSeconds)
       : new DatabaseAttemptStore(store.db, clock),
+    metrics: metrics ?? noMetrics,
+    dependencies,
   };
+  if (metrics) {
+    metrics.gaugeOnScrape(
+      "sessions_active",
+      "Sessions that would be accepted now, across every instance (one count query per scrape).",
+      () => countActiveSessions(ctx),
+    );
+    const poolStats = store.poolStats;
+    if (poolStats) {
+      metrics.gaugeOnScrape("db_pool_connections", "PostgreSQL connections open in this instance's pool.", () => poolStats().total);
+      metrics.gaugeOnScrape("db_pool_idle_connections", "PostgreSQL connections of the pool that are idle.", () => poolStats().idle);
+      metrics.gaugeOnScrape("db_pool_waiting_queries", "Queries waiting for a free PostgreSQL connection.", () => poolStats().waiting);
+    }
+  }
   return {
     ctx,
     store,
     outboxDir,
+    metrics,
     async close() {
       await mailer.close();
       if (redis) redis.disconnect();

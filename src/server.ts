@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type HTTPMethods } 
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import type { AppContext } from "./context.js";
+import type { Metrics } from "./observability/metrics.js";
 import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
 import { loadSession } from "./http/session-guard.js";
@@ -25,10 +26,10 @@ import { securityRoutes } from "./http/routes/security.js";
 import { auditRoutes } from "./http/routes/audit.js";
 import { accountRoutes } from "./http/routes/accounts.js";
 import { supportRoutes } from "./http/routes/support.js";
+import { passwordResetRoutes } from "./http/routes/password-reset.js";
 import { operatorRoutes } from "./http/routes/operator.js";
 import { oidcRoutes } from "./http/routes/oidc.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
-import { routes } from "./paths.js";
 import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
@@ -37,6 +38,8 @@ import { RequestLog } from "./http/hot-path.js";
 import { registerLoadShedding } from "./http/load-shedding.js";
 import { registerRequestId, requestIdOf } from "./http/request-id.js";
 import { registerDrain } from "./http/drain.js";
+import { registerRequestMetrics } from "./http/request-metrics.js";
+import { healthRoutes } from "./http/routes/health.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -116,6 +119,9 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   // Right after the headers, so a refused answer (shutting down, overloaded) carries them and nothing else runs for it.
   registerDrain(app);
   registerLoadShedding(app, ctx.config.limits);
+  // Before any route is added: each route gets its duration recorder as it is registered. (Nothing when metrics are off.)
+  registerRequestMetrics(app, ctx.metrics);
+  app.decorate("latchkeyMetrics", ctx.metrics);
 
   // Every route's "METHOD /path", for the OpenAPI completeness test and for operators (`app.latchkeyRoutes`).
   const registered: string[] = [];
@@ -156,6 +162,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   if (ctx.config.publicUrl.hostname === "localhost") {
     app.addHook("onRequest", async (request, reply) => {
       const host = request.headers.host ?? "";
+      // Probes are asked by address (a load balancer, an orchestrator) and must get their answer, not a redirect.
+      if (request.routeOptions.config.probe) return undefined;
       if ((request.method === "GET" || request.method === "HEAD") && /^(127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host)) {
         // Only the path and query are taken from the request: resolved as a URL, a path like "//evil.example/" would
         // name another host (an open redirect).
@@ -197,6 +205,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   auditRoutes(app, ctx);
   accountRoutes(app, ctx);
   supportRoutes(app, ctx);
+  passwordResetRoutes(app, ctx);
   assetRoutes(app);
   invitationRoutes(app, ctx);
   apiRoutes(app, ctx);
@@ -205,7 +214,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   // The OpenID Provider: its endpoints are handed over in an onRequest hook (after the canonical-host redirect above).
   oidcRoutes(app, ctx);
   if (options.outboxDir !== undefined) devMailRoutes(app, ctx, options.outboxDir);
-  app.get(routes.healthz, async (_request, reply) => reply.send({ ok: true }));
+  healthRoutes(app, ctx);
   return app;
 }
 
@@ -217,5 +226,7 @@ declare module "fastify" {
     /** `Retry-After` when the database or Redis cannot be reached. */
     latchkeyDependencyRetryAfterSeconds: number;
     afterResponse: AfterResponse;
+    /** `ctx.metrics`, for answers counted far from the routes (throttle refusals in http/errors.ts). */
+    latchkeyMetrics: Metrics;
   }
 }

@@ -63,6 +63,14 @@ describe("configuration from the environment", () => {
     ["LATCHKEY_RETURN_ORIGINS", "https://app.example.com,ftp://files.example.com"],
     ["LATCHKEY_RETURN_ORIGINS", "https://*.example.com"],
     ["LATCHKEY_RETURN_ORIGINS", "https://someone@app.example.com"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "0"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "-30"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "30.5"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "forever"],
+    ["LATCHKEY_AUDIT_RETENTION_DAYS", "36501"],
+    ["LATCHKEY_PASSWORD_RESET_TTL_SECONDS", "299"],
+    ["LATCHKEY_PASSWORD_RESET_TTL_SECONDS", "86401"],
+    ["LATCHKEY_PASSWORD_RESET_TTL_SECONDS", "30m"],
   ])("%s=%s is refused with a ConfigError that names the variable", (variable, value) => {
     const error = configErrorOf(env({ [variable]: value }));
     expect(error.variable).toBe(variable);
@@ -107,6 +115,15 @@ describe("configuration from the environment", () => {
     expect(config.mailFrom).toBe("Latchkey <no-reply@localhost>");
   });
 
+  it("LATCHKEY_PASSWORD_RESET_TTL_SECONDS: 30 minutes by default, 5 minutes to 24 hours when set", () => {
+    expect(loadConfig(env()).limits.passwordResetTtlSeconds).toBe(30 * 60);
+    expect(loadConfig(env({ LATCHKEY_PASSWORD_RESET_TTL_SECONDS: "300" })).limits.passwordResetTtlSeconds).toBe(300);
+    expect(loadConfig(env({ LATCHKEY_PASSWORD_RESET_TTL_SECONDS: "86400" })).limits.passwordResetTtlSeconds).toBe(86400);
+    expect(configErrorOf(env({ LATCHKEY_PASSWORD_RESET_TTL_SECONDS: "60" })).message).toMatch(
+      /LATCHKEY_PASSWORD_RESET_TTL_SECONDS: expected a whole number from 300 to 86400/,
+    );
+  });
+
   it("the default public URL follows PORT", () => {
     expect(loadConfig(env({ PORT: "4123" })).publicUrl.origin).toBe("http://localhost:4123");
   });
@@ -145,6 +162,17 @@ describe("configuration from the environment", () => {
   it("a bad LATCHKEY_RETURN_ORIGINS entry says what an origin looks like", () => {
     expect(configErrorOf(env({ LATCHKEY_RETURN_ORIGINS: "https://app.example.com/x" })).message).toMatch(
       /^LATCHKEY_RETURN_ORIGINS: expected comma-separated origins such as https:\/\/app\.example\.com/,
+    );
+  });
+
+  it("LATCHKEY_AUDIT_RETENTION_DAYS: unset keeps audit events forever; whole days from 1 to 36500", () => {
+    expect(loadConfig(env()).auditRetentionDays).toBeUndefined();
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "" })).auditRetentionDays).toBeUndefined();
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "1" })).auditRetentionDays).toBe(1);
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "400" })).auditRetentionDays).toBe(400);
+    expect(loadConfig(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "36500" })).auditRetentionDays).toBe(36500);
+    expect(configErrorOf(env({ LATCHKEY_AUDIT_RETENTION_DAYS: "0" })).message).toBe(
+      'LATCHKEY_AUDIT_RETENTION_DAYS: expected a whole number of days from 1 to 36500 (unset keeps events forever), got "0"',
     );
   });
 
@@ -199,5 +227,60 @@ describe("configuration from the environment", () => {
       expect(error.message).toMatch(/LATCHKEY_SECRET_KEY: required with PostgreSQL/);
       expect(existsSync(join(dataDir, "secret.key"))).toBe(false);
     });
+  });
+});
+
+describe("LATCHKEY_METRICS_ADDR", () => {
+  it("is off by default (no metrics listener)", () => {
+    expect(loadConfig(env()).metricsAddr).toBeUndefined();
+    expect(loadConfig(env({ LATCHKEY_METRICS_ADDR: " " })).metricsAddr).toBeUndefined();
+  });
+
+  it.each([
+    ["127.0.0.1:9464", { host: "127.0.0.1", port: 9464 }],
+    ["0.0.0.0:9464", { host: "0.0.0.0", port: 9464 }],
+    ["[::1]:9464", { host: "::1", port: 9464 }],
+    ["metrics.internal:1", { host: "metrics.internal", port: 1 }],
+    ["127.0.0.1:65535", { host: "127.0.0.1", port: 65535 }],
+    // The main port on another address is a listener of its own.
+    ["127.0.0.2:3000", { host: "127.0.0.2", port: 3000 }],
+  ])("%s is host and port", (value, expected) => {
+    expect(loadConfig(env({ LATCHKEY_METRICS_ADDR: value })).metricsAddr).toEqual(expected);
+  });
+
+  it.each([
+    "9464",
+    "127.0.0.1",
+    "127.0.0.1:",
+    ":9464",
+    "127.0.0.1:0",
+    "127.0.0.1:65536",
+    "127.0.0.1:123456",
+    "127.0.0.1:-1",
+    "127.0.0.1:94x4",
+    "::1:9464",
+    "[::1]",
+    "http://127.0.0.1:9464",
+    "127.0.0.1:9464/metrics",
+    "-host:9464",
+  ])("%s is refused with one line naming the variable and what it expects", (value) => {
+    const error = configErrorOf(env({ LATCHKEY_METRICS_ADDR: value }));
+    expect(error.variable).toBe("LATCHKEY_METRICS_ADDR");
+    expect(error.message).toBe(
+      `LATCHKEY_METRICS_ADDR: expected host:port such as 127.0.0.1:9464 or [::1]:9464 (port 1–65535), got "${value}"`,
+    );
+  });
+
+  it.each([
+    ["127.0.0.1:3000", {}],
+    ["0.0.0.0:3000", {}],
+    ["127.0.0.1:8080", { PORT: "8080" }],
+    ["10.0.0.5:3000", { HOST: "0.0.0.0" }],
+  ])("%s is refused when it is the main listener's port (%o)", (value, extra) => {
+    const error = configErrorOf(env({ LATCHKEY_METRICS_ADDR: value, ...extra }));
+    expect(error.variable).toBe("LATCHKEY_METRICS_ADDR");
+    expect(error.message).toMatch(
+      /^LATCHKEY_METRICS_ADDR: must not be the main listener's port \(.+\): metrics are served on a listener of their own/,
+    );
   });
 });

@@ -19,6 +19,16 @@ describe("the layering lint rule", () => {
     expect(messages[0]).toContain("Domain code has no HTTP in it");
   });
 
+  it("refuses prom-client anywhere but src/observability/prometheus.ts: the rest reports through ctx.metrics", async () => {
+    const code = 'import { Counter } from "prom-client";\nexport const x = Counter;\n';
+    for (const file of ["src/auth/example.ts", "src/http/example.ts", "src/observability/example.ts"]) {
+      const messages = await restricted(file, code);
+      expect(messages, file).toHaveLength(1);
+      expect(messages[0]).toContain("Report through ctx.metrics");
+    }
+    expect(await restricted("src/observability/prometheus.ts", code)).toEqual([]);
+  });
+
   it("refuses a view that queries the database or calls the domain", async () => {
     const messages = await restricted(
       "src/http/views/example.ts",

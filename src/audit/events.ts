@@ -31,6 +31,9 @@ export type AuditEventType =
   | "email.change_cancelled"
   | "email.changed"
   | "password.changed"
+  | "password.reset_requested"
+  | "password.reset_code_failed"
+  | "password.reset"
   | "sign_in.code_failed"
   | "sign_in.code_entry_locked"
   | "sign_in.recovery_code_used"
@@ -96,4 +99,14 @@ export async function recordEvent(ctx: Db, input: AuditInput): Promise<void> {
       created_at: ctx.clock.now(),
     })
     .execute();
+}
+
+/**
+ * Records an event about a person in the log of each account they are a member of (each admin sees it), or once
+ * without an account when they belong to none. For events about the login itself, which every account shares.
+ */
+export async function recordEventForEveryAccount(ctx: Db, input: Omit<AuditInput, "accountId"> & { userId: string }): Promise<void> {
+  const rows = await ctx.db.selectFrom("memberships").select("account_id").where("user_id", "=", input.userId).execute();
+  const accounts = rows.length ? rows.map((r) => r.account_id) : [null];
+  for (const accountId of accounts) await recordEvent(ctx, { ...input, accountId });
 }

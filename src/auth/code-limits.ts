@@ -43,6 +43,7 @@ export async function afterWrongCode(ctx: AppContext, userId: string, attemptNum
   await ctx.attempts.reset(lockKey(userId));
   await ctx.attempts.hit(lockKey(userId), lockSeconds);
   await ctx.attempts.reset(failKey(userId));
+  ctx.metrics.secondFactorLock();
   await recordEvent(ctx, {
     type: "sign_in.code_entry_locked",
     userId,

@@ -3,7 +3,7 @@ import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { Database, EmailChangeTable } from "../db/schema.js";
 import { isUniqueViolation } from "../db/unique-violation.js";
 import { fail, LatchkeyError, ok, type Result } from "../errors.js";
-import { recordEvent, type AuditInput } from "../audit/events.js";
+import { recordEventForEveryAccount } from "../audit/events.js";
 import { emailChangeConfirmMessage, emailChangeRequestedMessage, emailChangedMessage } from "../mail/messages.js";
 import type { MailMessage } from "../mail/mailer.js";
 import { queueMail } from "../mail/queue.js";
@@ -35,18 +35,6 @@ async function usesSingleSignOn(db: Kysely<Database>, userId: string): Promise<b
     .where("sign_in_method", "=", "sso")
     .executeTakeFirst();
   return row !== undefined;
-}
-
-/** Records the event in each of the user's accounts (their admins see it), or once without an account. */
-async function auditInEachAccount(
-  ctx: Pick<AppContext, "db" | "clock">,
-  userId: string,
-  event: Omit<AuditInput, "accountId">,
-): Promise<void> {
-  const accounts = await ctx.db.selectFrom("memberships").select("account_id").where("user_id", "=", userId).execute();
-  for (const accountId of accounts.length > 0 ? accounts.map((a) => a.account_id) : [null]) {
-    await recordEvent(ctx, { ...event, userId, accountId });
-  }
 }
 
 /** Hands a message over, as part of the change; a mail that cannot be taken undoes the change (503, nothing changed). */
@@ -171,7 +159,8 @@ export async function requestEmailChange(
         user_agent: input.info.userAgent?.slice(0, 512) ?? null,
       })
       .execute();
-    await auditInEachAccount(inTx, me.user.id, {
+    await recordEventForEveryAccount(inTx, {
+      userId: me.user.id,
       type: "email.change_requested",
       info: input.info,
       detail: { from: oldEmail, to: newEmail },
@@ -227,7 +216,12 @@ export async function withdrawEmailChange(ctx: Pick<AppContext, "db" | "clock">,
       .executeTakeFirst();
     if (Number(done.numUpdatedRows) !== 1) continue;
     withdrawn = true;
-    await auditInEachAccount(ctx, me.user.id, { type: "email.change_cancelled", info, detail: { to: row.new_email, by: "owner" } });
+    await recordEventForEveryAccount(ctx, {
+      userId: me.user.id,
+      type: "email.change_cancelled",
+      info,
+      detail: { to: row.new_email, by: "owner" },
+    });
   }
   return withdrawn;
 }
@@ -350,6 +344,14 @@ export async function confirmEmailChange(
         .where("user_id", "=", change.user_id)
         .where("consumed_at", "is", null)
         .execute();
+      // A password reset link went to the old address: it must not set the password of a login that left that inbox.
+      await tx
+        .updateTable("password_resets")
+        .set({ voided_at: now })
+        .where("user_id", "=", change.user_id)
+        .where("used_at", "is", null)
+        .where("voided_at", "is", null)
+        .execute();
       // A support request was verified through the old inbox, and its emails would go there (docs/decisions.md).
       const support = await tx
         .selectFrom("support_requests")
@@ -365,13 +367,15 @@ export async function confirmEmailChange(
           .where("status", "in", ["unconfirmed", "pending", "approved"])
           .executeTakeFirst();
         if (Number(cancelled.numUpdatedRows) === 1)
-          await auditInEachAccount(inTx, change.user_id, {
+          await recordEventForEveryAccount(inTx, {
+            userId: change.user_id,
             type: "support.cancelled",
             info: input.info,
             detail: { requestId: request.id, reason: "email_changed" },
           });
       }
-      await auditInEachAccount(inTx, change.user_id, {
+      await recordEventForEveryAccount(inTx, {
+        userId: change.user_id,
         type: "email.changed",
         info: input.info,
         detail: { from: change.old_email, to: change.new_email, sessionsEnded },
@@ -436,7 +440,8 @@ export async function cancelEmailChange(
       .where("user_id", "=", change.user_id)
       .where("consumed_at", "is", null)
       .execute();
-    await auditInEachAccount(withTx(ctx, tx), change.user_id, {
+    await recordEventForEveryAccount(withTx(ctx, tx), {
+      userId: change.user_id,
       type: "email.change_cancelled",
       info,
       detail: { to: change.new_email, by: "old_address", sessionsEnded },

@@ -8,6 +8,7 @@ import { pickAccountForSignIn } from "./sessions.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 import { urlTo } from "../paths.js";
 import { completeSignIn } from "./sign-in-finish.js";
+import { countSignIn } from "../observability/metrics.js";
 
 async function secondFactorOf(ctx: Pick<AppContext, "db">, userId: string): Promise<string | null> {
   const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", userId).executeTakeFirst();
@@ -134,7 +135,7 @@ export type RedeemLinkFailure = "link_invalid" | "link_used" | "link_expired" | 
  * Signs in with an emailed link. The link must come back with the challenge cookie of the browser that entered the
  * password; otherwise nothing is spent, so a mail scanner or a second device cannot burn or use it.
  */
-export async function redeemEmailLink(
+async function redeemLink(
   ctx: AppContext,
   input: { linkToken: string; challengeToken: string | undefined; info: RequestInfo },
 ): Promise<
@@ -201,4 +202,9 @@ export async function redeemEmailLink(
     if (!(await consumeChallenge(tx, link.challengeId, now))) return fail("challenge_expired", "This sign-in has ended. Sign in again.");
     return ok(await completeSignIn(ctx, tx, { userId: link.userId, accountId, proof: "email_link", info: input.info }));
   });
+}
+
+/** Signs in with an emailed link (`redeemLink` above), counted in the metrics as an `email_link` sign-in step. */
+export function redeemEmailLink(ctx: AppContext, input: Parameters<typeof redeemLink>[1]): ReturnType<typeof redeemLink> {
+  return countSignIn(ctx.metrics, "email_link", redeemLink(ctx, input));
 }

@@ -9,6 +9,7 @@ import { createSecretBox } from "./secret-box.js";
 import { pickAccountForSignIn } from "./sessions.js";
 import { matchTotp, parseTotpCode } from "./totp.js";
 import { completeSignIn } from "./sign-in-finish.js";
+import { countSignIn } from "../observability/metrics.js";
 
 export type CodeKind = "auth_app" | "recovery_code";
 
@@ -35,11 +36,7 @@ export function totpBox(ctx: Pick<AppContext, "config">): ReturnType<typeof crea
  * Checks a TOTP code for a user. Accepts the current step ± drift, and only a step newer than the last accepted one:
  * the guarded UPDATE of `totp_last_step` makes a code (or an older one) usable once, across browsers and instances.
  */
-async function acceptTotpCode(
-  ctx: AppContext,
-  userId: string,
-  code: string,
-): Promise<"ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled"> {
+async function acceptTotpCode(ctx: AppContext, userId: string, code: string): Promise<CodeOutcome> {
   const user = await ctx.db
     .selectFrom("users")
     .select(["totp_secret_sealed", "totp_last_step", "two_factor_method"])
@@ -63,18 +60,58 @@ async function acceptTotpCode(
   return Number(claimed.numUpdatedRows) === 1 ? "ok" : "code_reused";
 }
 
+/** What checking a second-factor code came to. */
+export type CodeOutcome = "ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled";
+
+/**
+ * The comparable form of a typed code (an app code's six digits, a recovery code without dashes), or why it cannot be
+ * one. A malformed code is refused before anything is counted.
+ */
+export function parseSecondFactorCode(kind: CodeKind, input: string): Result<string, "invalid_code_format"> {
+  if (kind === "auth_app") {
+    const shape = parseTotpCode(input);
+    return shape.ok ? ok(shape.code) : fail("invalid_code_format", shape.message);
+  }
+  const recovery = normalizeRecoveryCode(input);
+  return recovery === null
+    ? fail("invalid_code_format", "A recovery code has 15 letters and digits, like abcde-12345-fghjk.")
+    : ok(recovery);
+}
+
+/**
+ * Checks and spends an auth-app user's code (parsed by `parseSecondFactorCode`): an app code's time step, or a recovery
+ * code. Both are spent by guarded UPDATEs through `ctx.db`: pass a transaction context (`withTx`) when the spend must
+ * stand or fall with the change it allows. Counting and limits are the caller's (code-limits.ts).
+ */
+export async function spendSecondFactorCode(
+  ctx: AppContext,
+  input: { userId: string; kind: CodeKind; normalized: string },
+): Promise<CodeOutcome> {
+  if (input.kind === "auth_app") return acceptTotpCode(ctx, input.userId, input.normalized);
+  const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", input.userId).executeTakeFirst();
+  if (user?.two_factor_method !== "auth_app") return "auth_app_not_enabled";
+  return (await spendRecoveryCode(ctx.db, ctx.config, { userId: input.userId, normalized: input.normalized, now: ctx.clock.now() }))
+    ? "ok"
+    : "invalid_code";
+}
+
 const messages = {
   invalid_code: "That code is not right.",
   code_reused: "That code was already used. Wait for the next code in your app, then enter it.",
   recovery_invalid: "That recovery code is not right, or it was already used.",
 } as const;
 
+/** What a person reads after a wrong or reused code. */
+export function wrongCodeMessage(kind: CodeKind, outcome: "invalid_code" | "code_reused"): string {
+  return kind === "recovery_code" ? messages.recovery_invalid : messages[outcome];
+}
+
 /**
  * The second step for auth-app users: a code from the app, or a recovery code instead. Limits: each challenge allows
  * `codeFailuresPerChallenge` tries (claimed before checking, so parallel requests cannot exceed it), then the
  * password is needed again; each user `codeFailuresPerUser` consecutive failures, then code entry locks.
  */
-export async function signInWithCode(
+async function codeStep(
   ctx: AppContext,
   input: { challengeToken: string | undefined; code: string; kind: CodeKind; info: RequestInfo },
 ): Promise<Result<CodeSignIn, CodeFailure>> {
@@ -82,16 +119,9 @@ export async function signInWithCode(
   const challenge = await findLiveChallenge(ctx, input.challengeToken);
   if (!challenge) return fail("challenge_expired", "Your sign-in has ended. Sign in again with your email and password.");
 
-  let normalized: string;
-  if (input.kind === "auth_app") {
-    const shape = parseTotpCode(input.code);
-    if (!shape.ok) return fail("invalid_code_format", shape.message);
-    normalized = shape.code;
-  } else {
-    const recovery = normalizeRecoveryCode(input.code);
-    if (recovery === null) return fail("invalid_code_format", "A recovery code has 15 letters and digits, like abcde-12345-fghjk.");
-    normalized = recovery;
-  }
+  const parsed = parseSecondFactorCode(input.kind, input.code);
+  if (!parsed.ok) return parsed;
+  const normalized = parsed.value;
 
   const lockedFor = await codeEntryLockedFor(ctx, challenge.user_id);
   if (lockedFor > 0) {
@@ -119,22 +149,12 @@ export async function signInWithCode(
   }
 
   const now = ctx.clock.now();
-  let outcome: "ok" | "invalid_code" | "code_reused" | "auth_app_not_enabled";
-  if (input.kind === "auth_app") {
-    outcome = await acceptTotpCode(ctx, challenge.user_id, normalized);
-  } else {
-    const user = await ctx.db.selectFrom("users").select("two_factor_method").where("id", "=", challenge.user_id).executeTakeFirstOrThrow();
-    outcome =
-      user.two_factor_method !== "auth_app"
-        ? "auth_app_not_enabled"
-        : (await spendRecoveryCode(ctx.db, ctx.config, { userId: challenge.user_id, normalized, now }))
-          ? "ok"
-          : "invalid_code";
-  }
+  const outcome = await spendSecondFactorCode(ctx, { userId: challenge.user_id, kind: input.kind, normalized });
   if (outcome === "auth_app_not_enabled")
     return fail("auth_app_not_enabled", "This login does not use an authenticator app. Finish signing in with the emailed link.");
 
   if (outcome !== "ok") {
+    ctx.metrics.secondFactorFailure(input.kind, outcome);
     await recordEvent(ctx, {
       type: "sign_in.code_failed",
       userId: challenge.user_id,
@@ -142,7 +162,7 @@ export async function signInWithCode(
       detail: { kind: input.kind, reason: outcome },
     });
     const lockSeconds = await afterWrongCode(ctx, challenge.user_id, attempt, input.info);
-    const base = input.kind === "recovery_code" ? messages.recovery_invalid : messages[outcome];
+    const base = wrongCodeMessage(input.kind, outcome);
     if (lockSeconds > 0) {
       await consumeChallenge(ctx.db, challenge.id, now);
       return fail(
@@ -182,4 +202,9 @@ export async function signInWithCode(
     await notifyUser(ctx, { userId: challenge.user_id, kind: "recovery_code_used", info: input.info, facts: { remaining } });
   }
   return ok({ ...signedIn, recoveryCodesRemaining: remaining });
+}
+
+/** The code step (`codeStep` above), counted in the metrics as an `auth_app` or `recovery_code` sign-in step. */
+export function signInWithCode(ctx: AppContext, input: Parameters<typeof codeStep>[1]): ReturnType<typeof codeStep> {
+  return countSignIn(ctx.metrics, input.kind, codeStep(ctx, input));
 }

@@ -119,6 +119,21 @@ export async function validateSession(
   };
 }
 
+/**
+ * Sessions that would still be accepted now (before their absolute end, active within the idle timeout), across the
+ * whole deployment: one count query, for the metrics' `latchkey_sessions_active` gauge at scrape time.
+ */
+export async function countActiveSessions(ctx: Pick<AppContext, "db" | "clock" | "config">): Promise<number> {
+  const now = ctx.clock.now();
+  const row = await ctx.db
+    .selectFrom("sessions")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("expires_at", ">", now)
+    .where("last_seen_at", ">", now - ctx.config.limits.sessionIdleTimeoutSeconds * 1000)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /** Signs out: ends the session server-side (every instance sees it on the next request) and records it. */
 export async function signOut(ctx: Pick<AppContext, "db" | "clock">, signedIn: SignedIn, info: RequestInfo): Promise<void> {
   await revokeSession(ctx, signedIn.sessionId);

@@ -9,6 +9,7 @@ import type { Challenge, TwoFactorMethod } from "../db/schema.js";
 import { LatchkeyError } from "../errors.js";
 import { sendEmailLink } from "./email-links.js";
 import { trustedDevice } from "./devices.js";
+import { countSignIn } from "../observability/metrics.js";
 
 export type SecondFactor = TwoFactorMethod;
 
@@ -157,7 +158,7 @@ const FIRST_LINK_MAIL_FAILED =
  * be sent the sign-in is still started (`mailError` set): the caller keeps the challenge and answers 503, so "Send a
  * new link" can finish it without the password again.
  */
-export async function startSignIn(
+async function passwordStep(
   ctx: AppContext,
   input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
 ): Promise<
@@ -180,4 +181,9 @@ export async function startSignIn(
   }
   // A brand-new challenge is never over its send limits, so this is always ok; kept total for the type.
   return ok({ ...accepted.value, sentTo: sent.ok ? sent.value.sentTo : null, mailError: null });
+}
+
+/** The password step (`passwordStep` above), counted in the metrics as a `password` sign-in step with its result. */
+export function startSignIn(ctx: AppContext, input: Parameters<typeof passwordStep>[1]): ReturnType<typeof passwordStep> {
+  return countSignIn(ctx.metrics, "password", passwordStep(ctx, input));
 }

@@ -4,6 +4,7 @@ import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { urlTo } from "../paths.js";
 import { checkEmail, checkName, cleanProviderName } from "./emails.js";
+import { countSignIn } from "../observability/metrics.js";
 import { buildAuthorizationRequest, completeAuthorization, describeOidcError, discoverProvider, type OidcIdentity } from "./oidc.js";
 import { createSecretBox, type SecretBox } from "./secret-box.js";
 import { constantTimeEqual, hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
@@ -96,11 +97,7 @@ export async function startSsoSignIn(
   const now = ctx.clock.now();
   const browserToken = newToken();
   const stateHash = hashToken(request.state);
-  // Old rows are only clutter once long expired; a day's grace keeps "expired" answers precise.
-  await ctx.db
-    .deleteFrom("sso_logins")
-    .where("expires_at", "<", now - 24 * 60 * 60 * 1000)
-    .execute();
+  // Expired rows are deleted by housekeeping, a day after they expired, so "expired" answers stay precise till then.
   await ctx.db
     .insertInto("sso_logins")
     .values({
@@ -146,7 +143,7 @@ export interface SsoSignedIn {
  * verified, the email required verified and inside the connection's domains, the member found or provisioned, and
  * the session created — with no Latchkey second factor.
  */
-export async function finishSsoSignIn(
+async function ssoCallback(
   ctx: AppContext,
   input: { callbackPath: string; browserToken: string | undefined; info: RequestInfo },
 ): Promise<Result<SsoSignedIn, FinishFailure>> {
@@ -311,4 +308,9 @@ export async function finishSsoSignIn(
     );
   }
   return ok({ ...outcome.signedIn, provisioned: outcome.provisioned });
+}
+
+/** The provider's redirect back (`ssoCallback` above), counted in the metrics as an `sso` sign-in step. */
+export function finishSsoSignIn(ctx: AppContext, input: Parameters<typeof ssoCallback>[1]): ReturnType<typeof ssoCallback> {
+  return countSignIn(ctx.metrics, "sso", ssoCallback(ctx, input));
 }

@@ -13,7 +13,16 @@ export type Dialect = "sqlite" | "postgres";
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL: the connection pool's numbers now (for metrics); SQLite has no pool. */
+  poolStats?: () => PoolStats;
   close(): Promise<void>;
+}
+
+/** pg's Pool counters: connections open, of them idle, and queries waiting for a connection. */
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 const requireDriver = createRequire(import.meta.url);
@@ -44,10 +53,15 @@ function defaultIdleConnectionError(error: Error): void {
   process.stderr.write(`latchkey: an idle PostgreSQL connection failed and will be replaced: ${error.message}\n`);
 }
 
+/** The SQLite file of a data directory (nothing created). */
+export function sqliteFileOf(dataDir: string): string {
+  return join(dataDir, "latchkey.db");
+}
+
 export function sqliteFileIn(dataDir: string): string {
   // 0700 when we create it: the data directory holds the database, the secret key and the mail outbox.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return join(dataDir, "latchkey.db");
+  return sqliteFileOf(dataDir);
 }
 
 /** Owner read/write only: the database holds password hashes, sealed TOTP secrets and session hashes. */
@@ -90,7 +104,8 @@ export function connect(options: ConnectOptions): Store {
       client.on("error", () => {});
     });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
-    return { db, dialect: "postgres", close: () => db.destroy() };
+    const poolStats = (): PoolStats => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+    return { db, dialect: "postgres", poolStats, close: () => db.destroy() };
   }
   restrictSqliteFiles(options.sqliteFile);
   const database = new (requireDriver("better-sqlite3") as typeof SQLite)(options.sqliteFile);
@@ -109,6 +124,9 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationRe
     provider: migrationProvider,
     migrationTableName: "latchkey_migrations",
     migrationLockTableName: "latchkey_migrations_lock",
+    // Numbers are handed out when work starts and branches land in any order: a database that already has a later
+    // migration still gets an earlier-numbered one that arrives after it. Each migration stands on its own.
+    allowUnorderedMigrations: true,
   });
   const result = await migrator.migrateToLatest();
   if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));

@@ -28,6 +28,8 @@ export interface Database {
   oidc_signing_keys: OidcSigningKeyTable;
   oidc_clients: OidcClientTable;
   oidc_grants: OidcGrantTable;
+  leases: LeaseTable;
+  password_resets: PasswordResetTable;
   email_changes: EmailChangeTable;
 }
 
@@ -326,6 +328,24 @@ export interface OidcGrantTable {
   ended_at: number | null;
 }
 
+/** A "Forgot your password?" link: single use, valid `passwordResetTtlSeconds`, in any browser. */
+export interface PasswordResetTable {
+  id: string;
+  user_id: string;
+  /** SHA-256 of the emailed token. */
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  /** Set by the guarded UPDATE that redeems it: a link resets the password once. */
+  used_at: number | null;
+  /** Set when a newer link was asked for, the password changed, or too many wrong codes were entered with it. */
+  voided_at: number | null;
+  /** Second-factor tries made with this link (auth-app users), claimed before each check. */
+  code_attempts: Generated<number>;
+  ip: string | null;
+  user_agent: string | null;
+}
+
 /**
  * A person's request to change their login's email address: pending until confirmed from the new inbox, cancelled
  * from the old one, voided by a newer request, or expired.
@@ -349,4 +369,15 @@ export interface EmailChangeTable {
   voided_at: number | null;
   ip: string | null;
   user_agent: string | null;
+}
+
+/** A named right to do one thing at a time across instances (e.g. housekeeping); see src/db/lease.ts. */
+export interface LeaseTable {
+  name: string;
+  /** Who holds it: host, process and run, readable in the CLI's "held by" message. */
+  holder: string;
+  /** When the current holder took it (a run's start). */
+  taken_at: number;
+  /** The lease is free from then on; the holder renews it while it works, and sets it to the present when done. */
+  expires_at: number;
 }

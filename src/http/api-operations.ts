@@ -37,7 +37,7 @@ export interface ApiOperation<
   hotPath?: boolean;
   body?: B;
   query?: Q;
-  ok: { status: 200 | 201 | 204; description: string; schema?: z.ZodType; headers?: Record<string, string> };
+  ok: { status: 200 | 201 | 202 | 204; description: string; schema?: z.ZodType; headers?: Record<string, string> };
   /** The error codes this operation itself produces; the ones every operation of its kind can give are added. */
   errors: ErrorCode[];
 }

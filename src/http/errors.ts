@@ -68,6 +68,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   service_unavailable: 503,
   database_unavailable: 503,
   throttle_unavailable: 503,
+  not_ready: 503,
   internal_error: 500,
 };
 
@@ -105,8 +106,19 @@ export const failureTitles: Partial<Record<ErrorCode, string>> = {
   service_unavailable: "Too busy right now",
   database_unavailable: "Briefly unavailable",
   throttle_unavailable: "Sign-in is briefly unavailable",
+  not_ready: "Not ready to serve",
   internal_error: "Something went wrong",
 };
+
+/** The `route` label of requests no route takes (404, 405, the router's refusals): one series for all of them. */
+export const UNMATCHED_ROUTE = "unmatched";
+
+/** Counts a throttle's refusal (`rate_limited`, `too_many_attempts`) in the metrics, by the route that answered it. */
+export function countRefusal(request: FastifyRequest, code: ErrorCode): void {
+  if (code === "rate_limited" || code === "too_many_attempts") {
+    request.server.latchkeyMetrics.throttled(code, request.routeOptions.url ?? UNMATCHED_ROUTE);
+  }
+}
 
 export function isApiRequest(request: FastifyRequest): boolean {
   return request.url.startsWith("/api/");
@@ -121,6 +133,7 @@ export function sendError(
   details?: Record<string, unknown>,
 ): FastifyReply {
   const status = statusByCode[code];
+  countRefusal(request, code);
   const retryAfter = details?.["retryAfterSeconds"];
   if (typeof retryAfter === "number") reply.header("Retry-After", String(retryAfter));
   if (isApiRequest(request)) {

@@ -17,14 +17,22 @@ export function registerLoadShedding(app: FastifyInstance, limits: Limits): void
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   histogram.enable();
   let overloaded = false;
+  let sampledAt = performance.now();
   const sample = (): void => {
-    const lagMs = Math.max(0, histogram.mean / 1e6 - RESOLUTION_MS);
+    const at = performance.now();
+    // How late this very callback runs: the loop lagged at least that much.
+    const lateMs = Math.max(0, at - sampledAt - limits.overloadSampleIntervalMs);
+    sampledAt = at;
+    const meanLagMs = histogram.mean / 1e6 - RESOLUTION_MS;
     histogram.reset();
-    // No sample at all in a whole interval means the loop never came round: overloaded too.
-    const now = Number.isNaN(lagMs) || lagMs > limits.overloadEventLoopDelayMs;
+    // No sample at all in the interval (a block that began right after the last reset: the histogram records only
+    // the ticks after it) is measured by the sampler's own lateness instead. Counting it as overload whatever its
+    // length shed requests at any threshold, even with shedding "off" in tests on a busy machine.
+    const lagMs = Number.isNaN(meanLagMs) ? lateMs : Math.max(0, meanLagMs);
+    const now = lagMs > limits.overloadEventLoopDelayMs;
     if (now !== overloaded) {
       overloaded = now;
-      if (now) app.log.warn({ eventLoopLagMs: Number.isNaN(lagMs) ? null : Math.round(lagMs) }, "overloaded: shedding requests with 503");
+      if (now) app.log.warn({ eventLoopLagMs: Math.round(lagMs) }, "overloaded: shedding requests with 503");
       else app.log.warn("load back to normal: serving requests again");
     }
   };
@@ -37,7 +45,9 @@ export function registerLoadShedding(app: FastifyInstance, limits: Limits): void
   });
   const retryAfterSeconds = limits.overloadRetryAfterSeconds;
   app.addHook("onRequest", (request, reply, done) => {
-    if (!overloaded) return done();
+    // Probes are exempt: a busy process is alive, and taking every overloaded instance out of rotation at once
+    // (readiness) would turn overload into an outage; overload is answered per request instead.
+    if (!overloaded || request.routeOptions.config.probe === true) return done();
     // Answered here, not thrown: the error handler would log each shed request, the last thing an overloaded server needs.
     sendError(request, reply, "service_unavailable", `The server is overloaded. Try again in ${retryAfterSeconds} seconds.`, {
       retryAfterSeconds,

@@ -21,6 +21,8 @@ const ALLOWED = [
   // Pages that do not use the session: accepting an invitation to another account, asking support for help.
   /^\/invite\/[^/]+$/,
   /^\/support(\/.*)?$/,
+  /^\/login\/forgot$/,
+  /^\/login\/reset\/[^/]+$/,
   // Switching to another of the person's accounts is allowed: the policy is the account's, not the person's.
   /^\/accounts(\/switch)?$/,
   /^\/healthz$/,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import type { SafeHtml } from "../html.js";
 import { LatchkeyError, type ErrorCode } from "../errors.js";
 import { pathTo } from "../paths.js";
-import { failureTitles, statusByCode } from "./errors.js";
+import { countRefusal, failureTitles, statusByCode } from "./errors.js";
 import { messagePage } from "./views/message.js";
 
 declare module "fastify" {
@@ -32,6 +32,7 @@ export interface Failure {
 export function renderFailure(reply: FastifyReply, failure: Failure, page: SafeHtml): FastifyReply {
   const retryAfter = failure.details?.["retryAfterSeconds"];
   if (typeof retryAfter === "number") reply.header("Retry-After", String(retryAfter));
+  countRefusal(reply.request, failure.reason);
   return reply.html(page, statusByCode[failure.reason]);
 }
 

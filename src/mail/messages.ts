@@ -89,12 +89,29 @@ export function invitationMessage(input: {
 
 /** What happened to a person's sign-in, for the security notices below. */
 export type SecurityNoticeKind =
-  "password_changed" | "auth_app_enabled" | "auth_app_disabled" | "recovery_codes_regenerated" | "recovery_code_used" | "code_entry_locked";
+  | "password_changed"
+  | "password_reset"
+  | "auth_app_enabled"
+  | "auth_app_disabled"
+  | "recovery_codes_regenerated"
+  | "recovery_code_used"
+  | "code_entry_locked";
 
 const noticeTexts: Record<SecurityNoticeKind, { subject: string; what: (facts: Record<string, string | number>) => string }> = {
   password_changed: {
     subject: "Your password was changed",
     what: () => "The password of your login was changed. Every other browser signed in as you was signed out.",
+  },
+  password_reset: {
+    subject: "Your password was reset",
+    what: (f) =>
+      `The password of your login was reset with a link sent to this address${
+        f["proof"] === "auth_app"
+          ? " and a code from your authenticator app"
+          : f["proof"] === "recovery_code"
+            ? ` and a recovery code (${f["remaining"]} unused recovery code${f["remaining"] === 1 ? "" : "s"} left)`
+            : ""
+      }. Every browser and application signed in as you was signed out, and sign-ins in progress were ended. Nobody was signed in by the reset: the next sign-in needs the new password and your second factor.`,
   },
   auth_app_enabled: {
     subject: "Authenticator app turned on",
@@ -122,6 +139,13 @@ const noticeTexts: Record<SecurityNoticeKind, { subject: string; what: (facts: R
   },
 };
 
+/** What to do if it was not them, where it differs from "change your password now". */
+const noticeFooters: Partial<Record<SecurityNoticeKind, string>> = {
+  code_entry_locked: "If this was not you, someone knows your password: change it as soon as you can sign in, and tell your Account Admin.",
+  password_reset:
+    "If this was not you, someone can read your email: secure your email account first, then use “Forgot your password?” on the sign-in page to set a password only you know, and tell your Account Admin at once.",
+};
+
 export function securityNoticeMessage(input: {
   to: string;
   productName: string;
@@ -144,9 +168,8 @@ export function securityNoticeMessage(input: {
     ],
     action: { label: "Review your security settings", url: input.settingsUrl },
     footer:
-      input.kind === "code_entry_locked"
-        ? "If this was not you, someone knows your password: change it as soon as you can sign in, and tell your Account Admin."
-        : "If this was not you, change your password now and tell your Account Admin: someone else may be signed in as you.",
+      noticeFooters[input.kind] ??
+      "If this was not you, change your password now and tell your Account Admin: someone else may be signed in as you.",
   });
 }
 
@@ -238,6 +261,49 @@ export function supportCompletedMessage(input: { to: string; productName: string
     ],
     action: { label: "Sign in", url: input.signInUrl },
     footer: "If you did not ask for this, change your password now and tell your Account Admin.",
+  });
+}
+
+export function passwordResetMessage(input: {
+  to: string;
+  productName: string;
+  url: string;
+  expiresInMinutes: number;
+  /** The login's second factor when the link was sent: an auth-app user will need a code on the reset page too. */
+  secondFactor: "email_link" | "auth_app";
+  ip: string | null;
+  userAgent: string | null;
+}): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `Reset your ${input.productName} password`,
+    productName: input.productName,
+    paragraphs: [
+      `Someone asked to reset the password of the ${input.productName} login with this address (${requestOrigin(input.ip, input.userAgent)}).`,
+      `If that was you, open the link below and choose a new password. It works once, in any browser, and expires in ${input.expiresInMinutes} minutes; asking again voids it.${
+        input.secondFactor === "auth_app"
+          ? " Have your authenticator app at hand: the page also asks for a code from it (or a recovery code)."
+          : ""
+      }`,
+      "Resetting signs you out everywhere. Then sign in with the new password as usual, second factor included.",
+    ],
+    action: { label: "Choose a new password", url: input.url },
+    footer: "If this was not you, ignore this email: your password stays as it is, and nothing changes unless the link is used.",
+  });
+}
+
+/** The answer to "Forgot your password?" for a person who signs in only through their company's identity provider. */
+export function passwordResetSsoMessage(input: { to: string; productName: string; accountNames: string[]; ssoUrl: string }): MailMessage {
+  return compose({
+    to: input.to,
+    subject: `How to sign in to ${input.productName}`,
+    productName: input.productName,
+    paragraphs: [
+      `Someone asked to reset the password of the ${input.productName} login with this address. Your login has no password here: you sign in to ${input.accountNames.map((n) => `"${n}"`).join(", ")} with single sign-on, through your company's identity provider.`,
+      "Use “Sign in with SSO” with your work email. If you cannot sign in there, ask your IT department: your identity provider manages your password, not us.",
+    ],
+    action: { label: "Sign in with SSO", url: input.ssoUrl },
+    footer: "If this was not you, ignore this email: nothing was changed.",
   });
 }
 

@@ -7,7 +7,7 @@ import { clientMetadata } from "./clients.js";
 /**
  * oidc-provider's storage in the database (`oidc_models`), so every instance serves every session, code and token, on
  * SQLite and PostgreSQL alike. One row per model instance: the library's payload as JSON text, plus the columns it
- * looks things up by. An expired row is as good as gone (`find` ignores it; the logout sweep deletes it later).
+ * looks things up by. An expired row is as good as gone (`find` ignores it; housekeeping deletes it later).
  * Times come from the injected clock; the library's own `exp` checks use the system clock, as it always does.
  */
 /**
@@ -125,10 +125,4 @@ export function adapterFactory(ctx: Pick<AppContext, "db" | "clock">): (model: s
 /** Revokes everything issued under a grant (codes, access and refresh tokens) and the grant itself. */
 export async function revokeGrant(db: Kysely<Database>, grantId: string): Promise<void> {
   await db.deleteFrom("oidc_models").where("grant_id", "=", grantId).execute();
-}
-
-/** Deletes expired rows: `find` already ignores them; this keeps the table small. */
-export async function deleteExpiredModels(ctx: Pick<AppContext, "db" | "clock">): Promise<number> {
-  const result = await ctx.db.deleteFrom("oidc_models").where("expires_at", "<=", ctx.clock.now()).executeTakeFirst();
-  return Number(result.numDeletedRows);
 }

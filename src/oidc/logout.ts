@@ -1,6 +1,6 @@
 import type { Provider } from "oidc-provider";
 import type { AppContext } from "../context.js";
-import { deleteExpiredModels, revokeGrant } from "./adapter.js";
+import { revokeGrant } from "./adapter.js";
 import { claimEndedGrant, endedGrants } from "./grants.js";
 
 /** Where the OpenID Provider reports what went wrong without failing the request at hand. */
@@ -21,7 +21,6 @@ const SWEEP_BATCH = 100;
  * is down learns at its next refresh, which fails. Returns how many grants were ended.
  */
 export async function sweepEndedClientSessions(ctx: AppContext, provider: Provider, log: OidcLogger): Promise<number> {
-  await deleteExpiredModels(ctx);
   const ended = await endedGrants(ctx, SWEEP_BATCH);
   let count = 0;
   for (const link of ended) {

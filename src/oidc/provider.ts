@@ -129,6 +129,9 @@ function requestInfoOf(koa: KoaContextWithOIDC): RequestInfo {
   return { ip: koa.ip || null, userAgent: koa.get("user-agent") || null };
 }
 
+/** An OAuth error code as the specifications spell them (`invalid_request`, `login_required` …). */
+const OAUTH_ERROR = /^[a-z_]{1,40}$/;
+
 export function buildProvider(oidc: OidcModule, ctx: AppContext, keys: KeySet, bridge: OidcBridge): Provider {
   const { Provider } = oidc;
   const { config } = ctx;
@@ -261,5 +264,11 @@ export function buildProvider(oidc: OidcModule, ctx: AppContext, keys: KeySet, b
   });
 
   provider.on("server_error", (_koa: KoaContextWithOIDC, error: Error) => bridge.log.error({ err: error }, "OpenID Provider error"));
+  // Sign-ins into applications, for the metrics: an authorization answered with a code, or refused with an OAuth
+  // error code (a fixed set of oidc-provider's error classes; anything else counts as `error`).
+  provider.on("authorization.success", () => ctx.metrics.signIn("oidc", "success"));
+  provider.on("authorization.error", (_koa: KoaContextWithOIDC, error: { error?: unknown }) =>
+    ctx.metrics.signIn("oidc", typeof error.error === "string" && OAUTH_ERROR.test(error.error) ? error.error : "error"),
+  );
   return provider;
 }

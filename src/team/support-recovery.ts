@@ -3,7 +3,7 @@ import type { AppContext, RequestInfo } from "../context.js";
 import type { Selectable } from "kysely";
 import type { SupportRequestTable, SupportStatus } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
-import { recordEvent } from "../audit/events.js";
+import { recordEventForEveryAccount, type AuditEventType } from "../audit/events.js";
 import { removeAuthApp } from "../auth/auth-app.js";
 import { resetCodeLimits } from "../auth/code-limits.js";
 import { checkEmail } from "../auth/emails.js";
@@ -20,21 +20,15 @@ import { urlTo } from "../paths.js";
 
 const MESSAGE_MAX_LENGTH = 2000;
 
-/** Every member account of the user, so each account's audit log records the reset. */
-async function accountIdsOf(ctx: AppContext, userId: string): Promise<string[]> {
-  return (await ctx.db.selectFrom("memberships").select("account_id").where("user_id", "=", userId).execute()).map((r) => r.account_id);
-}
-
+/** Every member account's audit log records what happens to a support request (each admin sees it). */
 async function auditEverywhere(
   ctx: AppContext,
   userId: string,
-  type: Parameters<typeof recordEvent>[1]["type"],
+  type: AuditEventType,
   info: RequestInfo | undefined,
   detail: Record<string, unknown>,
 ): Promise<void> {
-  const accounts = await accountIdsOf(ctx, userId);
-  for (const accountId of accounts.length ? accounts : [null])
-    await recordEvent(ctx, { type, userId, accountId, ...(info ? { info } : {}), detail });
+  await recordEventForEveryAccount(ctx, { type, userId, ...(info ? { info } : {}), detail });
 }
 
 async function sendQuietly(ctx: AppContext, message: Parameters<AppContext["mailer"]["send"]>[0]): Promise<void> {

@@ -11,6 +11,8 @@ import type { Database, Role } from "../../src/db/schema.js";
 import { openRuntime } from "../../src/runtime.js";
 import { buildApp } from "../../src/server.js";
 import { createTestDatabase, REDIS_TEST_URL } from "./databases.js";
+import { freePort } from "./ports.js";
+import { metricsUrl, serveMetricsBeside } from "../../src/http/metrics-listener.js";
 
 /** A mailer that keeps what was sent, newest last. */
 export class MemoryMailer implements Mailer {
@@ -38,6 +40,8 @@ export interface TestApp {
   clock: TestClock;
   mail: MemoryMailer;
   dialect: Dialect;
+  /** The metrics listener's scrape URL, when started with `metrics: true`. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -50,6 +54,10 @@ export interface TestAppOptions {
   databaseUrlVia?: (url: string) => string;
   /** Limits that have no environment variable, set for this app (e.g. a tiny overload threshold). */
   limits?: Partial<Limits>;
+  /** Metrics on (`LATCHKEY_METRICS_ADDR` on a free loopback port), with the metrics listener started as `serve` does. */
+  metrics?: boolean;
+  /** Apply the migrations (default true); false leaves the database empty, as `serve --no-migrate` on a new one. */
+  migrate?: boolean;
 }
 
 /** An event-loop lag no test reaches: load shedding off. */
@@ -68,6 +76,7 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
       ? { DATABASE_URL: options.databaseUrlVia ? options.databaseUrlVia(database.databaseUrl) : database.databaseUrl }
       : {}),
     ...(options.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
+    ...(options.metrics ? { LATCHKEY_METRICS_ADDR: `127.0.0.1:${await freePort()}` } : {}),
     ...options.env,
   });
   // Load shedding is off in tests unless a test asks for it: a CI machine running suites side by side lags by design,
@@ -77,8 +86,14 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
   const mail = options.mailer ?? new MemoryMailer();
   // The runtime `latchkey serve` opens (the SQLite file in the data dir, or DATABASE_URL; Redis if REDIS_URL), with
   // the test's clock and mailer, and counters of its own in Redis.
-  const runtime = await openRuntime(config, { clock, mailer: mail, migrate: true, attemptKeyPrefix: `latchkey-test:${newId()}:` });
+  const runtime = await openRuntime(config, {
+    clock,
+    mailer: mail,
+    migrate: options.migrate ?? true,
+    attemptKeyPrefix: `latchkey-test:${newId()}:`,
+  });
   const app = await buildApp(runtime.ctx, { logger: false });
+  const metrics = config.metricsAddr && runtime.metrics ? await serveMetricsBeside(app, runtime.metrics, config.metricsAddr) : undefined;
   await app.ready();
   return {
     app,
@@ -87,6 +102,7 @@ export async function startTestApp(dialect: Dialect, options: TestAppOptions = {
     clock,
     mail,
     dialect,
+    metricsUrl: metrics ? metricsUrl(metrics.address) : undefined,
     async close() {
       await app.close();
       await runtime.close();

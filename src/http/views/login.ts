@@ -11,6 +11,7 @@ export const notices = {
   joined: "You joined the account. Sign in to continue.",
   challenge_expired: "Your sign-in took too long and has ended. Please sign in again.",
   session_expired: "Your session has ended. Please sign in again.",
+  password_reset: "Your new password is set, and every browser signed in as you was signed out. Sign in with it as usual.",
 } as const;
 
 /** The hidden field that carries a checked `return_to` from the sign-in page to its form's submission. */
@@ -33,6 +34,7 @@ ${field({ label: "Email", name: "email", type: "email", value: o.email ?? "", au
 ${field({ label: "Password", name: "password", type: "password", autocomplete: "current-password", autofocus: Boolean(o.email) })}
 <button type="submit">Sign in</button>
 </form>
+<p style="margin-top:1rem"><a href="${pathTo("forgotPassword")}">Forgot your password?</a></p>
 <p class="muted" style="margin-top:1.5rem">Does your company sign in through its identity provider? <a href="${pathTo("loginSso", {}, { return_to: o.returnTo })}">Sign in with SSO</a></p>
 </div>`,
   });
