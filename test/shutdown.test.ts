@@ -54,8 +54,8 @@ const statusOf = (response: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec
 
 /**
  * Six sign-ins the server is reading (headers sent, half the body to come) when SIGTERM arrives; then the rest of each
- * body. Each must be answered in full (401: unknown emails) with `Connection: close`, and the process must exit 0 well
- * within its 10 s bound: nothing waits for a keep-alive timeout or the deadline.
+ * body. Each must be answered in full (401: unknown emails) with `Connection: close`, and the process must exit 0 within
+ * its 10 s bound right after the last answer: nothing waits for a keep-alive timeout or the deadline.
  */
 async function sixSignInsInFlightThenSigterm(running: ServeProcess): Promise<void> {
   const clients = await Promise.all(
@@ -73,6 +73,7 @@ async function sixSignInsInFlightThenSigterm(running: ServeProcess): Promise<voi
   await running.waitForLine((l) => l.msg === "shutting down: finishing the requests in flight", "the shutdown line");
   for (const { client, rest } of clients) client.socket.write(rest);
   await Promise.all(clients.map(({ client }) => client.closed));
+  const answered = Date.now();
 
   for (const { client } of clients) {
     const response = client.received();
@@ -82,7 +83,10 @@ async function sixSignInsInFlightThenSigterm(running: ServeProcess): Promise<voi
   }
   const { code, ms } = await exitAfter(running, signalled);
   expect(code).toBe(0);
-  expect(ms).toBeLessThan(5_000);
+  // Within the bound, and right after the last answer: nothing waited for a keep-alive timeout or the deadline
+  // (the answers themselves may take seconds on a busy machine: six password hashes).
+  expect(ms).toBeLessThan(10_000);
+  expect(Date.now() - answered).toBeLessThan(2_000);
   expect(running.lines().some((l) => l.msg.startsWith("shutdown: dropped"))).toBe(false);
   expect(running.lines().at(-1)?.msg).toBe("stopped");
 }
@@ -133,7 +137,8 @@ describe("graceful shutdown of `latchkey serve`", () => {
       Array.from({ length: 5 }, async (_, i) => {
         const client = await rawClient(running.port);
         client.socket.write(
-          `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${running.port}\r\nConnection: keep-alive\r\nX-Request-Id: idle-${i}\r\n\r\n`,
+          // A page, not a probe: probes are not logged at info, and the test waits for the answer's log line.
+          `GET /login HTTP/1.1\r\nHost: 127.0.0.1:${running.port}\r\nConnection: keep-alive\r\nX-Request-Id: idle-${i}\r\n\r\n`,
         );
         return client;
       }),
@@ -163,9 +168,9 @@ describe("graceful shutdown of `latchkey serve`", () => {
     const signalled = Date.now();
     running.child.kill("SIGTERM");
     const { code, ms } = await exitAfter(running, signalled);
-    expect(code).toBe(0);
-    // The bound is the process's own, from the signal; a little allowance for seeing the exit from here.
-    expect(ms).toBeLessThan(2_000 + 300);
+    expect(code, running.stdout()).toBe(0);
+    // The bound is the process's own, from the signal; an allowance for the signal's delivery and seeing the exit.
+    expect(ms).toBeLessThan(2_000 + 500);
     await Promise.all([halfHeaders.closed, halfBody.closed]);
     expect(running.lines().find((l) => l.msg.startsWith("shutdown: dropped"))?.["dropped"]).toBe(2);
     expect(running.lines().at(-1)?.msg).toBe("stopped");
