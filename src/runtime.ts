@@ -6,6 +6,7 @@ import { connect, migrateToLatest, sqliteFileIn, type Store } from "./db/connect
 import { DatabaseAttemptStore, RedisAttemptStore } from "./auth/attempts.js";
 import { createMailer } from "./mail/transport.js";
 import type { MailMessage, Mailer } from "./mail/mailer.js";
+import { checkDatabase, connectRedis, databaseLabel, reasonOf, StartupError } from "./startup-checks.js";
 import { noMetrics } from "./observability/metrics.js";
 import type { PrometheusMetrics } from "./observability/prometheus.js";
 import type { DependencyCheck } from "./observability/readiness.js";
@@ -33,15 +34,38 @@ export interface RuntimeOptions {
   attemptKeyPrefix?: string;
 }
 
-/** Opens what a configuration names: the database, Redis (if set), the mail transport. */
+/**
+ * Opens what a configuration names: the database, Redis (if set), the mail transport. The database and Redis must
+ * answer first: otherwise it throws a `StartupError` naming which (src/startup-checks.ts).
+ */
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
-  const store = connect({
-    databaseUrl: config.databaseUrl,
-    sqliteFile: sqliteFileIn(config.dataDir),
-    connectTimeoutMs: config.limits.databaseConnectTimeoutMs,
-    queryTimeoutMs: config.limits.databaseQueryTimeoutMs,
-  });
-  if (options.migrate) await migrateToLatest(store.db);
+  const checkTimeoutMs = config.limits.startupCheckTimeoutSeconds * 1000;
+  const database = databaseLabel(config.databaseUrl, config.dataDir);
+  let store: Store;
+  try {
+    store = connect({
+      databaseUrl: config.databaseUrl,
+      sqliteFile: sqliteFileIn(config.dataDir),
+      connectTimeoutMs: config.limits.databaseConnectTimeoutMs,
+      queryTimeoutMs: config.limits.databaseQueryTimeoutMs,
+    });
+  } catch (error) {
+    throw new StartupError(`cannot open the ${database}: ${reasonOf(error)}`);
+  }
+  // Each failure below names what failed and closes what was opened, so the process can exit.
+  try {
+    await checkDatabase(store, database, checkTimeoutMs);
+    if (options.migrate) {
+      try {
+        await migrateToLatest(store.db);
+      } catch (error) {
+        throw new StartupError(`cannot migrate the ${database}: ${reasonOf(error)}`);
+      }
+    }
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   const clock = options.clock ?? systemClock;
   // ioredis is loaded only when Redis is configured (memory, issue 10).
   const redis =
@@ -56,8 +80,13 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
           commandTimeout: config.limits.redisCommandTimeoutMs,
         })
       : undefined;
-  if (redis) {
-    await redis.connect();
+  if (redis && config.redisUrl !== undefined) {
+    try {
+      await connectRedis(redis, config.redisUrl, checkTimeoutMs);
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
     // ioredis reports every failed reconnect as an "error" event; unheard, it prints a stack per attempt. One line
     // per outage is enough: requests meanwhile answer 503 `throttle_unavailable`.
     let down = false;
