@@ -112,6 +112,7 @@ program
     const devMail = cfg.smtpUrl === undefined && isLoopbackHost(cfg.host);
     const app = await buildApp(runtime.ctx, { outboxDir: devMail ? runtime.outboxDir : undefined, logger: cfg.logLevel !== "silent" });
     notices.attach(app.log);
+    runtime.attachLog(app.log);
     let metrics: MetricsListener | undefined;
     if (cfg.metricsAddr && runtime.metrics) {
       try {

@@ -18,7 +18,17 @@ export interface Runtime {
   outboxDir: string;
   /** The metrics registry the metrics listener serves, when `LATCHKEY_METRICS_ADDR` is set. */
   metrics: PrometheusMetrics | undefined;
+  /**
+   * Where warnings about the dependencies go (Redis gone and back, a pooled PostgreSQL connection replaced): plain lines
+   * on stderr until `serve` attaches its JSON logger, then warn-level log lines in the one log stream.
+   */
+  attachLog(log: DependencyLog): void;
   close(): Promise<void>;
+}
+
+/** The part of the server's logger the runtime writes its warnings to. */
+export interface DependencyLog {
+  warn(fields: Record<string, unknown>, msg: string): void;
 }
 
 function outboxDirOf(config: Config): string {
@@ -41,9 +51,13 @@ export interface RuntimeOptions {
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const checkTimeoutMs = config.limits.startupCheckTimeoutSeconds * 1000;
   const database = databaseLabel(config.databaseUrl, config.dataDir);
+  let log: DependencyLog = {
+    warn: (fields, msg) => process.stderr.write(`latchkey: ${msg}${fields["reason"] ? ` (${String(fields["reason"])})` : ""}\n`),
+  };
   let store: Store;
   try {
     store = connect({
+      onIdleConnectionError: (error) => log.warn({ reason: error.message }, "an idle PostgreSQL connection failed and will be replaced"),
       databaseUrl: config.databaseUrl,
       sqliteFile: sqliteFileIn(config.dataDir),
       connectTimeoutMs: config.limits.databaseConnectTimeoutMs,
@@ -93,10 +107,10 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     redis.on("error", (error: Error) => {
       if (down) return;
       down = true;
-      process.stderr.write(`latchkey: Redis is unreachable (${error.message}); sign-in answers 503 until it is back\n`);
+      log.warn({ reason: error.message }, "Redis is unreachable; sign-in answers 503 until it is back");
     });
     redis.on("ready", () => {
-      if (down) process.stderr.write("latchkey: Redis is reachable again\n");
+      if (down) log.warn({}, "Redis is reachable again");
       down = false;
     });
   }
@@ -145,6 +159,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     store,
     outboxDir,
     metrics,
+    attachLog(to) {
+      log = to;
+    },
     async close() {
       await mailer.close();
       if (redis) redis.disconnect();
