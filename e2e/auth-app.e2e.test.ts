@@ -168,7 +168,7 @@ describe("auth app setup and sign-in in a browser", () => {
     await seedPerson();
     const main = await pageSignedInAs(await signedInBrowser(server, person));
     await main.page.goto("/settings/two-factor");
-    await main.page.getByRole("button", { name: "Enable" }).click();
+    await main.page.getByRole("button", { name: "Enable: set up the auth app", exact: true }).click();
     await main.page.getByRole("heading", { name: "Step 1 of 3: save your recovery codes" }).waitFor();
     return main;
   }
@@ -222,7 +222,11 @@ describe("auth app setup and sign-in in a browser", () => {
     await page.getByRole("heading", { name: "Two-factor authentication" }).waitFor();
     expect(path(page)).toBe("/settings/two-factor");
     await screenshot(page, "auth-app-02-manage");
-    await page.getByRole("button", { name: "Enable" }).click();
+    // The seed's words still lead the way ("Click Manage … Then click Enable"): the one button that starts with
+    // "Enable" is the one that sets up the auth app, and it says so.
+    const enable = page.getByRole("button", { name: /^Enable\b/ });
+    expect(await enable.allInnerTexts()).toEqual(["Enable: set up the auth app"]);
+    await enable.click();
     await page.getByRole("heading", { name: "Step 1 of 3: save your recovery codes" }).waitFor();
   });
 

@@ -34,7 +34,12 @@ export interface E2eServer {
   close(): Promise<void>;
 }
 
-async function startOnce(port: number): Promise<E2eServer> {
+export interface E2eServerOptions {
+  /** Serve `/dev/mail` from this outbox folder, as `latchkey serve` does without SMTP_URL. */
+  outboxDir?: string;
+}
+
+async function startOnce(port: number, options: E2eServerOptions): Promise<E2eServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
   const baseUrl = `http://127.0.0.1:${port}`;
   const config = loadConfig({
@@ -58,7 +63,7 @@ async function startOnce(port: number): Promise<E2eServer> {
     // The runtime `latchkey serve` opens from this configuration (SQLite in the data dir), with the test's clock and inbox.
     config.limits.overloadEventLoopDelayMs = SHEDDING_OFF_MS;
     runtime = await openRuntime(config, { clock, mailer: mail, migrate: true });
-    app = await buildApp(runtime.ctx, { logger: false });
+    app = await buildApp(runtime.ctx, { logger: false, outboxDir: options.outboxDir });
     // A page that says "check your email" arrives after its email: the test reads the inbox at once.
     deliverMailBeforeAnswer(app, runtime.mailSender);
     await app.listen({ port, host: "127.0.0.1" });
@@ -70,10 +75,10 @@ async function startOnce(port: number): Promise<E2eServer> {
 }
 
 /** A real Latchkey HTTP server on SQLite, on a free loopback port, with a test clock and a readable inbox. */
-export async function startE2eServer(): Promise<E2eServer> {
+export async function startE2eServer(options: E2eServerOptions = {}): Promise<E2eServer> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(await freePort());
+      return await startOnce(await freePort(), options);
     } catch (error) {
       // Another process may take the port between probing and listening: try another one.
       if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 5) throw error;

@@ -310,9 +310,9 @@ describe("an application signs people in with Latchkey, in a browser", () => {
     expect(path(page)).toBe("/settings/two-factor");
     expect(callbacks).toEqual([]);
 
-    // Enable → save the codes → Next → scan the QR code → a code from the app → Verify. (Just signed in: no password
+    // "Enable: set up the auth app" → save the codes → Next → scan the QR code → a code from the app → Verify. (Just signed in: no password
     // to confirm.)
-    await page.getByRole("button", { name: "Enable" }).click();
+    await page.getByRole("button", { name: "Enable: set up the auth app", exact: true }).click();
     await page.getByRole("heading", { name: "Step 1 of 3: save your recovery codes" }).waitFor();
     await page.getByLabel("I have saved my recovery codes").check();
     await page.getByRole("button", { name: "Next" }).click();

@@ -139,14 +139,14 @@ describe("Require auth app for all team members, in a browser", () => {
   }
 
   /**
-   * From "Two-factor authentication" (the Manage page): Enable → save the codes → Next → scan the QR code → a code
+   * From "Two-factor authentication" (the Manage page): "Enable: set up the auth app" → save the codes → Next → scan the QR code → a code
    * from the app → Verify → "Success!". `confirmPassword`: the sign-in is more than 10 minutes old, so Enable asks
    * for the password first.
    */
   async function setUpAuthApp(page: Page, person: Person, options: { confirmPassword: boolean; shot?: string }): Promise<void> {
     const { shot } = options;
     await page.getByRole("heading", { name: "Two-factor authentication", level: 1 }).waitFor();
-    await page.getByRole("button", { name: "Enable" }).click();
+    await page.getByRole("button", { name: "Enable: set up the auth app", exact: true }).click();
     await page.getByRole("heading", { name: /^(Confirm your password|Step 1 of 3: save your recovery codes)$/ }).waitFor();
     expect((await page.getByRole("heading", { level: 1 }).innerText()).trim()).toBe(
       options.confirmPassword ? "Confirm your password" : "Step 1 of 3: save your recovery codes",
@@ -156,7 +156,7 @@ describe("Require auth app for all team members, in a browser", () => {
       await page.getByLabel("Password").fill(person.password);
       await page.getByRole("button", { name: "Confirm" }).click();
       await page.getByRole("status").filter({ hasText: "Password confirmed" }).waitFor();
-      await page.getByRole("button", { name: "Enable" }).click();
+      await page.getByRole("button", { name: "Enable: set up the auth app", exact: true }).click();
     }
     await page.getByRole("heading", { name: "Step 1 of 3: save your recovery codes" }).waitFor();
     expect(await page.locator("#recovery-codes li").count()).toBe(10);
@@ -180,7 +180,7 @@ describe("Require auth app for all team members, in a browser", () => {
     await page.getByRole("heading", { name: "Two-factor authentication", level: 1 }).waitFor();
     expect(path(page)).toBe("/settings/two-factor");
     expect(await mainText(page)).toContain(`${accountName} requires the auth app for every team member: set it up to continue.`);
-    await page.getByRole("button", { name: "Enable" }).waitFor();
+    await page.getByRole("button", { name: "Enable: set up the auth app", exact: true }).waitFor();
   }
 
   /** Opens `person`'s invitation (the emailed one unless given) over HTTP and chooses their name and password. */
@@ -284,7 +284,7 @@ describe("Require auth app for all team members, in a browser", () => {
     await page.getByRole("link", { name: "Set up your auth app" }).click();
     await page.getByRole("heading", { name: "Two-factor authentication", level: 1 }).waitFor();
     expect(path(page)).toBe("/settings/two-factor");
-    await page.getByRole("button", { name: "Enable" }).waitFor();
+    await page.getByRole("button", { name: "Enable: set up the auth app", exact: true }).waitFor();
     // Not yet: the admin invites a member first.
   });
 
@@ -295,7 +295,10 @@ describe("Require auth app for all team members, in a browser", () => {
     await page.getByLabel("Role", { exact: true }).selectOption({ label: "Member" });
     await page.getByRole("button", { name: "Send invitation" }).click();
     await page.getByRole("status").filter({ hasText: "Invitation sent." }).waitFor();
-    expect(await memberCells(page, katherine.email)).toMatchObject({ Role: "Member", Status: "Invited" });
+    // Invited, and until when: the invitation's state is its status (it has no sign-in yet).
+    const invited = await memberCells(page, katherine.email);
+    expect(invited).toMatchObject({ Role: "Member", "Last sign-in": "" });
+    expect(invited["Status"]).toMatch(/^Invited\s+expires \d{4}-\d{2}-\d{2}\s+\d{2}:\d{2} UTC$/);
 
     const katherineTab = await newPage();
     await acceptInvitation(katherineTab.page, katherine);
@@ -342,7 +345,7 @@ describe("Require auth app for all team members, in a browser", () => {
     expect(path(page)).toBe("/settings/security");
     const after = await mainText(page);
     expect(after).toContain("On.");
-    expect(after).toContain("1 of them still have to set it up");
+    expect(after).toContain("1 of them still has to set it up and is sent to do so on their next request.");
     await page.getByRole("button", { name: "Stop requiring the auth app" }).waitFor();
     await screenshot(page, "team-policy-04-security-enabled");
     // The member is told by email; the admin, who has it already, is not.

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Command, Option } from "commander";
@@ -25,6 +26,9 @@ import { listSigningKeys, rotateSigningKey } from "./oidc/keys.js";
 import { escapeForTerminal, quoteForTerminal } from "./terminal.js";
 import { BackgroundJobs } from "./background.js";
 import type { DeliveryReport } from "./mail/sender.js";
+import { Notices } from "./notices.js";
+import { exitGracefullyOnSignals } from "./shutdown.js";
+import { listenFailure, StartupError, withoutPassword } from "./startup-checks.js";
 import { metricsUrl, serveMetricsBeside, type MetricsListener } from "./http/metrics-listener.js";
 import { runHousekeeping, totalDeleted, type HousekeepingReport } from "./housekeeping.js";
 import { backupSqlite, BackupError } from "./db/backup.js";
@@ -73,9 +77,7 @@ async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>,
   try {
     runtime = await openRuntime(cfg, { migrate });
   } catch (error) {
-    fatal(
-      `cannot open the database${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    fatal(error instanceof StartupError ? error.message : `cannot start: ${error instanceof Error ? error.message : String(error)}`);
   }
   // The ids of the messages this command queues, so it can try them before it exits.
   runtime.ctx.queuedMail.ids = [];
@@ -91,8 +93,15 @@ async function withRuntime<T>(cfg: Config, fn: (runtime: Runtime) => Promise<T>,
   }
 }
 
+/** The package's version: package.json is one directory up from both src/cli.ts and dist/cli.js. */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return manifest.version;
+}
+
 const program = new Command()
   .name("latchkey")
+  .version(packageVersion(), "-V, --version", "print the version and exit")
   .description(
     "Self-hosted sign-in and two-factor authentication for team accounts.\nConfiguration comes from the environment: see README.md.",
   )
@@ -104,23 +113,31 @@ program
   .option("--no-migrate", "do not apply migrations at start (run `latchkey migrate` yourself)")
   .action(async (options: { migrate: boolean }) => {
     const cfg = config();
-    const log = (line: string): void => void process.stdout.write(`${line}\n`);
+    // For a person at a terminal: lines on stderr. Otherwise JSON log lines with the values as fields (src/notices.ts).
+    const notices = new Notices({ terminal: process.stderr.isTTY === true, writeText: (text) => void process.stderr.write(text) });
     let runtime: Runtime;
     try {
+      // The database and Redis must answer before anything is announced: a failure names which one, in one line.
       runtime = await openRuntime(cfg, {
         migrate: options.migrate,
         onOutboxMessage: (file, message) => {
           const link = /https?:\/\/\S+/.exec(message.text)?.[0];
-          log(
-            `mail to ${quoteForTerminal(message.to)}: ${quoteForTerminal(message.subject)}${link ? ` — ${escapeForTerminal(link)}` : ""} (${escapeForTerminal(file)})`,
-          );
+          notices.tell({
+            msg: "mail written to the outbox",
+            fields: { to: message.to, subject: message.subject, ...(link ? { link } : {}), file },
+            text: [
+              `mail to ${quoteForTerminal(message.to)}: ${quoteForTerminal(message.subject)}${link ? ` — ${escapeForTerminal(link)}` : ""} (${escapeForTerminal(file)})`,
+            ],
+          });
         },
       });
     } catch (error) {
-      fatal(`cannot open the database: ${error instanceof Error ? error.message : String(error)}`);
+      fatal(error instanceof StartupError ? error.message : `cannot start: ${error instanceof Error ? error.message : String(error)}`);
     }
     const devMail = cfg.smtpUrl === undefined && isLoopbackHost(cfg.host);
     const app = await buildApp(runtime.ctx, { outboxDir: devMail ? runtime.outboxDir : undefined, logger: cfg.logLevel !== "silent" });
+    notices.attach(app.log);
+    runtime.attachLog(app.log);
     let metrics: MetricsListener | undefined;
     if (cfg.metricsAddr && runtime.metrics) {
       try {
@@ -137,8 +154,11 @@ program
     } catch (error) {
       await metrics?.close();
       await runtime.close();
-      fatal(`cannot listen on ${cfg.host}:${cfg.port}: ${error instanceof Error ? error.message : String(error)} (set PORT or HOST)`);
+      fatal(listenFailure(cfg.host, cfg.port, error));
     }
+    // From the moment requests are served, SIGTERM/SIGINT drain them (src/shutdown.ts).
+    const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
+    exitGracefullyOnSignals({ app, jobs, runtime, limits: cfg.limits, log: app.log, exit: (code) => process.exit(code) });
     try {
       // The OpenID Provider's first signing key is made now (on the first start), not at the first sign-in.
       await app.oidc.provider();
@@ -147,22 +167,37 @@ program
       await runtime.close();
       fatal(`cannot prepare the OpenID Provider: ${error instanceof Error ? error.message : String(error)}`);
     }
-    log(
-      `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
-    );
-    if (metrics) log(`Metrics for Prometheus at ${metricsUrl(metrics.address)}.`);
-    if (cfg.smtpUrl === undefined)
-      log(`Mail goes to ${runtime.outboxDir}${devMail ? ` — read it at ${urlTo(cfg.publicUrl, "devMail")}` : ""}.`);
+    const database = cfg.databaseUrl === undefined ? `SQLite in ${cfg.dataDir}` : withoutPassword(cfg.databaseUrl);
+    notices.tell({
+      msg: "Latchkey is running",
+      fields: { url: cfg.publicUrl.origin, listen: `${cfg.host}:${cfg.port}`, database },
+      text: [
+        `Latchkey is running at ${cfg.publicUrl.origin} (listening on ${cfg.host}:${cfg.port}, ${runtime.ctx.dialect === "sqlite" ? `SQLite in ${cfg.dataDir}` : "PostgreSQL"}).`,
+      ],
+    });
+    if (metrics) {
+      const url = metricsUrl(metrics.address);
+      notices.tell({ msg: "metrics for Prometheus", fields: { metricsUrl: url }, text: [`Metrics for Prometheus at ${url}.`] });
+    }
+    if (cfg.smtpUrl === undefined) {
+      const devMailUrl = devMail ? urlTo(cfg.publicUrl, "devMail") : undefined;
+      notices.tell({
+        msg: "mail goes to the outbox",
+        fields: { outboxDir: runtime.outboxDir, ...(devMailUrl ? { devMailUrl } : {}) },
+        text: [`Mail goes to ${runtime.outboxDir}${devMailUrl ? ` — read it at ${devMailUrl}` : ""}.`],
+      });
+    }
     const setup = await issueSetupLink(runtime.ctx);
     if (setup) {
-      log("");
-      log("No account exists yet. Open this one-time link to create the first account and its admin:");
-      log(`  ${setup.url}`);
-      log("");
+      notices.tell({
+        msg: "first-run setup link",
+        fields: { setupUrl: setup.url },
+        text: ["", "No account exists yet. Open this one-time link to create the first account and its admin:", `  ${setup.url}`, ""],
+      });
     }
-    const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
     // Mail: sent right after the request that queued it; this look finds the rest (other instances' and the CLI's
-    // messages, retries). On shutdown the sender claims nothing more and finishes the sends in progress.
+    // messages, retries). On shutdown the sender claims nothing more and finishes the sends in progress; mail queued
+    // by requests still draining waits in the queue for the next look of any instance.
     runtime.mailSender.log = app.log;
     jobs.every("mail delivery", cfg.limits.mailPollIntervalMs, () => runtime.mailSender.wake());
     jobs.onStop(() => runtime.mailSender.stop());
@@ -171,7 +206,7 @@ program
     // (each is claimed atomically).
     jobs.every("support reset sweep", SUPPORT_SWEEP_INTERVAL_MS, async () => {
       const n = await applyDueSupportResets(runtime.ctx);
-      if (n > 0) log(`Applied ${n} support reset(s).`);
+      if (n > 0) notices.tell({ msg: "applied support resets", fields: { count: n }, text: [`Applied ${n} support reset(s).`] });
     });
     // Applications whose person's Latchkey session ended (signed out elsewhere, removed, expired …) are told within a
     // few seconds; each ended session is claimed by one instance.
@@ -186,14 +221,6 @@ program
       // A run that found nothing is routine: a debug line, so the log shows only runs that did something.
       if (report.ran) app.log[totalDeleted(report) > 0 || report.stopped ? "info" : "debug"](housekeepingLogFields(report), "housekeeping");
     });
-    const stop = async (): Promise<void> => {
-      await jobs.stop();
-      await app.close();
-      await runtime.close();
-      process.exit(0);
-    };
-    process.once("SIGINT", () => void stop());
-    process.once("SIGTERM", () => void stop());
   });
 
 program

@@ -120,6 +120,11 @@ export interface Limits {
    * setup after it fit; a target left over from an abandoned start does not linger.
    */
   returnToTtlSeconds: number;
+  /**
+   * After a password is set (an invitation, the first-run setup) the sign-in page it leads to fills in the email for
+   * this long; the browser keeps the address in a signed cookie, not in the URL.
+   */
+  loginHintTtlSeconds: number;
   /** An operator API token's `last_used_at` is written at most this often, to keep the token check read-mostly. */
   apiTokenTouchIntervalSeconds: number;
   /** Accounts per page of `GET /api/v1/admin/accounts` when the caller names no `limit`. */
@@ -241,6 +246,16 @@ export interface Limits {
    * it as expired, with Resend.
    */
   housekeepingInvitationKeepSeconds: number;
+  /**
+   * Graceful shutdown (`LATCHKEY_SHUTDOWN_SECONDS`): after SIGTERM or SIGINT the process has exited within this long,
+   * whatever its clients do. Requests in flight may finish until `shutdownCloseReserveMs` before it; then their
+   * connections are dropped. A service manager's stop timeout must be longer (the systemd unit's `TimeoutStopSec`).
+   */
+  shutdownSeconds: number;
+  /** Of the shutdown bound, the last this-many milliseconds are kept for closing the pools after the drain. */
+  shutdownCloseReserveMs: number;
+  /** At start, the database and Redis must answer within this long, or start-up fails naming which one did not. */
+  startupCheckTimeoutSeconds: number;
 }
 
 export const defaultLimits: Limits = {
@@ -291,6 +306,7 @@ export const defaultLimits: Limits = {
   ssoMaxDomains: 50,
   returnToMaxLength: 2048,
   returnToTtlSeconds: 30 * 60,
+  loginHintTtlSeconds: 10 * 60,
   apiTokenTouchIntervalSeconds: 60,
   operatorAccountsPageSize: 50,
   operatorAccountsMaxPageSize: 200,
@@ -325,6 +341,9 @@ export const defaultLimits: Limits = {
   housekeepingLeaseSeconds: 2 * 60,
   housekeepingGraceSeconds: 24 * 60 * 60,
   housekeepingInvitationKeepSeconds: 30 * 24 * 60 * 60,
+  shutdownSeconds: 10,
+  shutdownCloseReserveMs: 500,
+  startupCheckTimeoutSeconds: 10,
 };
 
 export interface Config {
@@ -415,7 +434,8 @@ function url(name: string, raw: string, protocols: string[]): URL {
   try {
     parsed = new URL(raw);
   } catch {
-    throw new ConfigError(name, `expected a URL (${protocols.join(" or ")}), got "${raw}"`);
+    // The error line goes to logs: a password in the unparsable value stays out of it.
+    throw new ConfigError(name, `expected a URL (${protocols.join(" or ")}), got "${raw.replace(/\/\/([^:/@]*):.*@/, "//$1:***@")}"`);
   }
   if (!protocols.includes(parsed.protocol.replace(/:$/, ""))) {
     throw new ConfigError(name, `expected a ${protocols.join(" or ")} URL, got "${parsed.protocol}"`);
@@ -632,6 +652,7 @@ export function loadConfig(env: Env = process.env): Config {
       90 * 24 * 3600,
     ),
     passwordResetTtlSeconds: integer(env, "LATCHKEY_PASSWORD_RESET_TTL_SECONDS", defaultLimits.passwordResetTtlSeconds, 5 * 60, 24 * 3600),
+    shutdownSeconds: integer(env, "LATCHKEY_SHUTDOWN_SECONDS", defaultLimits.shutdownSeconds, 1, 600),
   };
   if (limits.sessionIdleTimeoutSeconds > limits.sessionAbsoluteTimeoutSeconds) {
     throw new ConfigError("LATCHKEY_SESSION_IDLE_SECONDS", "must not be longer than LATCHKEY_SESSION_ABSOLUTE_SECONDS");

@@ -8,6 +8,7 @@ import { createMailer } from "./mail/transport.js";
 import type { MailMessage, Mailer } from "./mail/mailer.js";
 import { QueuedMail } from "./mail/queue.js";
 import { MailSender, type MailSenderOptions } from "./mail/sender.js";
+import { checkDatabase, connectRedis, databaseLabel, reasonOf, StartupError } from "./startup-checks.js";
 import { noMetrics } from "./observability/metrics.js";
 import type { PrometheusMetrics } from "./observability/prometheus.js";
 import type { DependencyCheck } from "./observability/readiness.js";
@@ -21,8 +22,18 @@ export interface Runtime {
   mailSender: MailSender;
   /** The metrics registry the metrics listener serves, when `LATCHKEY_METRICS_ADDR` is set. */
   metrics: PrometheusMetrics | undefined;
+  /**
+   * Where warnings about the dependencies go (Redis gone and back, a pooled PostgreSQL connection replaced): plain lines
+   * on stderr until `serve` attaches its JSON logger, then warn-level log lines in the one log stream.
+   */
+  attachLog(log: DependencyLog): void;
   /** Stops the mail sender (the sends in progress finish), then closes the transport, Redis and the database. */
   close(): Promise<void>;
+}
+
+/** The part of the server's logger the runtime writes its warnings to. */
+export interface DependencyLog {
+  warn(fields: Record<string, unknown>, msg: string): void;
 }
 
 function outboxDirOf(config: Config): string {
@@ -40,15 +51,42 @@ export interface RuntimeOptions {
   attemptKeyPrefix?: string;
 }
 
-/** Opens what a configuration names: the database, Redis (if set), the mail transport and its sender. */
+/**
+ * Opens what a configuration names: the database, Redis (if set), the mail transport and its sender. The database and
+ * Redis must answer first: otherwise it throws a `StartupError` naming which (src/startup-checks.ts).
+ */
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
-  const store = connect({
-    databaseUrl: config.databaseUrl,
-    sqliteFile: sqliteFileIn(config.dataDir),
-    connectTimeoutMs: config.limits.databaseConnectTimeoutMs,
-    queryTimeoutMs: config.limits.databaseQueryTimeoutMs,
-  });
-  if (options.migrate) await migrateToLatest(store.db);
+  const checkTimeoutMs = config.limits.startupCheckTimeoutSeconds * 1000;
+  const database = databaseLabel(config.databaseUrl, config.dataDir);
+  let log: DependencyLog = {
+    warn: (fields, msg) => process.stderr.write(`latchkey: ${msg}${fields["reason"] ? ` (${String(fields["reason"])})` : ""}\n`),
+  };
+  let store: Store;
+  try {
+    store = connect({
+      onIdleConnectionError: (error) => log.warn({ reason: error.message }, "an idle PostgreSQL connection failed and will be replaced"),
+      databaseUrl: config.databaseUrl,
+      sqliteFile: sqliteFileIn(config.dataDir),
+      connectTimeoutMs: config.limits.databaseConnectTimeoutMs,
+      queryTimeoutMs: config.limits.databaseQueryTimeoutMs,
+    });
+  } catch (error) {
+    throw new StartupError(`cannot open the ${database}: ${reasonOf(error)}`);
+  }
+  // Each failure below names what failed and closes what was opened, so the process can exit.
+  try {
+    await checkDatabase(store, database, checkTimeoutMs);
+    if (options.migrate) {
+      try {
+        await migrateToLatest(store.db);
+      } catch (error) {
+        throw new StartupError(`cannot migrate the ${database}: ${reasonOf(error)}`);
+      }
+    }
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   const clock = options.clock ?? systemClock;
   // ioredis is loaded only when Redis is configured (memory, issue 10).
   const redis =
@@ -63,18 +101,23 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
           commandTimeout: config.limits.redisCommandTimeoutMs,
         })
       : undefined;
-  if (redis) {
-    await redis.connect();
+  if (redis && config.redisUrl !== undefined) {
+    try {
+      await connectRedis(redis, config.redisUrl, checkTimeoutMs);
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
     // ioredis reports every failed reconnect as an "error" event; unheard, it prints a stack per attempt. One line
     // per outage is enough: requests meanwhile answer 503 `throttle_unavailable`.
     let down = false;
     redis.on("error", (error: Error) => {
       if (down) return;
       down = true;
-      process.stderr.write(`latchkey: Redis is unreachable (${error.message}); sign-in answers 503 until it is back\n`);
+      log.warn({ reason: error.message }, "Redis is unreachable; sign-in answers 503 until it is back");
     });
     redis.on("ready", () => {
-      if (down) process.stderr.write("latchkey: Redis is reachable again\n");
+      if (down) log.warn({}, "Redis is reachable again");
       down = false;
     });
   }
@@ -128,6 +171,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     outboxDir,
     mailSender,
     metrics,
+    attachLog(to) {
+      log = to;
+    },
     async close() {
       await mailSender.stop();
       await mailer.close();

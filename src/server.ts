@@ -36,6 +36,8 @@ import { registerApiOperations } from "./http/api-operations.js";
 import { registerSecurityHeaders } from "./http/security-headers.js";
 import { RequestLog } from "./http/hot-path.js";
 import { registerLoadShedding } from "./http/load-shedding.js";
+import { registerRequestId, requestIdOf } from "./http/request-id.js";
+import { registerDrain } from "./http/drain.js";
 import { registerRequestMetrics } from "./http/request-metrics.js";
 import { healthRoutes } from "./http/routes/health.js";
 
@@ -87,8 +89,12 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
               }),
             },
           },
+    // Each request's id (the caller's X-Request-Id when well-formed) is in each of its log lines and in its answer.
+    genReqId: requestIdOf,
     // The session check and forward auth log their request lines at debug level (http/hot-path.ts).
     logController: new RequestLog(),
+    // While shutting down, requests on open connections get our 503 (http/drain.ts), not Fastify's.
+    return503OnClosing: false,
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Fastify accepts a hop count too (documented), though its type omits it.
     trustProxy: ctx.config.trustProxy as boolean | string[],
@@ -100,6 +106,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
         error.code === "FST_ERR_MAX_PARAM_LENGTH"
           ? "This address is not valid: a part of it is too long."
           : "This address is not valid: it has a malformed %-escape.";
+      // No request hook runs for these: the request id is set here.
+      reply.header("X-Request-Id", request.id);
       sendError(request, reply, "invalid_request", message);
     },
   });
@@ -107,7 +115,9 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
   registerSecurityHeaders(app, ctx.config);
-  // Right after the headers, so a shed answer carries them and nothing else runs for it.
+  registerRequestId(app);
+  // Right after the headers, so a refused answer (shutting down, overloaded) carries them and nothing else runs for it.
+  registerDrain(app);
   registerLoadShedding(app, ctx.config.limits);
   // Before any route is added: each route gets its duration recorder as it is registered. (Nothing when metrics are off.)
   registerRequestMetrics(app, ctx.metrics);

@@ -178,7 +178,7 @@ describeEachDialect("auth app settings", (dialect) => {
     t.clock.advanceSeconds(defaultLimits.totpSetupTtlSeconds);
     const late = await web.get("/settings/two-factor/setup");
     expect(late.statusCode).toBe(409);
-    expect(late.body).toContain("Press Enable to start again");
+    expect(late.body).toContain("Press “Enable: set up the auth app” to start again");
     await web.request("POST", "/settings/confirm-password", { form: { _csrf: await manageCsrf(web), password: member.password } });
     const confirm = await web.request("POST", "/settings/two-factor/setup/confirm", {
       form: { _csrf: await manageCsrf(web), code: totpCode(t, secret) },

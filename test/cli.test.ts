@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { freePort } from "./helpers/ports.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,7 @@ import { hashToken, newId } from "../src/auth/tokens.js";
 import { openRuntime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { Browser, deliverMailBeforeAnswer, MemoryMailer, signedInBrowser, type TestApp } from "./helpers/app.js";
+import { jsonLines } from "./helpers/serve-process.js";
 
 const CLI = ["--import", "tsx", join(process.cwd(), "src/cli.ts")];
 
@@ -58,6 +59,17 @@ describe("latchkey CLI", () => {
     const run = await latchkey(["--help"], { LATCHKEY_DATA_DIR: dataDir() });
     expect(run.code).toBe(0);
     for (const command of ["serve", "migrate", "account", "api-token"]) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
+  });
+
+  it("--version and -V print the package version and exit 0", async () => {
+    const { version } = JSON.parse(readFileSync(join(process.cwd(), "package.json"), "utf8")) as { version: string };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const flag of ["--version", "-V"]) {
+      const run = await latchkey([flag], { LATCHKEY_DATA_DIR: dataDir() });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(`${version}\n`);
+      expect(run.stderr).toBe("");
+    }
   });
 
   it("account create --help lists --name and --admin-email", async () => {
@@ -493,28 +505,32 @@ describe("latchkey CLI", () => {
           HOME: process.env["HOME"] ?? "",
           LATCHKEY_DATA_DIR: dir,
           PORT: String(port),
-          LOG_LEVEL: "silent",
+          LOG_LEVEL: "info",
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";
       let stderr = "";
       child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      // stdout is not a terminal here: the URL and the link are JSON log lines, with the values as fields.
       const link = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no setup link within 40 s; stdout: ${stdout}; stderr: ${stderr}`)), 40_000);
         child?.stdout?.on("data", (chunk: Buffer) => {
           stdout += chunk.toString();
-          const match = /(http:\/\/localhost:\d+\/setup\/[A-Za-z0-9_-]{43})/.exec(stdout);
-          if (match?.[1]) {
+          const setupUrl = jsonLines(stdout.slice(0, stdout.lastIndexOf("\n") + 1)).find((l) => l.msg === "first-run setup link")?.[
+            "setupUrl"
+          ];
+          if (typeof setupUrl === "string") {
             clearTimeout(timer);
-            resolve(match[1]);
+            resolve(setupUrl);
           }
         });
         child?.once("exit", (code) => reject(new Error(`serve exited with ${code}; stderr: ${stderr}`)));
       });
-      expect(stdout).toContain(`Latchkey is running at http://localhost:${port}`);
-      expect(stdout).toContain("one-time link");
-      expect(link.startsWith(`http://localhost:${port}/setup/`)).toBe(true);
+      const lines = jsonLines(stdout.slice(0, stdout.lastIndexOf("\n") + 1));
+      expect(lines.find((l) => l.msg === "Latchkey is running")).toMatchObject({ url: `http://localhost:${port}` });
+      expect(link).toMatch(new RegExp(`^http://localhost:${port}/setup/[A-Za-z0-9_-]{43}$`));
+      expect(stderr).toBe("");
 
       const page = await fetch(link.replace("localhost", "127.0.0.1"));
       expect(page.status).toBe(200);

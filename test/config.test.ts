@@ -53,6 +53,10 @@ describe("configuration from the environment", () => {
     ["LATCHKEY_SECRET_KEY", randomBytes(16).toString("base64")],
     ["LATCHKEY_SECRET_KEY", "not base64 at all!"],
     ["LOG_LEVEL", "loud"],
+    ["LATCHKEY_SHUTDOWN_SECONDS", "0"],
+    ["LATCHKEY_SHUTDOWN_SECONDS", "601"],
+    ["LATCHKEY_SHUTDOWN_SECONDS", "2.5"],
+    ["LATCHKEY_SHUTDOWN_SECONDS", "ten"],
     ["LATCHKEY_RETURN_ORIGINS", "app.example.com"],
     ["LATCHKEY_RETURN_ORIGINS", "https://app.example.com/path"],
     ["LATCHKEY_RETURN_ORIGINS", "https://app.example.com/?x=1"],
@@ -76,6 +80,23 @@ describe("configuration from the environment", () => {
 
   it("a bad PORT says what it expects", () => {
     expect(configErrorOf(env({ PORT: "abc" })).message).toMatch(/PORT: expected a whole number from 1 to 65535/);
+  });
+
+  it("LATCHKEY_SHUTDOWN_SECONDS: 10 by default, 1 to 600 accepted", () => {
+    expect(loadConfig(env()).limits.shutdownSeconds).toBe(10);
+    expect(loadConfig(env({ LATCHKEY_SHUTDOWN_SECONDS: "1" })).limits.shutdownSeconds).toBe(1);
+    expect(loadConfig(env({ LATCHKEY_SHUTDOWN_SECONDS: "600" })).limits.shutdownSeconds).toBe(600);
+    expect(configErrorOf(env({ LATCHKEY_SHUTDOWN_SECONDS: "0" })).message).toBe(
+      "LATCHKEY_SHUTDOWN_SECONDS: expected a whole number from 1 to 600, got 0",
+    );
+  });
+
+  it("a DATABASE_URL or REDIS_URL that does not parse is refused without repeating its password", () => {
+    for (const variable of ["DATABASE_URL", "REDIS_URL"]) {
+      const message = configErrorOf(env({ [variable]: "postgres://latchkey:s3cr/et@[db" })).message;
+      expect(message).toContain("latchkey:***@");
+      expect(message).not.toContain("s3cr");
+    }
   });
 
   it("a short secret key says it needs 32 bytes in base64", () => {

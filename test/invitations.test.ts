@@ -75,6 +75,56 @@ describeEachDialect("invitations", (dialect) => {
     expect(events.map((e) => e.type)).toContain("invitation.accepted");
   });
 
+  /** The value of the Email field on a sign-in page, or undefined when it is empty. */
+  const emailField = (body: string): string | undefined =>
+    /<input id="f-email" name="email" type="email" value="([^"]*)"/.exec(body)?.[1] || undefined;
+
+  it("the sign-in page it leads to has the address filled in, carried in a signed cookie (not the URL), once", async () => {
+    const { path, email } = await invite();
+    const browser = new Browser(t.app);
+    const accepted = await accept(path, { name: "Grace Hopper", password: GOOD_PASSWORD }, browser);
+    expect(accepted.statusCode).toBe(303);
+    // Nothing of the address in the URL (logs, history, Referer): it rides in a cookie of this browser.
+    expect(accepted.headers.location).toBe("/login?notice=password_set");
+    const hint = accepted.cookies.find((c) => c.name === "latchkey_login_hint");
+    expect(hint).toMatchObject({ httpOnly: true, sameSite: "Lax", path: "/", maxAge: t.config.limits.loginHintTtlSeconds });
+    expect(hint?.value).not.toContain("@");
+
+    const login = await browser.get(accepted.headers.location as string);
+    expect(login.statusCode).toBe(200);
+    expect(login.body).toContain("Your password is set. Sign in to continue.");
+    expect(emailField(login.body)).toBe(email);
+    // The password is what is left to type: the focus is there.
+    expect(login.body).toMatch(/<input id="f-password" name="password" type="password"[^>]* autofocus/);
+    // Used once: the cookie is cleared, and the next visit starts empty.
+    expect(browser.cookies.has("latchkey_login_hint")).toBe(false);
+    expect(emailField((await browser.get("/login")).body)).toBeUndefined();
+    // And the address filled in is the one that signs in.
+    expect(await canSignIn(email, GOOD_PASSWORD)).toBe(303);
+  });
+
+  it("a kept address that was altered, or is older than its lifetime, is not filled in", async () => {
+    const { path, email } = await invite();
+    const browser = new Browser(t.app);
+    await accept(path, { name: "Grace Hopper", password: GOOD_PASSWORD }, browser);
+    const value = browser.cookies.get("latchkey_login_hint")!;
+    const [expires, encoded, mac] = value.split(".");
+
+    const forged = new Browser(t.app);
+    const other = Buffer.from("mallory@example.com", "utf8").toString("base64url");
+    forged.cookies.set("latchkey_login_hint", `${expires}.${other}.${mac}`);
+    const refused = await forged.get("/login");
+    expect(refused.statusCode).toBe(200);
+    expect(emailField(refused.body)).toBeUndefined();
+    expect(refused.body).not.toContain("mallory@example.com");
+
+    t.clock.advanceSeconds(t.config.limits.loginHintTtlSeconds + 1);
+    const late = new Browser(t.app);
+    late.cookies.set("latchkey_login_hint", `${expires}.${encoded}.${mac}`);
+    expect(emailField((await late.get("/login")).body)).toBeUndefined();
+    expect(email).toContain("@");
+  });
+
   it("a password of 7 code points is refused with 422 and says at least 8; nothing is created", async () => {
     const { path, email } = await invite();
     const response = await accept(path, { password: "abcdefg" });

@@ -93,6 +93,29 @@ describe("mail outbox (no SMTP_URL)", () => {
     expect(message.body).toContain(`<a href="${link}">`);
   });
 
+  it("/dev/mail shows the HTML part too: in a sandboxed frame drawn from srcdoc, the message's markup escaped into it", async () => {
+    await signIn("dev-mail-html@example.com");
+    const list = await new Browser(app).get("/dev/mail");
+    const href = /href="(\/dev\/mail\/[^"]*dev-mail-html%40example\.com\.eml)"/.exec(list.body)?.[1];
+    const message = await new Browser(app).get(href as string);
+    expect(message.statusCode).toBe(200);
+    const frame = /<iframe ([^>]*)><\/iframe>/.exec(message.body);
+    expect(frame, "an iframe on the page").not.toBeNull();
+    const attributes = frame![1]!;
+    // No scripts, forms or same-origin access in it; its links may only take the whole tab, on a click.
+    expect(/ sandbox="([^"]*)"/.exec(attributes)?.[1]).toBe("allow-top-navigation-by-user-activation");
+    expect(attributes).toMatch(/title="[^"]+"/);
+    expect(attributes).not.toMatch(/ src=/);
+    // The HTML part, as an attribute value: its quotes and angle brackets escaped, so it cannot end the attribute.
+    const srcdoc = /srcdoc="([^"]*)"/.exec(attributes)?.[1] ?? "";
+    expect(srcdoc).toContain("&lt;a href=&quot;");
+    expect(srcdoc).toContain("Finish signing in");
+    expect(srcdoc).not.toMatch(/[<>]/);
+    // The text part stays on the page, below.
+    expect(message.body.indexOf("<iframe")).toBeLessThan(message.body.indexOf("<pre>"));
+    expect(message.body).toContain("If this was not you, do not open the link");
+  });
+
   it.each([
     "/dev/mail/../../etc/passwd",
     "/dev/mail/..%2F..%2Fetc%2Fpasswd",

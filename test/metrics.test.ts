@@ -10,6 +10,7 @@ import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, totpCode, wrongCode } from "./helpers/auth-app.js";
 import { describeEachDialect } from "./helpers/dialects.js";
 import { freePort } from "./helpers/ports.js";
+import { jsonLines } from "./helpers/serve-process.js";
 import { parsePrometheusText, type Exposition } from "./helpers/prometheus-text.js";
 import type * as client from "openid-client";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
@@ -359,9 +360,14 @@ describe("latchkey serve with LATCHKEY_METRICS_ADDR", () => {
       PORT: String(port),
       LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
       LATCHKEY_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
+      // Its notices are JSON log lines at info (stdout is not a terminal).
+      LOG_LEVEL: "info",
     });
-    await waitFor(run.output, /Latchkey is running/, 40_000);
-    expect(run.output()).toContain(`Metrics for Prometheus at http://127.0.0.1:${metricsPort}/metrics.`);
+    await waitFor(run.output, /"msg":"Latchkey is running"/, 40_000);
+    const output = run.output();
+    expect(jsonLines(output.slice(0, output.lastIndexOf("\n") + 1)).find((l) => l.msg === "metrics for Prometheus")).toMatchObject({
+      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    });
 
     const metrics = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
     expect(metrics.types.get("latchkey_sign_ins_total")).toBe("counter");

@@ -74,7 +74,8 @@ async function startServeProcess(database: TestDatabase): Promise<{ origin: stri
       LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
       LATCHKEY_DATA_DIR: database.dataDir,
       LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
-      LOG_LEVEL: "silent",
+      // stdout is not a terminal: "Latchkey is running" is a JSON log line at info level.
+      LOG_LEVEL: "info",
       ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -85,7 +86,7 @@ async function startServeProcess(database: TestDatabase): Promise<{ origin: stri
     const timer = setTimeout(() => reject(new Error(`latchkey serve did not start: ${output}`)), 40_000);
     child.stdout.on("data", (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes("Latchkey is running at")) {
+      if (output.includes('"msg":"Latchkey is running"')) {
         clearTimeout(timer);
         resolve();
       }

@@ -136,7 +136,10 @@ describeEachDialect("forgot password", (dialect) => {
     // No session for anyone: the reset signs nobody in.
     expect(elsewhere.cookies.has("latchkey_session")).toBe(false);
     expect((await elsewhere.get("/api/v1/session")).statusCode).toBe(401);
-    expect((await elsewhere.get("/login?notice=password_reset")).body).toContain("Your new password is set");
+    const signInPage = await elsewhere.get("/login?notice=password_reset");
+    expect(signInPage.body).toContain("Your new password is set");
+    // The sign-in page has the address filled in (kept in a cookie of this browser, once, as after an invitation).
+    expect(signInPage.body).toContain(`<input id="f-email" name="email" type="email" value="${member.email}"`);
 
     // Every session and pending sign-in of the person ended; the old password and the old device cookie are worthless.
     expect((await signedIn.get("/api/v1/session")).statusCode).toBe(401);

@@ -52,6 +52,8 @@ const OTHER_HEADERS = new Set([
   "x-latchkey-role",
   "x-latchkey-login-url",
   "content-disposition",
+  // The request's id (test/request-id.test.ts).
+  "x-request-id",
 ]);
 
 async function everyKindOfAnswer(t: TestApp): Promise<Record<string, LightMyRequestResponse>> {

@@ -250,7 +250,7 @@ describeEachDialect("where you're signed in (sessions list)", (dialect) => {
     expect(await listOf(here)).toHaveLength(2);
     const page = await here.get("/settings/sessions");
     expect(page.body).toContain('<th scope="col">Account</th>');
-    expect(page.body).toContain("<td>Second</td>");
-    expect(page.body).toContain("<td>First</td>");
+    expect(page.body).toContain(`<td data-label="Account">Second</td>`);
+    expect(page.body).toContain(`<td data-label="Account">First</td>`);
   });
 });

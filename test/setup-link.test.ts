@@ -61,6 +61,11 @@ describeEachDialect("first-run setup link", (dialect) => {
       .executeTakeFirstOrThrow();
     expect(membership).toEqual({ role: "admin", email: "ada@example.com" });
 
+    // The sign-in page it leads to has the new admin's address filled in (kept in a cookie of this browser, once).
+    const login = await browser.get(created.headers.location as string);
+    expect(login.body).toContain("Your account is ready. Sign in to continue.");
+    expect(login.body).toContain('<input id="f-email" name="email" type="email" value="ada@example.com"');
+
     const admin = await signedInBrowser(t, { email: "ada@example.com", password: ADMIN.password });
     const session = await admin.get("/api/v1/session");
     expect(session.json()).toMatchObject({

@@ -199,7 +199,7 @@ describeEachDialect('"Require auth app" policy', (dialect) => {
     expect(hops[hops.length - 1]).toBe("/settings/two-factor");
     expect(hops.every((h) => h === "/" || h === "/settings/two-factor")).toBe(true);
     expect(last.statusCode).toBe(200);
-    expect(last.body).toContain("Enable");
+    expect(last.body).toContain(">Enable: set up the auth app</button>");
     // No way around it over the API either.
     expectSetupRequired(await fresh.get("/api/v1/verify"), "verify");
   });

@@ -8,8 +8,9 @@ import { pathTo } from "../paths.js";
  * `device`: the signed device cookie of a browser that completed a password sign-in (`src/auth/devices.ts`).
  * `return`: the signed, short-lived `return_to` of a sign-in in progress (`src/http/return-to.ts`). Only Latchkey
  * reads it: it stays host-only whatever other cookies do.
+ * `login_hint`: the signed, short-lived email the sign-in page fills in after a password was set (`src/http/login-hint.ts`).
  */
-export type CookieKind = "session" | "challenge" | "csrf" | "sso" | "device" | "return";
+export type CookieKind = "session" | "challenge" | "csrf" | "sso" | "device" | "return" | "login_hint";
 
 /**
  * The one cookie that may go to other hosts: the session, and only with `LATCHKEY_COOKIE_DOMAIN`, so apps on sibling

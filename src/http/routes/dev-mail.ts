@@ -3,7 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../../context.js";
-import { html } from "../../html.js";
+import { html, type SafeHtml } from "../../html.js";
 import { layout } from "../views/layout.js";
 import { LatchkeyError } from "../../errors.js";
 import { routes, pathTo } from "../../paths.js";
@@ -19,6 +19,17 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 const EML = /^[A-Za-z0-9@._-]+\.eml$/;
+
+/**
+ * The HTML part as a mail program shows it: in an iframe drawn from `srcdoc`, sandboxed with no scripts, no forms,
+ * no same-origin access (an opaque origin that cannot read our cookies or pages). It inherits this page's CSP, which
+ * keeps it from loading anything from elsewhere. A click on one of its links opens in the whole tab (`_top`): our
+ * pages may not be framed. The text part is shown below it, as before.
+ */
+function htmlPart(body: string): SafeHtml {
+  return html`<h2>HTML</h2>
+<iframe title="The HTML part of the message" sandbox="allow-top-navigation-by-user-activation" srcdoc="${`<base target="_top">${body}`}" style="display:block;width:100%;height:26rem;border:1px solid var(--line);border-radius:6px;background:#fff"></iframe>`;
+}
 
 /**
  * `/dev/mail`: the local outbox, newest first, for trying Latchkey without an SMTP server. Registered only when mail
@@ -46,14 +57,14 @@ export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: 
     const rows = await Promise.all(
       files.map(async (file) => {
         const mail = await simpleParser(await readFile(join(outboxDir, file)));
-        return html`<tr><td>${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td><td>${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td><td><a href="${pathTo("devMailMessage", { file })}">${mail.subject ?? "(no subject)"}</a></td></tr>`;
+        return html`<tr><td data-label="Sent (UTC)">${mail.date?.toISOString().replace("T", " ").slice(0, 19) ?? ""}</td><td data-label="To">${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""}</td><td data-label="Subject"><a href="${pathTo("devMailMessage", { file })}">${mail.subject ?? "(no subject)"}</a></td></tr>`;
       }),
     );
     return reply.html(
       page(
         "Outbox",
         html`<h1>Outbox</h1><p class="muted">Messages Latchkey would have sent (SMTP_URL is not set), newest first. Files are in <code>${outboxDir}</code>.</p>
-${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a sign-in link here.</p>` : html`<table><thead><tr><th>Sent (UTC)</th><th>To</th><th>Subject</th></tr></thead><tbody>${rows}</tbody></table>`}`,
+${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a sign-in link here.</p>` : html`<table class="stack"><thead><tr><th scope="col">Sent (UTC)</th><th scope="col">To</th><th scope="col">Subject</th></tr></thead><tbody>${rows}</tbody></table>`}`,
       ),
     );
   });
@@ -72,7 +83,9 @@ ${rows.length === 0 ? html`<p>No messages yet. Sign in with a password to get a 
         html`<p><a href="${pathTo("devMail")}">← Outbox</a></p><h1>${mail.subject ?? "(no subject)"}</h1>
 <p class="muted">To ${mail.to && !Array.isArray(mail.to) ? mail.to.text : ""} · ${mail.date?.toISOString() ?? ""}</p>
 ${links.map((l) => html`<p><a href="${l}">${l}</a></p>`)}
-<pre style="white-space:pre-wrap">${mail.text ?? ""}</pre>`,
+${mail.html ? htmlPart(mail.html) : ""}
+<h2>Text</h2>
+<pre>${mail.text ?? ""}</pre>`,
       ),
     );
   });

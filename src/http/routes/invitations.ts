@@ -6,6 +6,7 @@ import { completeSetup, isSetupLinkOpen } from "../../team/setup.js";
 import { readCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
+import { rememberLoginEmail } from "../login-hint.js";
 import { requestInfo } from "../request-info.js";
 import { renderFailure, renderFailurePage } from "../reply.js";
 import { invitationPage, setupPage, type PasswordFormErrors } from "../views/invitations.js";
@@ -60,8 +61,10 @@ export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
       info: requestInfo(request),
       deviceToken: readCookie(request, config, "device"),
     });
-    if (result.ok)
+    if (result.ok) {
+      rememberLoginEmail(reply, ctx, result.value.email);
       return reply.redirect(pathTo("login", {}, { notice: result.value.joinedWithExistingLogin ? "joined" : "password_set" }), 303);
+    }
     const found = await findOpenInvitation(ctx, request.params.token);
     if (!found.ok) return renderFailurePage(reply, config.productName, result, toSignIn);
     return renderFailure(
@@ -92,7 +95,10 @@ export function invitationRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post<{ Params: { token: string } }>(routes.setup, async (request, reply) => {
     const form = parseBody(setupForm, request.body);
     const result = await completeSetup(ctx, { token: request.params.token, ...form, info: requestInfo(request) });
-    if (result.ok) return reply.redirect(pathTo("login", {}, { notice: "setup_done" }), 303);
+    if (result.ok) {
+      rememberLoginEmail(reply, ctx, result.value.email);
+      return reply.redirect(pathTo("login", {}, { notice: "setup_done" }), 303);
+    }
     if (result.reason === "setup_unavailable") return renderFailurePage(reply, config.productName, result, toSignIn);
     return renderFailure(
       reply,

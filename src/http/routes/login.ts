@@ -9,6 +9,7 @@ import { signOut } from "../../auth/sessions.js";
 import { clearCookie, readCookie, redirectSignedIn, setCookie } from "../cookies.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, noticeFrom, parseBody } from "../input.js";
+import { takeLoginEmail } from "../login-hint.js";
 import { renderFailure, renderFailurePage, type Failure } from "../reply.js";
 import { requestInfo } from "../request-info.js";
 import { checkEmailPage, loginPage, notices } from "../views/login.js";
@@ -30,8 +31,16 @@ export function loginRoutes(app: FastifyInstance, ctx: AppContext): void {
     const returnTo = await returnToFromQuery(request, ctx);
     if (request.signedIn) return redirectSignedInVisitor(request, reply, ctx, returnTo);
     const notice = noticeFrom(notices, request);
+    // Just after setting a password (invitation, first-run setup): the address it was set for.
+    const email = takeLoginEmail(request, reply, ctx);
     return reply.html(
-      loginPage({ ...chrome, csrf: csrfToken(request, reply, config), ...(notice ? { notice } : {}), ...(returnTo ? { returnTo } : {}) }),
+      loginPage({
+        ...chrome,
+        csrf: csrfToken(request, reply, config),
+        ...(notice ? { notice } : {}),
+        ...(returnTo ? { returnTo } : {}),
+        ...(email ? { email } : {}),
+      }),
     );
   });
 

@@ -6,6 +6,7 @@ import { routes, pathTo } from "../../paths.js";
 import { apiRoute } from "../api-operations.js";
 import { csrfToken } from "../csrf.js";
 import { formSchema, parseBody } from "../input.js";
+import { rememberLoginEmail } from "../login-hint.js";
 import { failureError, renderFailure, renderFailurePage, type Failure } from "../reply.js";
 import { requestInfo } from "../request-info.js";
 import { forgotPasswordPage, resetPasswordPage, resetRequestedPage, type ResetFormErrors } from "../views/password-reset.js";
@@ -109,7 +110,9 @@ export function passwordResetRoutes(app: FastifyInstance, ctx: AppContext): void
     }
     // The applications signed in as this person are told now, not at the next periodic sweep.
     app.oidc.requestSweep();
-    // Nobody is signed in by a reset: the person signs in with the new password and their second factor.
+    // Nobody is signed in by a reset: the person signs in with the new password and their second factor, the address
+    // filled in (as after an invitation).
+    rememberLoginEmail(reply, ctx, result.value.email);
     return reply.redirect(pathTo("login", {}, { notice: "password_reset" }), 303);
   });
 

@@ -32,6 +32,7 @@ import {
   profilePage,
   recoveryCodesPage,
   scanPage,
+  SET_UP_AUTH_APP,
   setupDonePage,
 } from "../views/settings.js";
 
@@ -173,7 +174,7 @@ export function settingsRoutes(app: FastifyInstance, ctx: AppContext): void {
 
   const setupExpired: Failure = {
     reason: "setup_not_started",
-    message: "Your setup has expired or was not started. Press Enable to start again.",
+    message: `Your setup has expired or was not started. Press “${SET_UP_AUTH_APP}” to start again.`,
   };
 
   /** The setup step the person is on; with a failure, drawn with its message and the failure's status. */

@@ -32,9 +32,9 @@ export function helpPage(o: {
     signedIn: o.signedIn,
     body: html`<div class="card"><h1>Two-factor authentication help</h1>
 <p>${o.productName} asks for a second factor after your password: by default a link emailed to you (open it in the same browser), or a 6-digit code from an authenticator app.</p>
-<h2 style="font-size:1.15rem">Authenticator apps</h2>
+<h2>Authenticator apps</h2>
 <p>Any app for time-based one-time passwords (TOTP) works: Google Authenticator, Microsoft Authenticator, Authy, Duo Mobile, 1Password.</p>
-<h2 style="font-size:1.15rem">Locked out?</h2>
+<h2>Locked out?</h2>
 <ol><li>Use one of your recovery codes instead of the app code ("Use a recovery code" on the sign-in page). Each works once.</li>
 <li>Ask another Account Admin to remove you and invite you again: you set a new password and two-factor authentication.</li>
 <li>No codes and no other admin? <a href="${pathTo("support")}">Ask support for a reset</a> with the email address of your login: support verifies your identity, and the reset happens after a waiting period you can cancel from your inbox.</li></ol>

@@ -3,7 +3,7 @@ import { pathTo } from "../../paths.js";
 import type { PendingEmailChange } from "../../auth/email-change.js";
 import { date } from "./format.js";
 import { alert, csrfField, field, layout } from "./layout.js";
-import { settingsPage, type SettingsChrome } from "./settings-chrome.js";
+import { personalPage, type SettingsChrome } from "./settings-chrome.js";
 
 /** Settings → Change email address: the current address, a pending change, and the form (or why there is none). */
 export function changeEmailPage(
@@ -34,16 +34,15 @@ ${c.askPassword ? field({ label: "Password", name: "password", type: "password",
 <button type="submit">Send confirmation link</button>
 </form>
 <p class="muted" style="margin-top:1rem">We email a link to the new address; your address changes only when it is opened. Your current address is told at once and can stop the change. Once it changes, your other browsers are signed out.</p>`;
-  return settingsPage(
+  return personalPage(
     c,
     "Change email address",
-    pathTo("profile"),
+    "Change email address",
     html`<div class="card"><h1>Change email address</h1>
 ${alert("ok", c.notice)}${alert("error", c.error)}
 <p>Your email address is <strong>${c.email}</strong>. You sign in with it, and sign-in links and security notices go to it.</p>
 ${pending}${form}
 <p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p></div>`,
-    false,
   );
 }
 

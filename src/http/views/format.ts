@@ -8,3 +8,6 @@ export const stackedDate = (ms: number | null): SafeHtml | string =>
   ms === null
     ? "never"
     : html`<span style="white-space:nowrap">${date(ms).slice(0, 10)}</span><br><span style="white-space:nowrap">${date(ms).slice(11)}</span>`;
+
+/** `count` with the noun (or verb phrase) that agrees with it: plural(1, "code", "codes") → "1 code". */
+export const plural = (count: number, one: string, many: string): string => `${count} ${count === 1 ? one : many}`;

@@ -6,11 +6,11 @@ import { alert, csrfField } from "./layout.js";
 import { settingsPage, type SettingsChrome } from "./settings-chrome.js";
 
 function ssoSection(sso: SsoConnectionView | null): SafeHtml {
-  return html`<h2 style="font-size:1.15rem;margin-top:2rem" id="sso">Single sign-on</h2>
+  return html`<h2 id="sso">Single sign-on</h2>
 ${
   sso
     ? html`<p><strong>Connected.</strong> People with a verified email at ${sso.domains.join(", ")} sign in through your identity provider and are added as SSO members (${sso.ssoMembers} now). Your provider handles their second factor; the auth-app requirement does not apply to them.</p>
-<table><tbody>
+<table class="pairs"><tbody>
 <tr><th scope="row">Issuer</th><td>${sso.issuer}</td></tr>
 <tr><th scope="row">Client id</th><td>${sso.clientId}</td></tr>
 <tr><th scope="row">Domains</th><td>${sso.domains.join(", ")}</td></tr>
@@ -32,11 +32,11 @@ export function securityPage(
     pathTo("security"),
     html`<div class="card"><h1>Security</h1>
 ${alert("ok", c.notice)}${alert("error", c.error)}
-<h2 style="font-size:1.15rem">Require auth app for all team members</h2>
+<h2>Require auth app for all team members</h2>
 <p>By default every member finishes signing in with an <strong>email link</strong>. Email is the weaker second factor: anyone who can read a member's inbox can use it, and NIST SP 800-63B does not accept email as a second factor. We recommend requiring an <strong>authenticator app</strong>.</p>
 ${
   on
-    ? html`<p><strong>On.</strong> Every member who signs in with a password must use an auth app. ${o.membersWithoutAuthApp > 0 ? `${o.membersWithoutAuthApp} of them still have to set it up and are sent to do so on their next request.` : "All of them have."} SSO members are exempt (${o.ssoMembers}).</p>
+    ? html`<p><strong>On.</strong> Every member who signs in with a password must use an auth app. ${o.membersWithoutAuthApp > 0 ? `${o.membersWithoutAuthApp} of them still ${o.membersWithoutAuthApp === 1 ? "has to set it up and is" : "have to set it up and are"} sent to do so on their next request.` : "All of them have."} SSO members are exempt (${o.ssoMembers}).</p>
 <form method="post" action="${pathTo("securityPolicy")}">${csrf}<input type="hidden" name="policy" value="email_link"><button type="submit">Stop requiring the auth app</button></form>`
     : o.canRequire
       ? html`<p>Turning this on sends <strong>${o.membersWithoutAuthApp}</strong> member${o.membersWithoutAuthApp === 1 ? "" : "s"} without an auth app to set one up on their next request (they are emailed now); they can do nothing else until they finish. ${o.ssoMembers} SSO member${o.ssoMembers === 1 ? " is" : "s are"} exempt.</p>

@@ -4,7 +4,7 @@ import type { SessionSummary } from "../../auth/session-list.js";
 import type { SignInProof } from "../../db/schema.js";
 import { alert, csrfField } from "./layout.js";
 import { stackedDate } from "./format.js";
-import { settingsPage, type SettingsChrome } from "./settings-chrome.js";
+import { personalPage, yourSettings, type SettingsChrome } from "./settings-chrome.js";
 
 const methodLabel: Record<SignInProof, string> = {
   email_link: "Password and email link",
@@ -26,30 +26,32 @@ export function sessionsPage(
   const capitalised = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
   const rows = c.sessions.map(
     (s) => html`<tr>
-<td>${capitalised(s.device)}${s.current ? html`<br><strong>This browser</strong>` : ""}</td><td>${s.ip ?? "unknown"}</td><td>${methodLabel[s.method]}</td>${showAccount ? html`<td>${s.accountName}</td>` : ""}
-<td>${stackedDate(s.createdAt)}</td><td>${s.current ? "Now" : stackedDate(s.lastSeenAt)}</td>
-<td>${
+<td data-label="Device">${capitalised(s.device)}${s.current ? html`<br><strong>This browser</strong>` : ""}</td><td data-label="IP address">${s.ip ?? "unknown"}</td><td data-label="Signed in with">${methodLabel[s.method]}</td>${showAccount ? html`<td data-label="Account">${s.accountName}</td>` : ""}
+<td data-label="Started (UTC)">${stackedDate(s.createdAt)}</td><td data-label="Last active (UTC)">${s.current ? "Now" : stackedDate(s.lastSeenAt)}</td>
+<td data-label="Actions">${
       s.current
         ? ""
-        : html`<form method="post" action="${pathTo("sessionSignOut", { id: s.id })}">${csrf}<button type="submit" style="margin:0;padding:.3rem .6rem;white-space:nowrap" aria-label="Sign out ${s.device}${s.ip ? `, ${s.ip}` : ""}">Sign out</button></form>`
+        : html`<form method="post" action="${pathTo("sessionSignOut", { id: s.id })}">${csrf}<button type="submit" class="small" aria-label="Sign out ${s.device}${s.ip ? `, ${s.ip}` : ""}">Sign out</button></form>`
     }</td></tr>`,
   );
-  return settingsPage(
+  return personalPage(
     c,
     "Where you're signed in",
-    pathTo("sessions"),
+    "Where you're signed in",
     html`<div class="card"><h1>Where you're signed in</h1>
 ${alert("ok", c.notice)}${alert("error", c.error)}
 <p>These browsers are signed in as you. If you do not recognise one, sign it out, then change your password.</p>
-<div style="overflow-x:auto"><table style="font-size:.95rem"><caption class="skip">Your sessions</caption><thead><tr><th scope="col">Device</th><th scope="col">IP address</th><th scope="col">Signed in with</th>${showAccount ? html`<th scope="col">Account</th>` : ""}<th scope="col">Started (UTC)</th><th scope="col">Last active (UTC)</th><th scope="col">Actions</th></tr></thead>
-<tbody>${rows}</tbody></table></div>
+<table class="stack" style="font-size:.95rem"><caption class="visually-hidden">Your sessions</caption><thead><tr><th scope="col">Device</th><th scope="col">IP address</th><th scope="col">Signed in with</th>${showAccount ? html`<th scope="col">Account</th>` : ""}<th scope="col">Started (UTC)</th><th scope="col">Last active (UTC)</th><th scope="col">Actions</th></tr></thead>
+<tbody>${rows}</tbody></table>
 ${
   others.length > 0
-    ? html`<h2 style="font-size:1.15rem;margin-top:1.5rem">Sign out everywhere else</h2>
+    ? html`<h2>Sign out everywhere else</h2>
 <p>Ends every session above except this browser's. Applications you signed in to through these sessions are signed out too.</p>
 <form method="post" action="${pathTo("sessionsSignOutOthers")}">${csrf}<button type="submit">Sign out all other sessions</button></form>`
     : html`<p class="muted">You are signed in nowhere else.</p>`
 }
 </div>`,
+    [yourSettings],
+    true,
   );
 }

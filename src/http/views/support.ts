@@ -21,7 +21,7 @@ ${alert("error", o.error)}
 ${csrfField(o.csrf)}
 ${field({ label: "Email", name: "email", type: "email", autocomplete: "username", value: o.email ?? "", autofocus: true, error: o.emailError, maxlength: 254, hint: "The address you sign in with." })}
 <label for="f-message">What happened? (optional)</label>
-<textarea id="f-message" name="message" rows="4" maxlength="2000" style="width:100%;font:inherit;padding:.5rem;border:1px solid var(--line);border-radius:6px;background:transparent;color:inherit">${o.message ?? ""}</textarea>
+<textarea id="f-message" name="message" rows="4" maxlength="2000">${o.message ?? ""}</textarea>
 <button type="submit">Send request</button>
 </form></div>`,
   });

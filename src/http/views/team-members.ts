@@ -7,6 +7,15 @@ import { date, stackedDate } from "./format.js";
 import { settingsPage, type SettingsChrome } from "./settings-chrome.js";
 
 const methodLabel = { email_link: "Email link", auth_app: "Auth app", sso: "SSO" } as const;
+const roleLabel = { admin: "Account Admin", member: "Member" } as const;
+
+/** The table's columns. Each cell repeats its column's name (`data-label`): on a phone a row is a card that shows it. */
+const COLUMNS = ["Name", "Email", "Role", "Two-factor authentication", "Status", "Last sign-in", "Actions"] as const;
+
+/** A cell of column `label`. Empty cells stay empty (no label is drawn for them on a phone). */
+function cell(label: (typeof COLUMNS)[number], content: SafeHtml | string | (SafeHtml | string)[]): SafeHtml {
+  return html`<td data-label="${label}">${content}</td>`;
+}
 
 export function teamPage(
   c: SettingsChrome & {
@@ -24,51 +33,48 @@ export function teamPage(
   const rows = c.members.map((m) => {
     const you = m.userId === c.youId;
     const lastAdmin = m.role === "admin" && adminCount <= 1;
-    return html`<tr>
-<td>${m.name}${you ? " (you)" : ""}</td><td>${m.email}${m.emailChangedAt !== null ? html`<br><span class="muted" style="font-size:.85rem">changed ${date(m.emailChangedAt)}</span>` : ""}</td>
-<td>${
+    const role =
       c.isAdmin && !lastAdmin
-        ? html`<form method="post" action="${pathTo("teamMemberRole", { userId: m.userId })}" style="display:flex;flex-wrap:wrap;gap:.5rem;align-items:center">${csrf}
-<label class="skip" for="role-${m.userId}">Role of ${m.email}</label>
+        ? html`<form method="post" action="${pathTo("teamMemberRole", { userId: m.userId })}" class="actions">${csrf}
+<label class="visually-hidden" for="role-${m.userId}">Role of ${m.email}</label>
 <select id="role-${m.userId}" name="role"><option value="member" ${m.role === "member" ? "selected" : ""}>Member</option><option value="admin" ${m.role === "admin" ? "selected" : ""}>Account Admin</option></select>
-<button type="submit" style="margin:0;padding:.3rem .6rem;white-space:nowrap">Change role</button></form>`
-        : m.role === "admin"
-          ? "Account Admin"
-          : "Member"
-    }</td>
-<td>${methodLabel[m.method]}</td><td>Active</td><td>${stackedDate(m.lastSignInAt)}</td>
-<td>${you ? html`<a href="${pathTo("profile")}">Edit your settings</a>` : ""}${c.isAdmin && !you && !lastAdmin ? html`<a href="${pathTo("teamMemberRemove", { userId: m.userId })}">Remove</a>` : ""}</td>
-</tr>`;
+<button type="submit" class="small">Change role</button></form>`
+        : roleLabel[m.role];
+    const actions = [
+      you ? html`<a href="${pathTo("profile")}">Edit your settings</a>` : "",
+      c.isAdmin && !you && !lastAdmin ? html`<a href="${pathTo("teamMemberRemove", { userId: m.userId })}">Remove</a>` : "",
+    ];
+    return html`<tr>${cell("Name", html`${m.name}${you ? " (you)" : ""}`)}${cell("Email", html`${m.email}${m.emailChangedAt !== null ? html`<br><span class="muted" style="font-size:.85rem">changed ${date(m.emailChangedAt)}</span>` : ""}`)}${cell("Role", role)}${cell("Two-factor authentication", methodLabel[m.method])}${cell("Status", "Active")}${cell("Last sign-in", stackedDate(m.lastSignInAt))}${cell("Actions", actions)}</tr>`;
   });
-  const invitationRows = c.invitations.map(
-    (
-      i,
-    ) => html`<tr><td>—</td><td>${i.email}</td><td>${i.role === "admin" ? "Account Admin" : "Member"}</td><td>—</td><td>${i.expired ? "Invitation expired" : "Invited"}</td><td>expires ${date(i.expiresAt)}</td>
-<td>${
-      c.isAdmin
-        ? html`<form method="post" action="${pathTo("teamInvitationResend", { id: i.id })}" style="display:inline">${csrf}<button class="link" type="submit">Resend</button></form>
-<form method="post" action="${pathTo("teamInvitationRevoke", { id: i.id })}" style="display:inline;margin-left:.5rem">${csrf}<button class="link" type="submit">Revoke</button></form>`
-        : ""
-    }</td></tr>`,
-  );
+  // An invitation is not a member yet: no name, method or sign-in; its state (and when it runs out) is its status.
+  const invitationRows = c.invitations.map((i) => {
+    const status = i.expired
+      ? html`Invitation expired<br><span class="muted">on ${stackedDate(i.expiresAt)}</span>`
+      : html`Invited<br><span class="muted">expires ${stackedDate(i.expiresAt)}</span>`;
+    const actions = c.isAdmin
+      ? html`<div class="actions"><form method="post" action="${pathTo("teamInvitationResend", { id: i.id })}">${csrf}<button class="link" type="submit">Resend</button></form>
+<form method="post" action="${pathTo("teamInvitationRevoke", { id: i.id })}">${csrf}<button class="link" type="submit">Revoke</button></form></div>`
+      : "";
+    return html`<tr>${cell("Name", "")}${cell("Email", i.email)}${cell("Role", roleLabel[i.role])}${cell("Two-factor authentication", "")}${cell("Status", status)}${cell("Last sign-in", "")}${cell("Actions", actions)}</tr>`;
+  });
   return settingsPage(
     c,
     "Team Members",
     pathTo("team"),
     html`<div class="card"><h1>Team Members</h1>
 ${alert("ok", c.notice)}${alert("error", c.error)}
-<div style="overflow-x:auto"><table style="font-size:.95rem"><caption class="skip">Members of this account</caption><thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Two-factor authentication</th><th scope="col">Status</th><th scope="col">Last sign-in</th><th scope="col">Actions</th></tr></thead>
-<tbody>${rows}${invitationRows}</tbody></table></div>
+<table class="stack" style="font-size:.95rem"><caption class="visually-hidden">Members of this account</caption><thead><tr>${COLUMNS.map((name) => html`<th scope="col">${name}</th>`)}</tr></thead>
+<tbody>${rows}${invitationRows}</tbody></table>
 <p class="muted">Each member's two-factor method is shown here; there is no per-member switch.${c.isAdmin ? " To require the auth app for everyone, use Security." : ""}</p>
 </div>
 ${
   c.isAdmin
-    ? html`<div class="card" style="margin-top:1.5rem"><h2 style="font-size:1.15rem;margin-top:0">Invite a team member</h2>
+    ? html`<div class="card"><h2 style="margin-top:0">Invite a team member</h2>
 <form method="post" action="${pathTo("teamInvitations")}" novalidate>${csrf}
 ${field({ label: "Email", name: "email", type: "email", value: c.inviteEmail ?? "", autocomplete: "off", error: c.inviteError, maxlength: 254 })}
 <label for="f-role">Role</label>
 <select id="f-role" name="role"><option value="member">Member</option><option value="admin">Account Admin</option></select>
-<br><button type="submit">Send invitation</button></form>
+<button type="submit">Send invitation</button></form>
 <p class="muted">Locked-out member? Remove them and invite them again: they set a new password and two-factor authentication.</p></div>`
     : ""
 }`,
