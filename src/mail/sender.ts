@@ -292,8 +292,9 @@ export class MailSender {
         return "skipped";
       }
       if (row.body_sealed === null) {
-        await this.release(row.id);
-        return "skipped";
+        // Cleared only when a row is finished, so this cannot be sent, now or ever: given up, never claimed again.
+        await this.giveUp(row, "the message has no body");
+        return "failed";
       }
       try {
         const message = openQueuedMessage(this.box, { ...row, body_sealed: row.body_sealed });
