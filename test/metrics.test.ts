@@ -9,7 +9,7 @@ import { routes } from "../src/paths.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, totpCode, wrongCode } from "./helpers/auth-app.js";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { freePort } from "./helpers/ports.js";
+import { freePort, freePorts } from "./helpers/ports.js";
 import { jsonLines } from "./helpers/serve-process.js";
 import { parsePrometheusText, type Exposition } from "./helpers/prometheus-text.js";
 import type * as client from "openid-client";
@@ -355,7 +355,7 @@ describe("latchkey serve with LATCHKEY_METRICS_ADDR", () => {
   }
 
   it("serves /metrics on that address only (the main port answers 404), and exits 0 on SIGTERM", async () => {
-    const [port, metricsPort] = [await freePort(), await freePort()];
+    const [port, metricsPort] = (await freePorts(2)) as [number, number];
     const run = serve({
       PORT: String(port),
       LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,

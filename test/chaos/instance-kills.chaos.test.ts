@@ -8,7 +8,7 @@ import { enableAuthApp } from "../helpers/auth-app.js";
 import { brokenRows, LoadTally, nextLinkPath, sleep } from "../helpers/chaos.js";
 import { HttpClient } from "../helpers/http-client.js";
 import { Instance } from "../helpers/instance.js";
-import { freePort } from "../helpers/ports.js";
+import { freePorts } from "../helpers/ports.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { createInvitation } from "../../src/team/invitations.js";
 
@@ -31,7 +31,7 @@ describeOnPostgres("two instances on one PostgreSQL, one SIGKILLed 20 times unde
     smtp = new SmtpSink();
     await smtp.start();
     t = await startTestApp("postgres");
-    const [portA, portB] = [await freePort(), await freePort()];
+    const [portA, portB] = (await freePorts(2)) as [number, number];
     const env = {
       DATABASE_URL: t.config.databaseUrl!,
       LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,

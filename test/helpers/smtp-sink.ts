@@ -30,6 +30,8 @@ export class SmtpSink {
         });
       },
     });
+    // A client cut mid-session (an instance SIGKILLed while sending) is the server's "error" event: expected here.
+    server.on("error", () => {});
     await new Promise<void>((resolve, reject) => {
       server.server.once("error", reject);
       server.listen(port, "127.0.0.1", () => resolve());
