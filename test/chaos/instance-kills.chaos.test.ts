@@ -26,11 +26,22 @@ describeOnPostgres("two instances on one PostgreSQL, one SIGKILLed 20 times unde
   let b: Instance;
   const tally = new LoadTally();
   const linkRequests = new Map<string, number>();
+  let emailUsers: Array<{ userId: string; accountId: string; email: string; password: string }>;
+  const appUsers: Array<{ email: string; password: string; codes: string[] }> = [];
+  let admin: { userId: string; accountId: string };
 
   beforeAll(async () => {
     smtp = new SmtpSink();
     await smtp.start();
     t = await startTestApp("postgres");
+    // Everyone is set up through the in-process app before the instances start: their mail senders would otherwise
+    // claim the in-process app's queued sign-in links and deliver them to the SMTP sink instead of the test's mailbox.
+    emailUsers = await Promise.all(Array.from({ length: EMAIL_LINK_USERS }, () => seedMember(t)));
+    for (let i = 0; i < AUTH_APP_USERS; i++) {
+      const member = await seedMember(t);
+      appUsers.push({ ...member, codes: (await enableAuthApp(t, member)).codes });
+    }
+    admin = await seedMember(t, { role: "admin" });
     const [portA, portB] = (await freePorts(2)) as [number, number];
     const env = {
       DATABASE_URL: t.config.databaseUrl!,
@@ -53,13 +64,6 @@ describeOnPostgres("two instances on one PostgreSQL, one SIGKILLed 20 times unde
 
   it("no link, recovery code or invitation is redeemed twice, no row is orphaned, every answered request is below 500, and every link asked for is delivered", async () => {
     const origin = a.url;
-    const emailUsers = await Promise.all(Array.from({ length: EMAIL_LINK_USERS }, () => seedMember(t)));
-    const appUsers = [];
-    for (let i = 0; i < AUTH_APP_USERS; i++) {
-      const member = await seedMember(t);
-      appUsers.push({ ...member, codes: (await enableAuthApp(t, member)).codes });
-    }
-    const admin = await seedMember(t, { role: "admin" });
     let killsDone = 0;
     let ip = 10;
     const browser = (): HttpClient => new HttpClient(`127.0.${Math.floor(ip / 250)}.${(ip++ % 250) + 2}`, origin);
