@@ -1,3 +1,4 @@
+import { emailedLinkPage } from "../views/message.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
@@ -20,7 +21,7 @@ import { csrfToken } from "../csrf.js";
 import { formSchema, noticeFrom, parseBody } from "../input.js";
 import { failureError, renderFailure, renderFailurePage, type Failure } from "../reply.js";
 import { requestInfo } from "../request-info.js";
-import { changeEmailPage, emailLinkPage } from "../views/email-change.js";
+import { changeEmailPage } from "../views/email-change.js";
 import { messagePage } from "../views/message.js";
 
 // After a request the page shows the pending change itself (`?notice=sent` adds nothing to it).
@@ -99,7 +100,7 @@ export function emailChangeRoutes(app: FastifyInstance, ctx: AppContext): void {
     const found = await checkEmailChangeLink(ctx, "confirm", token);
     if (!found.ok) return renderFailurePage(reply, product, found, toSettings);
     return reply.html(
-      emailLinkPage({
+      emailedLinkPage({
         productName: product,
         csrf: csrfToken(request, reply, config),
         title: "Confirm your new email address",
@@ -133,7 +134,7 @@ export function emailChangeRoutes(app: FastifyInstance, ctx: AppContext): void {
     const found = await checkEmailChangeLink(ctx, "cancel", token);
     if (!found.ok) return renderFailurePage(reply, product, found, toSignIn);
     return reply.html(
-      emailLinkPage({
+      emailedLinkPage({
         productName: product,
         csrf: csrfToken(request, reply, config),
         title: "Stop the change of your email address?",

@@ -1,3 +1,4 @@
+import { emailedLinkPage } from "../views/message.js";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
@@ -13,7 +14,7 @@ import { formSchema, parseBody } from "../input.js";
 import { requestInfo } from "../request-info.js";
 import { renderFailure, renderFailurePage } from "../reply.js";
 import { messagePage } from "../views/message.js";
-import { supportRequestPage, supportTokenPage } from "../views/support.js";
+import { supportRequestPage } from "../views/support.js";
 import { routes, pathTo } from "../../paths.js";
 
 /**
@@ -68,7 +69,7 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
     const found = await checkSupportConfirmation(ctx, token);
     if (!found.ok) return renderFailurePage(reply, product, found, newRequest);
     return reply.html(
-      supportTokenPage({
+      emailedLinkPage({
         productName: product,
         csrf: csrfToken(request, reply, config),
         title: "Confirm your reset request",
@@ -97,7 +98,7 @@ export function supportRoutes(app: FastifyInstance, ctx: AppContext): void {
     const found = await checkSupportCancellation(ctx, request.params.token);
     if (!found.ok) return renderFailurePage(reply, product, found, toSignIn);
     return reply.html(
-      supportTokenPage({
+      emailedLinkPage({
         productName: product,
         csrf: csrfToken(request, reply, config),
         title: "Cancel the two-factor reset?",

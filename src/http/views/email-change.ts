@@ -2,7 +2,7 @@ import { html, type SafeHtml } from "../../html.js";
 import { pathTo } from "../../paths.js";
 import type { PendingEmailChange } from "../../auth/email-change.js";
 import { date } from "./format.js";
-import { alert, csrfField, field, layout } from "./layout.js";
+import { alert, csrfField, field } from "./layout.js";
 import { personalPage, type SettingsChrome } from "./settings-chrome.js";
 
 /** Settings → Change email address: the current address, a pending change, and the form (or why there is none). */
@@ -44,21 +44,4 @@ ${alert("ok", c.notice)}${alert("error", c.error)}
 ${pending}${form}
 <p class="muted" style="margin-top:1rem"><a href="${pathTo("profile")}">Back to your settings</a></p></div>`,
   );
-}
-
-/** The page an emailed link opens: what the button will do. The change happens on POST (mail scanners fetch links). */
-export function emailLinkPage(o: {
-  productName: string;
-  csrf: string;
-  title: string;
-  text: string;
-  action: string;
-  button: string;
-}): SafeHtml {
-  return layout({
-    title: o.title,
-    productName: o.productName,
-    body: html`<div class="card"><h1>${o.title}</h1><p>${o.text}</p>
-<form method="post" action="${o.action}">${csrfField(o.csrf)}<button type="submit">${o.button}</button></form></div>`,
-  });
 }

@@ -1,5 +1,5 @@
 import { html, type SafeHtml } from "../../html.js";
-import { layout } from "./layout.js";
+import { csrfField, layout } from "./layout.js";
 
 /** What every page outside the settings draws around its content. */
 export interface PageChrome {
@@ -22,5 +22,25 @@ export function messagePage(o: {
 <p>${o.message}</p>
 ${o.action ? html`<p><a class="button" href="${o.action.href}">${o.action.label}</a></p>` : ""}
 </div>`,
+  });
+}
+
+/**
+ * The page an emailed link opens (support confirmation and cancellation, email change confirmation and stop): what
+ * its one button will do. The change itself happens on POST, because mail scanners fetch links.
+ */
+export function emailedLinkPage(o: {
+  productName: string;
+  csrf: string;
+  title: string;
+  text: string;
+  action: string;
+  button: string;
+}): SafeHtml {
+  return layout({
+    title: o.title,
+    productName: o.productName,
+    body: html`<div class="card"><h1>${o.title}</h1><p>${o.text}</p>
+<form method="post" action="${o.action}">${csrfField(o.csrf)}<button type="submit">${o.button}</button></form></div>`,
   });
 }

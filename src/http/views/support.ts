@@ -26,19 +26,3 @@ ${field({ label: "Email", name: "email", type: "email", autocomplete: "username"
 </form></div>`,
   });
 }
-
-export function supportTokenPage(o: {
-  productName: string;
-  csrf: string;
-  title: string;
-  text: string;
-  action: string;
-  button: string;
-}): SafeHtml {
-  return layout({
-    title: o.title,
-    productName: o.productName,
-    body: html`<div class="card"><h1>${o.title}</h1><p>${o.text}</p>
-<form method="post" action="${o.action}">${csrfField(o.csrf)}<button type="submit">${o.button}</button></form></div>`,
-  });
-}
