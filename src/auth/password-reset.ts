@@ -1,3 +1,4 @@
+import { hasPasswordMembership } from "./sign-in.js";
 import { withTx, type AppContext, type RequestInfo } from "../context.js";
 import type { TwoFactorMethod } from "../db/schema.js";
 import { fail, ok, type Result } from "../errors.js";
@@ -71,21 +72,7 @@ export async function requestPasswordReset(
 async function sendResetEmail(ctx: AppContext, input: { email: string; info: RequestInfo }): Promise<void> {
   const user = await ctx.db
     .selectFrom("users")
-    .select((eb) => [
-      "users.id",
-      "users.email",
-      "users.password_hash",
-      "users.two_factor_method",
-      eb
-        .exists(
-          eb
-            .selectFrom("memberships")
-            .select("memberships.id")
-            .whereRef("memberships.user_id", "=", "users.id")
-            .where("memberships.sign_in_method", "=", "password"),
-        )
-        .as("hasPasswordMembership"),
-    ])
+    .select((eb) => ["users.id", "users.email", "users.password_hash", "users.two_factor_method", hasPasswordMembership(eb)])
     .where("users.email", "=", input.email)
     .executeTakeFirst();
   if (!user) return;
@@ -188,15 +175,7 @@ async function findReset(ctx: AppContext, token: string): Promise<Result<LiveRes
       "users.email",
       "users.password_hash",
       "users.two_factor_method",
-      eb
-        .exists(
-          eb
-            .selectFrom("memberships")
-            .select("memberships.id")
-            .whereRef("memberships.user_id", "=", "users.id")
-            .where("memberships.sign_in_method", "=", "password"),
-        )
-        .as("hasPasswordMembership"),
+      hasPasswordMembership(eb),
     ])
     .where("password_resets.token_hash", "=", hashToken(token))
     .executeTakeFirst();

@@ -1,3 +1,4 @@
+import type { AliasedExpression, ExpressionBuilder, SqlBool } from "kysely";
 import type { AppContext, RequestInfo } from "../context.js";
 import { fail, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
@@ -5,10 +6,26 @@ import { createChallenge } from "./challenges.js";
 import { normalizeEmail } from "./emails.js";
 import { verifyAgainstDummy, verifyPassword } from "./passwords.js";
 import { hashToken } from "./tokens.js";
-import type { Challenge, TwoFactorMethod } from "../db/schema.js";
+import type { Challenge, Database, TwoFactorMethod } from "../db/schema.js";
 import { sendEmailLink } from "./email-links.js";
 import { trustedDevice } from "./devices.js";
 import { countSignIn } from "../observability/metrics.js";
+
+/**
+ * Selects whether the user of the row has a password membership: only those let a user in with a password (an
+ * SSO-only member has no usable password). For every look-up of a password login (sign-in, password reset).
+ */
+export function hasPasswordMembership(eb: ExpressionBuilder<Database, "users">): AliasedExpression<SqlBool, "hasPasswordMembership"> {
+  return eb
+    .exists(
+      eb
+        .selectFrom("memberships")
+        .select("memberships.id")
+        .whereRef("memberships.user_id", "=", "users.id")
+        .where("memberships.sign_in_method", "=", "password"),
+    )
+    .as("hasPasswordMembership");
+}
 
 export type SecondFactor = TwoFactorMethod;
 
@@ -87,21 +104,7 @@ async function checkPassword(
   const user = possible
     ? await ctx.db
         .selectFrom("users")
-        .select((eb) => [
-          "users.id",
-          "users.password_hash",
-          "users.two_factor_method",
-          // Only password memberships let a user in with a password; an SSO-only member has no usable password here.
-          eb
-            .exists(
-              eb
-                .selectFrom("memberships")
-                .select("memberships.id")
-                .whereRef("memberships.user_id", "=", "users.id")
-                .where("memberships.sign_in_method", "=", "password"),
-            )
-            .as("hasPasswordMembership"),
-        ])
+        .select((eb) => ["users.id", "users.password_hash", "users.two_factor_method", hasPasswordMembership(eb)])
         .where("users.email", "=", email)
         .executeTakeFirst()
     : undefined;
