@@ -1,9 +1,8 @@
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { describeEachDialect, describeOnPostgres } from "./helpers/dialects.js";
 import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
-import { freePort } from "./helpers/ports.js";
 import { TcpProxy } from "./helpers/tcp-proxy.js";
-import { OwnRedis } from "./helpers/own-redis.js";
+import { startOwnRedis, type OwnRedis } from "./helpers/redis-server.js";
 
 /** Polls `probe` until it returns true; returns the milliseconds it took, or throws past `withinMs`. */
 async function msUntil(probe: () => Promise<boolean>, withinMs: number): Promise<number> {
@@ -19,9 +18,8 @@ describeEachDialect("when Redis (the attempt counters) stops and comes back", (d
   let t: TestApp;
   let redis: OwnRedis;
   beforeAll(async () => {
-    redis = new OwnRedis(await freePort());
-    await redis.start();
-    t = await startTestApp(dialect, { env: { REDIS_URL: `redis://127.0.0.1:${redis.port}/0` } });
+    redis = await startOwnRedis();
+    t = await startTestApp(dialect, { env: { REDIS_URL: redis.url } });
   });
   afterAll(async () => {
     await t?.close();

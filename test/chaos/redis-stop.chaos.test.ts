@@ -8,7 +8,7 @@ import { LoadTally, nextLinkPath, sleep } from "../helpers/chaos.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { HttpClient } from "../helpers/http-client.js";
 import { Instance } from "../helpers/instance.js";
-import { OwnRedis } from "../helpers/own-redis.js";
+import { startOwnRedis, type OwnRedis } from "../helpers/redis-server.js";
 import { freePort } from "../helpers/ports.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { loadConfig } from "../../src/config.js";
@@ -23,14 +23,13 @@ describeEachDialect("Redis stopped under load", (dialect) => {
 
   beforeAll(async () => {
     database = await createTestDatabase(dialect);
-    redis = new OwnRedis(await freePort());
-    await redis.start();
+    redis = await startOwnRedis();
     smtp = new SmtpSink();
     await smtp.start();
     const port = await freePort();
     const env = {
       ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
-      REDIS_URL: `redis://127.0.0.1:${redis.port}/0`,
+      REDIS_URL: redis.url,
       LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
       SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
       LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
