@@ -3,58 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { simpleParser, type ParsedMail, type AddressObject } from "mailparser";
-import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestClock } from "./helpers/clock.js";
 import { loadConfig } from "../src/config.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { Browser, deliverMailBeforeAnswer, seedMember } from "./helpers/app.js";
+import { SmtpSink } from "./helpers/smtp-sink.js";
 
 const MAIL_FROM = "Acme Sign-in <sign-in@acme.example>";
-
-interface Received {
-  from: string | undefined;
-  to: string[];
-  raw: Buffer;
-}
-
-/** A real SMTP server on loopback that keeps what it receives, or refuses recipients when told to. */
-async function startSmtp(
-  options: { refuseRecipients?: boolean } = {},
-): Promise<{ port: number; received: Received[]; close(): Promise<void> }> {
-  const received: Received[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onRcptTo(address, _session, callback) {
-      if (options.refuseRecipients) {
-        const error = new Error("550 5.1.1 Mailbox unavailable") as Error & { responseCode: number };
-        error.responseCode = 550;
-        callback(error);
-        return;
-      }
-      callback();
-    },
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("end", () => {
-        received.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
-          to: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks),
-        });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  return { port, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
 
 /** The whole runtime as `latchkey serve` builds it from the environment, with SMTP_URL set. */
 async function startApp(smtpUrl: string): Promise<{ app: FastifyInstance; runtime: Runtime; dataDir: string; close(): Promise<void> }> {
@@ -91,15 +48,16 @@ async function waitFor<T>(get: () => T | undefined, ms = 5000): Promise<T> {
 
 describe("mail over real SMTP", () => {
   describe("a server that accepts", () => {
-    let smtp: Awaited<ReturnType<typeof startSmtp>>;
+    let smtp: SmtpSink;
     let t: Awaited<ReturnType<typeof startApp>>;
     beforeAll(async () => {
-      smtp = await startSmtp();
+      smtp = new SmtpSink();
+      await smtp.start();
       t = await startApp(`smtp://127.0.0.1:${smtp.port}`);
     });
     afterAll(async () => {
       await t?.close();
-      await smtp?.close();
+      await smtp?.stop();
     });
 
     it("the sign-in email arrives with From, To, Subject, text and HTML bodies, and its link signs in in the same browser", async () => {
@@ -139,15 +97,16 @@ describe("mail over real SMTP", () => {
   });
 
   describe("a server that refuses", () => {
-    let smtp: Awaited<ReturnType<typeof startSmtp>>;
+    let smtp: SmtpSink;
     let t: Awaited<ReturnType<typeof startApp>>;
     beforeAll(async () => {
-      smtp = await startSmtp({ refuseRecipients: true });
+      smtp = new SmtpSink({ refuseRecipients: true });
+      await smtp.start();
       t = await startApp(`smtp://127.0.0.1:${smtp.port}`);
     });
     afterAll(async () => {
       await t?.close();
-      await smtp?.close();
+      await smtp?.stop();
     });
 
     it("the password step answers as usual on the API; the refused email stays queued for a retry, with the server's reply", async () => {
@@ -181,9 +140,10 @@ describe("mail over real SMTP", () => {
   });
 
   it("an SMTP server that is not there: the sign-in goes on, and the email waits in the queue", async () => {
-    const gone = await startSmtp();
+    const gone = new SmtpSink();
+    await gone.start();
     const port = gone.port;
-    await gone.close();
+    await gone.stop();
     const t = await startApp(`smtp://127.0.0.1:${port}`);
     try {
       const member = await seedMember({ ctx: t.runtime.ctx });

@@ -1,14 +1,22 @@
 import { SMTPServer } from "smtp-server";
 
 export interface ReceivedMail {
+  /** The envelope sender (MAIL FROM). */
+  from: string | undefined;
   to: string[];
   raw: string;
   receivedAt: number;
 }
 
-/** A real SMTP server on loopback that keeps every message; it can be stopped and started again on the same port. */
+/**
+ * A real SMTP server on loopback that keeps every message (or, with `refuseRecipients`, refuses every recipient with a
+ * 550); it can be stopped and started again on the same port.
+ */
 export class SmtpSink {
   readonly received: ReceivedMail[] = [];
+
+  constructor(private readonly options: { refuseRecipients?: boolean } = {}) {}
+
   private server: SMTPServer | undefined;
   port = 0;
 
@@ -17,11 +25,18 @@ export class SmtpSink {
       authOptional: true,
       disabledCommands: ["STARTTLS"],
       logger: false,
+      onRcptTo: (_address, _session, callback) => {
+        if (!this.options.refuseRecipients) return callback();
+        const error = new Error("550 5.1.1 Mailbox unavailable") as Error & { responseCode: number };
+        error.responseCode = 550;
+        callback(error);
+      },
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on("data", (chunk: Buffer) => chunks.push(chunk));
         stream.on("end", () => {
           this.received.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
             to: session.envelope.rcptTo.map((r) => r.address),
             raw: Buffer.concat(chunks).toString("utf8"),
             receivedAt: Date.now(),
