@@ -3,46 +3,35 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeOnPostgres } from "../helpers/dialects.js";
-import { seedMember, TEST_SECRET_KEY } from "../helpers/app.js";
-import { brokenRows, LoadTally, nextLinkPath, sleep } from "../helpers/chaos.js";
+import { seedMember } from "../helpers/app.js";
+import { brokenRows, LoadTally, nextLinkPath, serveWithSmtp, sleep, type ServedInstance } from "../helpers/chaos.js";
 import { HttpClient } from "../helpers/http-client.js";
-import { Instance } from "../helpers/instance.js";
+import type { Instance } from "../helpers/instance.js";
 import { PgCluster } from "../helpers/pg-cluster.js";
-import { freePort } from "../helpers/ports.js";
-import { SmtpSink } from "../helpers/smtp-sink.js";
-import { loadConfig } from "../../src/config.js";
-import { openRuntime, type Runtime } from "../../src/runtime.js";
+import type { SmtpSink } from "../helpers/smtp-sink.js";
+import type { Runtime } from "../../src/runtime.js";
 
 /** How long PostgreSQL stays down during the restart. */
 const DOWN_MS = 3_000;
 
 describeOnPostgres("PostgreSQL restarted under load", () => {
   let cluster: PgCluster;
+  let served: ServedInstance;
   let smtp: SmtpSink;
   let instance: Instance;
   let runtime: Runtime;
 
   beforeAll(async () => {
     cluster = await PgCluster.create("latchkey_chaos");
-    smtp = new SmtpSink();
-    await smtp.start();
-    const port = await freePort();
-    const env = {
+    served = await serveWithSmtp({
       DATABASE_URL: await cluster.createDatabase("latchkey"),
-      LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
-      SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
-      LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
       LATCHKEY_DATA_DIR: mkdtempSync(join(tmpdir(), "latchkey-chaos-")),
-    };
-    runtime = await openRuntime(loadConfig(env), { migrate: true });
-    instance = new Instance(port, env);
-    await instance.start(60_000);
+    });
+    ({ smtp, instance, runtime } = served);
   }, 120_000);
 
   afterAll(async () => {
-    await instance?.stop();
-    await runtime?.close();
-    await smtp?.stop();
+    await served?.close();
     await cluster?.drop();
   });
 

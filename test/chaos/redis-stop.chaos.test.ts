@@ -3,20 +3,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDialect } from "../helpers/dialects.js";
-import { seedMember, TEST_SECRET_KEY } from "../helpers/app.js";
-import { LoadTally, nextLinkPath, sleep } from "../helpers/chaos.js";
+import { seedMember } from "../helpers/app.js";
+import { LoadTally, nextLinkPath, serveWithSmtp, sleep, type ServedInstance } from "../helpers/chaos.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { HttpClient } from "../helpers/http-client.js";
-import { Instance } from "../helpers/instance.js";
+import type { Instance } from "../helpers/instance.js";
 import { startOwnRedis, type OwnRedis } from "../helpers/redis-server.js";
-import { freePort } from "../helpers/ports.js";
-import { SmtpSink } from "../helpers/smtp-sink.js";
-import { loadConfig } from "../../src/config.js";
-import { openRuntime, type Runtime } from "../../src/runtime.js";
+import type { SmtpSink } from "../helpers/smtp-sink.js";
+import type { Runtime } from "../../src/runtime.js";
 
 describeEachDialect("Redis stopped under load", (dialect) => {
   let database: TestDatabase;
   let redis: OwnRedis;
+  let served: ServedInstance;
   let smtp: SmtpSink;
   let instance: Instance;
   let runtime: Runtime;
@@ -24,26 +23,16 @@ describeEachDialect("Redis stopped under load", (dialect) => {
   beforeAll(async () => {
     database = await createTestDatabase(dialect);
     redis = await startOwnRedis();
-    smtp = new SmtpSink();
-    await smtp.start();
-    const port = await freePort();
-    const env = {
+    served = await serveWithSmtp({
       ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
       REDIS_URL: redis.url,
-      LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
-      SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
-      LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
       LATCHKEY_DATA_DIR: database.databaseUrl ? mkdtempSync(join(tmpdir(), "latchkey-chaos-")) : database.dataDir,
-    };
-    runtime = await openRuntime(loadConfig(env), { migrate: true });
-    instance = new Instance(port, env);
-    await instance.start(60_000);
+    });
+    ({ smtp, instance, runtime } = served);
   }, 120_000);
 
   afterAll(async () => {
-    await instance?.stop();
-    await runtime?.close();
-    await smtp?.stop();
+    await served?.close();
     await redis?.stop();
     await database?.drop();
   });

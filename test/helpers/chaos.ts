@@ -1,7 +1,12 @@
 import { sql, type Kysely } from "kysely";
 import type { Database } from "../../src/db/schema.js";
 import type { HttpAnswer, HttpClient } from "./http-client.js";
-import type { SmtpSink } from "./smtp-sink.js";
+import { SmtpSink } from "./smtp-sink.js";
+import { TEST_SECRET_KEY } from "./app.js";
+import { Instance } from "./instance.js";
+import { freePort } from "./ports.js";
+import { loadConfig } from "../../src/config.js";
+import { openRuntime, type Runtime } from "../../src/runtime.js";
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -85,4 +90,41 @@ export async function brokenRows(db: Kysely<Database>): Promise<Array<{ what: st
       where u.email like 'invitee-%' and not exists (select 1 from invitations i where i.account_id = m.account_id and i.email = u.email and i.accepted_at is not null)
   `.execute(db);
   return rows.rows.filter((row) => Number(row.n) > 0);
+}
+
+/** One real `latchkey serve` with an SMTP sink of its own, and the runtime the test seeds and inspects the database with. */
+export interface ServedInstance {
+  smtp: SmtpSink;
+  instance: Instance;
+  runtime: Runtime;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an SMTP sink, migrates the database named by `env` (DATABASE_URL, or SQLite in LATCHKEY_DATA_DIR) through
+ * the runtime `serve` opens, and starts `latchkey serve` on a free port with the test secret key and the sink as SMTP.
+ */
+export async function serveWithSmtp(env: Record<string, string>): Promise<ServedInstance> {
+  const smtp = new SmtpSink();
+  await smtp.start();
+  const port = await freePort();
+  const full = {
+    LATCHKEY_SECRET_KEY: TEST_SECRET_KEY,
+    SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+    LATCHKEY_PUBLIC_URL: `http://127.0.0.1:${port}`,
+    ...env,
+  };
+  const runtime = await openRuntime(loadConfig(full), { migrate: true });
+  const instance = new Instance(port, full);
+  await instance.start(60_000);
+  return {
+    smtp,
+    instance,
+    runtime,
+    async close() {
+      await instance.stop();
+      await runtime.close();
+      await smtp.stop();
+    },
+  };
 }
