@@ -160,8 +160,9 @@ program
     const jobs = new BackgroundJobs((error, job) => app.log.error({ err: error }, `${job} failed`));
     exitGracefullyOnSignals({ app, jobs, runtime, limits: cfg.limits, log: app.log, exit: (code) => process.exit(code) });
     try {
-      // The OpenID Provider's first signing key is made now (on the first start), not at the first sign-in.
-      await app.oidc.provider();
+      // The OpenID Provider's first signing key is made now (on the first start), not at the first sign-in. The
+      // provider itself is loaded by the first request that needs it (memory, issue 10).
+      await app.oidc.prepareKeys();
     } catch (error) {
       await app.close();
       await runtime.close();

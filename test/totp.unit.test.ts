@@ -158,10 +158,10 @@ describe("totpUri", () => {
 });
 
 describe("newTotpSecret", () => {
-  it("is 32 base32 characters, unpadded: 20 random bytes", () => {
+  it("is 32 base32 characters, unpadded: 20 random bytes", async () => {
     const secrets = new Set<string>();
     for (let i = 0; i < 50; i++) {
-      const secret = newTotpSecret();
+      const secret = await newTotpSecret();
       expect(secret).toMatch(/^[A-Z2-7]{32}$/);
       secrets.add(secret);
     }
@@ -169,7 +169,7 @@ describe("newTotpSecret", () => {
   });
 
   it("works with the library that checks the codes", async () => {
-    const secret = newTotpSecret();
+    const secret = await newTotpSecret();
     const nowMs = Date.now();
     const code = generateSync({ secret, epoch: Math.floor(nowMs / 1000) });
     expect(await matchTotp({ secret, code, nowMs, stepSeconds: 30, driftSteps: 1, afterStep: null })).toBe(Math.floor(nowMs / 30_000));

@@ -104,7 +104,7 @@ export async function startAuthAppSetup(ctx: AppContext, login: PasswordLogin): 
   if (user.two_factor_method === "auth_app")
     return fail("auth_app_already_enabled", "The authenticator app is already on. Turn it off first to set up a new one.");
   const now = ctx.clock.now();
-  const secret = newTotpSecret();
+  const secret = await newTotpSecret();
   const codes = generateRecoveryCodes(ctx.config.limits.recoveryCodeCount);
   await ctx.db.deleteFrom("totp_setups").where("user_id", "=", userId).execute();
   await ctx.db

@@ -1,8 +1,12 @@
-import { generateSecret, verify } from "otplib";
+import type * as Otplib from "otplib";
+
+/** otplib, loaded on the first use, not at start: a server that never sets up an auth app never pays its memory (issue 10). */
+let otplib: Promise<typeof Otplib> | undefined;
+const library = (): Promise<typeof Otplib> => (otplib ??= import("otplib"));
 
 /** A new TOTP key: 20 random bytes (RFC 4226 §4 recommends 160 bits), unpadded base32 as apps expect. */
-export function newTotpSecret(): string {
-  return generateSecret({ length: 20 });
+export async function newTotpSecret(): Promise<string> {
+  return (await library()).generateSecret({ length: 20 });
 }
 
 /**
@@ -52,7 +56,9 @@ export async function matchTotp(input: {
   driftSteps: number;
   afterStep: number | null;
 }): Promise<number | null> {
-  const result = await verify({
+  const result = await (
+    await library()
+  ).verify({
     secret: input.secret,
     token: input.code,
     epoch: Math.floor(input.nowMs / 1000),

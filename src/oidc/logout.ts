@@ -20,8 +20,10 @@ const SWEEP_BATCH = 100;
  * back-channel logout URI is sent a signed logout token (`sub` and `sid`). One attempt, with a timeout: a client that
  * is down learns at its next refresh, which fails. Returns how many grants were ended.
  */
-export async function sweepEndedClientSessions(ctx: AppContext, provider: Provider, log: OidcLogger): Promise<number> {
+export async function sweepEndedClientSessions(ctx: AppContext, providerOf: () => Promise<Provider>, log: OidcLogger): Promise<number> {
   const ended = await endedGrants(ctx, SWEEP_BATCH);
+  if (ended.length === 0) return 0;
+  const provider = await providerOf();
   let count = 0;
   for (const link of ended) {
     if (!(await claimEndedGrant(ctx.db, link.grant_id))) continue;

@@ -34,6 +34,15 @@ export class OidcService {
     return this.loading;
   }
 
+  /**
+   * Makes the first signing key if there is none (at start, so the key exists before the first sign-in), without
+   * loading oidc-provider: the library (about a fifth of the server's memory) is loaded by the first request or sweep
+   * that needs it, so a deployment that never uses the OpenID Provider never pays for it (issue 10).
+   */
+  async prepareKeys(): Promise<void> {
+    await loadKeySet(this.ctx);
+  }
+
   /** Looks at the keys now (tests, and after `keys rotate` in the same process). */
   async refreshKeys(): Promise<Provider> {
     this.checkedAt = Number.NEGATIVE_INFINITY;
@@ -67,7 +76,8 @@ export class OidcService {
 
   /** Ends the clients' sessions whose Latchkey session ended, and tells them (see logout.ts). */
   async sweep(): Promise<number> {
-    return sweepEndedClientSessions(this.ctx, await this.provider(), this.bridge.log);
+    // The provider is loaded only when there is a grant to end (see prepareKeys).
+    return sweepEndedClientSessions(this.ctx, () => this.provider(), this.bridge.log);
   }
 
   /** A sweep soon (after a sign-out), tracked so closing and tests can wait for it; requests meanwhile share it. */
