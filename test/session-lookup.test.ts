@@ -2,6 +2,7 @@ import SQLite from "better-sqlite3";
 import { sql } from "kysely";
 import { afterAll, afterEach, beforeAll, expect, it, vi } from "vitest";
 import { defaultLimits } from "../src/config.js";
+import { buildApp } from "../src/server.js";
 import { signedInBrowser, seedMember, startTestApp, type Browser, type TestApp } from "./helpers/app.js";
 import { describeEachDialect } from "./helpers/dialects.js";
 
@@ -88,5 +89,50 @@ describeEachDialect("the session check's prepared look-up", (dialect) => {
     const refused = await browser.get("/api/v1/verify");
     expect(refused.statusCode).toBe(403);
     expect(refused.json().error).toBe("two_factor_setup_required");
+  });
+
+  /**
+   * The same cookie on a second app over the same context, without the test harness's hook that delivers mail before
+   * each answer (the sender's query would wait for the open transaction below, as a request never does in `serve`).
+   */
+  async function sameBrowserOnPlainApp(browser: Browser): Promise<{ verify: () => Promise<number>; close: () => Promise<void> }> {
+    const app = await buildApp(t.ctx, { logger: false });
+    const cookie = browser.cookieHeader();
+    return {
+      verify: async () => (await app.inject({ method: "GET", url: "/api/v1/verify", headers: { cookie } })).statusCode,
+      close: () => app.close(),
+    };
+  }
+
+  it("answers from committed state only: a sign-out still open in a transaction is not seen until it commits", async () => {
+    const { browser: cookies, userId } = await signedIn();
+    const browser = await sameBrowserOnPlainApp(cookies);
+    // The look-up reads on its own connection (a read-only one beside SQLite's single writer, another pooled one on
+    // PostgreSQL): it neither waits for a transaction in progress nor sees its uncommitted rows. On the writer's own
+    // connection this request would wait for the transaction that waits for it.
+    await t.ctx.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom("sessions").where("user_id", "=", userId).execute();
+      expect(await browser.verify()).toBe(200);
+    });
+    expect(await browser.verify()).toBe(401);
+    await browser.close();
+  });
+
+  it("accepts no session a transaction made and then rolled back", async () => {
+    const { browser: cookies, userId } = await signedIn();
+    const browser = await sameBrowserOnPlainApp(cookies);
+    const rows = await t.ctx.db.selectFrom("sessions").selectAll().where("user_id", "=", userId).execute();
+    await t.ctx.db.deleteFrom("sessions").where("user_id", "=", userId).execute();
+    expect(await browser.verify()).toBe(401);
+    const rolledBack = new Error("rolled back");
+    await expect(
+      t.ctx.db.transaction().execute(async (tx) => {
+        await tx.insertInto("sessions").values(rows).execute();
+        expect(await browser.verify()).toBe(401);
+        throw rolledBack;
+      }),
+    ).rejects.toBe(rolledBack);
+    expect(await browser.verify()).toBe(401);
+    await browser.close();
   });
 });

@@ -1,6 +1,6 @@
 import type { CompiledQuery, Kysely } from "kysely";
 import type { Database, Role, SignInMethod, SignInProof, TwoFactorMethod, TwoFactorPolicy } from "../db/schema.js";
-import { keepPrepared } from "../db/prepared.js";
+import { keepPrepared, readKept } from "../db/prepared.js";
 
 /**
  * The hot path of the session check (`GET /api/v1/session`) and forward auth (`GET /api/v1/verify`): the three
@@ -87,8 +87,9 @@ function statementsOf(db: Kysely<Database>): Statements {
 /** The session with this token hash, joined with its user, account and membership; undefined when any is gone. */
 export async function findSession(db: Kysely<Database>, tokenHash: string): Promise<SessionRow | undefined> {
   const { find } = statementsOf(db);
-  const result = await db.executeQuery<SessionRow>({ ...find, parameters: [tokenHash] });
-  return result.rows[0];
+  // Past Kysely's executor (src/db/prepared.ts): on SQLite a synchronous read on a read-only connection.
+  const rows = await readKept(db, find, [tokenHash]);
+  return rows[0];
 }
 
 /** Records that the session was used at `now` (the caller writes this at most once per touch interval). */

@@ -6,7 +6,7 @@ import type pg from "pg";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationResultSet } from "kysely";
 import type { Database } from "./schema.js";
 import { migrationProvider } from "./migrations/index.js";
-import { withKeptStatements, withNamedStatements } from "./prepared.js";
+import { postgresDirectRead, setDirectRead, sqliteDirectRead, withKeptStatements, withNamedStatements } from "./prepared.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -104,6 +104,7 @@ export function connect(options: ConnectOptions): Store {
       client.on("error", () => {});
     });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
+    setDirectRead(db, postgresDirectRead(pool));
     const poolStats = (): PoolStats => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
     return { db, dialect: "postgres", poolStats, close: () => db.destroy() };
   }
@@ -115,7 +116,19 @@ export function connect(options: ConnectOptions): Store {
   database.pragma("foreign_keys = ON");
   database.pragma("synchronous = NORMAL");
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withKeptStatements(database) }) });
-  return { db, dialect: "sqlite", close: () => db.destroy() };
+  // The hot path's reads (src/db/prepared.ts): a read-only connection beside the writer, after the writer made the file
+  // and switched it to WAL.
+  const reader = new (requireDriver("better-sqlite3") as typeof SQLite)(options.sqliteFile, { readonly: true, fileMustExist: true });
+  reader.pragma("busy_timeout = 5000");
+  setDirectRead(db, sqliteDirectRead(reader));
+  return {
+    db,
+    dialect: "sqlite",
+    close: async () => {
+      await db.destroy();
+      reader.close();
+    },
+  };
 }
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {

@@ -1,6 +1,6 @@
 import type SQLite from "better-sqlite3";
 import type pg from "pg";
-import type { PostgresPool, PostgresPoolClient, SqliteDatabase } from "kysely";
+import type { CompiledQuery, Kysely, PostgresPool, PostgresPoolClient, SqliteDatabase } from "kysely";
 
 /**
  * Statements kept prepared, by their SQL text: the hot path's (src/auth/session-lookup.ts), a small fixed set.
@@ -69,5 +69,56 @@ export function withNamedStatements(pool: pg.Pool): PostgresPool {
       return named;
     },
     end: () => pool.end(),
+  };
+}
+
+/**
+ * Runs a kept read statement past Kysely's executor: no connection hand-out, plugin pass or result copy, and on SQLite
+ * no promise at all. Set per database handle by `connect` (src/db/connect.ts); a transaction's handle has none, so a
+ * read inside a transaction stays inside it.
+ */
+export type DirectRead = (sqlText: string, parameters: readonly unknown[]) => unknown[] | Promise<unknown[]>;
+
+const directReads = new WeakMap<Kysely<never>, DirectRead>();
+
+export function setDirectRead<DB>(db: Kysely<DB>, read: DirectRead): void {
+  directReads.set(db as unknown as Kysely<never>, read);
+}
+
+/**
+ * The rows of a kept read statement (`keepPrepared`) with these parameters: by the handle's direct read when it has
+ * one, else through Kysely. The statement must only read: on SQLite the direct read runs on a read-only connection.
+ */
+export async function readKept<DB, R>(db: Kysely<DB>, query: CompiledQuery<R>, parameters: readonly unknown[]): Promise<R[]> {
+  const direct = directReads.get(db as unknown as Kysely<never>);
+  if (direct !== undefined) return (await direct(query.sql, parameters)) as R[];
+  return (await db.executeQuery<R>({ ...query, parameters })).rows;
+}
+
+/**
+ * SQLite's direct read: a second, read-only connection to the same file, with the kept statements prepared once.
+ * In WAL mode a reader never waits for the writer and each statement reads the last committed state: a sign-out or a
+ * removal committed by any connection of any process is seen by the next read. Reads on the writer's connection would
+ * instead see a transaction's uncommitted rows while Kysely holds it open between two awaits.
+ */
+export function sqliteDirectRead(reader: SQLite.Database): DirectRead {
+  const statements = new Map<string, SQLite.Statement>();
+  return (sqlText, parameters) => {
+    let statement = statements.get(sqlText);
+    if (statement === undefined) {
+      if (!keptPrepared.has(sqlText)) throw new Error("a direct read runs only statements kept prepared");
+      statement = reader.prepare(sqlText);
+      statements.set(sqlText, statement);
+    }
+    return statement.all(...parameters);
+  };
+}
+
+/** PostgreSQL's direct read: the pool's own query, with the statement's name, so each connection prepares it once. */
+export function postgresDirectRead(pool: pg.Pool): DirectRead {
+  return async (sqlText, parameters) => {
+    const name = keptPrepared.get(sqlText);
+    if (name === undefined) throw new Error("a direct read runs only statements kept prepared");
+    return (await pool.query({ name, text: sqlText, values: parameters as unknown[] })).rows;
   };
 }
