@@ -151,7 +151,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
   });
 
   app.decorateRequest("mailQueuedBefore", null);
-  app.addHook("onSend", async (request, reply, payload) => {
+  // Callback hooks where nothing is awaited: no promise per request (issue 10).
+  app.addHook("onSend", (request, reply, payload, done) => {
     // Every answer here is about someone's sign-in: never cache it anywhere.
     reply.header("Cache-Control", "no-store");
     reply.header("Pragma", "no-cache");
@@ -160,16 +161,16 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     if (request.mailQueuedBefore !== null && request.mailQueuedBefore !== ctx.queuedMail.queued) {
       setImmediate(() => void ctx.queuedMail.wake());
     }
-    return payload;
+    done(null, payload);
   });
   // The default public URL says "localhost" while the server listens on 127.0.0.1: someone who opens the
   // address by IP would get cookies for another host name and forms refused by the origin check. Send page
   // requests over to the public URL instead (GET/HEAD only; nothing is lost).
   if (ctx.config.publicUrl.hostname === "localhost") {
-    app.addHook("onRequest", async (request, reply) => {
+    app.addHook("onRequest", (request, reply, done) => {
       const host = request.headers.host ?? "";
       // Probes are asked by address (a load balancer, an orchestrator) and must get their answer, not a redirect.
-      if (request.routeOptions.config.probe) return undefined;
+      if (request.routeOptions.config.probe) return done();
       if ((request.method === "GET" || request.method === "HEAD") && /^(127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host)) {
         // Only the path and query are taken from the request: resolved as a URL, a path like "//evil.example/" would
         // name another host (an open redirect).
@@ -177,9 +178,11 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
         const query = request.url.indexOf("?");
         target.pathname = query === -1 ? request.url : request.url.slice(0, query);
         target.search = query === -1 ? "" : request.url.slice(query);
-        return reply.redirect(target.href, 308);
+        // An answer from a callback hook: done() is not called, so nothing else runs for the request.
+        reply.redirect(target.href, 308);
+        return undefined;
       }
-      return undefined;
+      return done();
     });
   }
   app.addHook("preHandler", async (request, reply) => {

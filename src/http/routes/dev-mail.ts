@@ -38,11 +38,10 @@ function htmlPart(body: string): SafeHtml {
 export function devMailRoutes(app: FastifyInstance, ctx: AppContext, outboxDir: string): void {
   // Only for requests addressed to a loopback name: a DNS-rebinding page (evil.example → 127.0.0.1) must not read
   // the outbox, which holds live sign-in links.
-  app.addHook("onRequest", async (request) => {
-    if (!request.url.startsWith(routes.devMail)) return undefined;
+  app.addHook("onRequest", (request, _reply, done) => {
+    if (!request.url.startsWith(routes.devMail)) return done();
     const host = (request.headers.host ?? "").replace(/:\d+$/, "");
-    if (!isLoopbackHost(host)) throw new LatchkeyError("not_found", "Not found.");
-    return undefined;
+    done(isLoopbackHost(host) ? undefined : new LatchkeyError("not_found", "Not found."));
   });
   const page = (title: string, body: ReturnType<typeof html>): ReturnType<typeof html> =>
     layout({ title, body, wide: true, productName: ctx.config.productName });

@@ -82,19 +82,23 @@ export function oidcRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.decorate("oidc", oidc);
   app.addHook("onClose", async () => oidc.settled());
 
-  app.addHook("onRequest", async (request, reply) => {
+  // A callback hook, not an async one: every request passes here, and all but the provider's go on at once (no promise
+  // per request on the hot path, issue 10).
+  app.addHook("onRequest", (request, reply, done) => {
     const path = request.url.split("?")[0] ?? "";
-    if (!isProviderPath(path)) return;
-    const provider = await oidc.provider();
-    // The provider builds URLs and decides cookie security from these headers (provider.proxy): they are set here from
-    // LATCHKEY_PUBLIC_URL and the client address Fastify trusts, never taken from the request.
-    const headers = request.raw.headers;
-    headers["x-forwarded-proto"] = config.publicUrl.protocol.replace(":", "");
-    headers["x-forwarded-host"] = config.publicUrl.host;
-    headers["x-forwarded-for"] = request.ip;
-    reply.raw.setHeader("Content-Security-Policy", PROVIDER_CSP);
-    reply.hijack();
-    provider.callback()(request.raw, reply.raw);
+    if (!isProviderPath(path)) return done();
+    oidc.provider().then((provider) => {
+      // The provider builds URLs and decides cookie security from these headers (provider.proxy): they are set here
+      // from LATCHKEY_PUBLIC_URL and the client address Fastify trusts, never taken from the request.
+      const headers = request.raw.headers;
+      headers["x-forwarded-proto"] = config.publicUrl.protocol.replace(":", "");
+      headers["x-forwarded-host"] = config.publicUrl.host;
+      headers["x-forwarded-for"] = request.ip;
+      reply.raw.setHeader("Content-Security-Policy", PROVIDER_CSP);
+      reply.hijack();
+      provider.callback()(request.raw, reply.raw);
+      done();
+    }, done);
   });
 
   const returnHere = (uid: string): string => pathTo("oidcInteraction", { uid });
