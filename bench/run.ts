@@ -28,7 +28,8 @@
  *
  * Options: --only session,verify,login (groups of cells), --seed (the scale run), --dialects sqlite,postgres.
  * Settings: BENCH_DURATION (s, default 5), BENCH_CONNECTIONS (50), BENCH_LOGIN_CONNECTIONS (8), BENCH_ROUNDS (3),
- * BENCH_PEER_DIR, BENCH_POSTGRES_URL. Every wait and loop is bounded; every child is killed, every temp dir and
+ * BENCH_PEER_DIR, BENCH_POSTGRES_URL, BENCH_PROFILE_DIR (each Latchkey writes a V8 CPU profile there when it stops,
+ * `node --cpu-prof`; the figures of such a run are not comparable). Every wait and loop is bounded; every child is killed, every temp dir and
  * database removed at the end, also on Ctrl-C.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -53,6 +54,7 @@ const LOGIN_CONNECTIONS = boundedInt("BENCH_LOGIN_CONNECTIONS", 8, 1, 64);
 const ROUNDS = boundedInt("BENCH_ROUNDS", 3, 1, 10);
 const WARMUP_SECONDS = 1;
 const POSTGRES_URL = process.env["BENCH_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const PROFILE_DIR = process.env["BENCH_PROFILE_DIR"];
 /** Requests per connection before it reconnects from a new source address: well under the per-IP limit. */
 const RECONNECT_EVERY = Math.min(50, Math.floor(defaultLimits.passwordAttemptsPerIp / 2));
 const EMAIL = "bench@example.com";
@@ -345,6 +347,7 @@ async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
   }
   const cli = [join(ROOT, "dist", "cli.js")];
   const name = `Latchkey ${options.label}`;
+  const serve = [...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${resolve(PROFILE_DIR)}`] : []), ...cli, "serve"];
 
   log(`${name}: account create`);
   const created = await run(process.execPath, [...cli, "account", "create", "--name", "Bench", "--admin-email", EMAIL], {
@@ -356,7 +359,7 @@ async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
   if (!invitationUrl.includes("/invite/")) throw new Error(`account create printed no invitation URL:\n${created}`);
 
   log(`${name}: serve on ${base}`);
-  let server = start(process.execPath, [...cli, "serve"], { cwd: ROOT, env });
+  let server = start(process.execPath, serve, { cwd: ROOT, env });
   await waitFor(name, async () => (await fetch(`${base}/healthz`)).ok, 60_000, server);
   // Idle after start: settled for a moment, nothing asked but the health check.
   await sleep(2000);
@@ -385,7 +388,7 @@ async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
       ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
       ...me,
     });
-    server = start(process.execPath, [...cli, "serve"], { cwd: ROOT, env });
+    server = start(process.execPath, serve, { cwd: ROOT, env });
     await waitFor(name, async () => (await fetch(`${base}/healthz`)).ok, 60_000, server);
     await sleep(2000);
     rssIdleMb = rssMb(server.pid);
