@@ -3,15 +3,16 @@ import type pg from "pg";
 import type { CompiledQuery, Kysely, PostgresPool, PostgresPoolClient, SqliteDatabase } from "kysely";
 
 /**
- * Statements kept prepared, by their SQL text: the hot path's (src/auth/session-lookup.ts), a small fixed set.
- * Kysely prepares every query anew (better-sqlite3 `prepare` was an eighth of the session check's time) and sends it to
- * PostgreSQL unnamed (parsed and planned on every call); a statement registered here is prepared once and reused.
+ * Statements of the hot path (src/auth/session-lookup.ts) by their SQL text, a small fixed set, with their names.
+ * Kysely sends every query to PostgreSQL unnamed (parsed and planned on every call); a statement registered here is
+ * sent as a named prepared statement and runs past Kysely's executor (`readKept`). (On SQLite every statement is kept
+ * prepared: `withKeptStatements`.)
  */
 const keptPrepared = new Map<string, string>();
 
 /**
- * Keeps the statement with this SQL text prepared: on SQLite the better-sqlite3 statement is cached, on PostgreSQL it
- * is sent as the named prepared statement `name` (prepared once per pooled connection). The name must be unique.
+ * Keeps the statement with this SQL text prepared: on PostgreSQL it is sent as the named prepared statement `name`
+ * (prepared once per pooled connection), and it may be run by `readKept`. The name must be unique.
  */
 export function keepPrepared(name: string, sqlText: string): void {
   const existing = keptPrepared.get(sqlText);
@@ -20,19 +21,34 @@ export function keepPrepared(name: string, sqlText: string): void {
 }
 
 /**
- * The better-sqlite3 database as Kysely's SQLite dialect sees it, with the kept statements prepared once. A cached
- * statement is safe to reuse: every Kysely call runs it to completion synchronously (`all` or `run`), and SQLite
- * prepares it again by itself should the schema change.
+ * Statements kept prepared per SQLite connection, by SQL text, the least recently used dropped past this many. Kysely
+ * asks better-sqlite3 to prepare every statement it runs, and preparing cost more than running for most of ours (an
+ * eighth of the session check, about a tenth of the password step's main-thread time, issue 10); the app's statements
+ * are a few hundred distinct texts.
+ */
+const SQLITE_STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * The better-sqlite3 database as Kysely's SQLite dialect sees it, each statement prepared once and reused. Safe to
+ * reuse: Kysely runs a statement to completion synchronously (`all` or `run`), and SQLite prepares it again by itself
+ * should the schema change. The one exception, a streamed select (`iterate`), keeps its statement busy until the
+ * stream ends: a busy statement is never handed out again, a fresh one is prepared instead.
  */
 export function withKeptStatements(database: SQLite.Database): SqliteDatabase {
   const statements = new Map<string, SQLite.Statement>();
   return {
     prepare(sqlText: string) {
-      if (!keptPrepared.has(sqlText)) return database.prepare(sqlText);
-      let statement = statements.get(sqlText);
-      if (statement === undefined) {
-        statement = database.prepare(sqlText);
+      const cached = statements.get(sqlText);
+      if (cached !== undefined && !cached.busy) {
+        // Most recently used last: the first entry is the one to drop.
+        statements.delete(sqlText);
+        statements.set(sqlText, cached);
+        return cached;
+      }
+      const statement = database.prepare(sqlText);
+      if (cached === undefined) {
         statements.set(sqlText, statement);
+        if (statements.size > SQLITE_STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value as string);
       }
       return statement;
     },
