@@ -23,8 +23,14 @@ export interface TrustedDevice {
   nonce: string;
 }
 
+/** The cookie MAC key per configured key, derived once (issue 10). */
+const deviceKeys = new WeakMap<Buffer, Buffer>();
+
 function deviceKey(secretKey: Buffer): Buffer {
-  return Buffer.from(hkdfSync("sha256", secretKey, Buffer.alloc(0), "latchkey:device-cookie", 32));
+  let key = deviceKeys.get(secretKey);
+  if (key === undefined)
+    deviceKeys.set(secretKey, (key = Buffer.from(hkdfSync("sha256", secretKey, Buffer.alloc(0), "latchkey:device-cookie", 32))));
+  return key;
 }
 
 function mac(key: Buffer, userId: string, nonce: string, issuedAtSeconds: string, passwordHash: string): string {

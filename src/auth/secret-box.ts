@@ -16,8 +16,16 @@ export interface SecretBox {
 
 const IV_BYTES = 12;
 
+/** Derived keys by configured key and purpose: a box is made per message or row, HKDF once per key (issue 10). */
+const derived = new WeakMap<Buffer, Map<string, Buffer>>();
+
 function deriveKey(secretKey: Buffer, purpose: string): Buffer {
-  return Buffer.from(hkdfSync("sha256", secretKey, Buffer.alloc(0), `latchkey:${purpose}`, 32));
+  let byPurpose = derived.get(secretKey);
+  if (byPurpose === undefined) derived.set(secretKey, (byPurpose = new Map()));
+  let key = byPurpose.get(purpose);
+  if (key === undefined)
+    byPurpose.set(purpose, (key = Buffer.from(hkdfSync("sha256", secretKey, Buffer.alloc(0), `latchkey:${purpose}`, 32))));
+  return key;
 }
 
 /** A short, non-secret fingerprint of a key: which key sealed a value. */
