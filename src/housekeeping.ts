@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from "kysely";
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from "kysely";
+import { sql } from "./db/kysely.js";
 import type { AppContext } from "./context.js";
 import type { Database } from "./db/schema.js";
 import { leaseState, releaseLease, renewLease, takeLease, type LeaseState } from "./db/lease.js";

@@ -1,4 +1,5 @@
-import { sql, type CompiledQuery, type Kysely } from "kysely";
+import type { CompiledQuery, Kysely } from "kysely";
+import { sql } from "../db/kysely.js";
 import type { Database, Role, SignInMethod, SignInProof, TwoFactorMethod, TwoFactorPolicy } from "../db/schema.js";
 import { keepPrepared, readKept } from "../db/prepared.js";
 

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { createRequire } from "node:module";
 import type SQLite from "better-sqlite3";
 import type pg from "pg";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationResultSet } from "kysely";
+import type { Kysely, MigrationResultSet } from "kysely";
+import { KyselyClass, Migrator, PostgresDialect, SqliteDialect } from "./kysely.js";
 import type { Database } from "./schema.js";
 import { migrationProvider } from "./migrations/index.js";
 import { postgresDirectRead, setDirectRead, sqliteDirectRead, withKeptStatements, withNamedStatements } from "./prepared.js";
@@ -103,7 +104,7 @@ export function connect(options: ConnectOptions): Store {
     pool.on("connect", (client) => {
       client.on("error", () => {});
     });
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
+    const db = new KyselyClass<Database>({ dialect: new PostgresDialect({ pool: withNamedStatements(pool) }) });
     setDirectRead(db, postgresDirectRead(pool));
     const poolStats = (): PoolStats => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
     return { db, dialect: "postgres", poolStats, close: () => db.destroy() };
@@ -115,7 +116,7 @@ export function connect(options: ConnectOptions): Store {
   database.pragma("busy_timeout = 5000");
   database.pragma("foreign_keys = ON");
   database.pragma("synchronous = NORMAL");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withKeptStatements(database) }) });
+  const db = new KyselyClass<Database>({ dialect: new SqliteDialect({ database: withKeptStatements(database) }) });
   // The hot path's reads (src/db/prepared.ts): a read-only connection beside the writer, after the writer made the file
   // and switched it to WAL.
   const reader = new (requireDriver("better-sqlite3") as typeof SQLite)(options.sqliteFile, { readonly: true, fileMustExist: true });

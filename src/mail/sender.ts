@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
-import { sql, type SqlBool } from "kysely";
+import type { SqlBool } from "kysely";
+import { sql } from "../db/kysely.js";
 import type { AppContext } from "../context.js";
 import type { SecretBox } from "../auth/secret-box.js";
 import { newId } from "../auth/tokens.js";

@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { sql } from "../db/kysely.js";
 import type { AppContext } from "../context.js";
 import { migrationProvider } from "../db/migrations/index.js";
 import { TimedOut, withinMs } from "./time-limit.js";

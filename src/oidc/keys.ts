@@ -2,7 +2,8 @@ import { generateKeyPair, randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import type { AppContext } from "../context.js";
 import type { OidcSigningKeyTable } from "../db/schema.js";
-import { sql, type Selectable } from "kysely";
+import type { Selectable } from "kysely";
+import { sql } from "../db/kysely.js";
 import { createSecretBox, type SecretBox } from "../auth/secret-box.js";
 
 /**

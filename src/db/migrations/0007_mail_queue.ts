@@ -1,4 +1,5 @@
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
+import { sql } from "../kysely.js";
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   // Durable mail (issue 11): a message is a row written in the same transaction as the change that causes it, and a
