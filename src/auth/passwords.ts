@@ -1,4 +1,4 @@
-import { hash, verify } from "@node-rs/argon2";
+import type * as Argon2 from "@node-rs/argon2";
 import type { Limits } from "../config.js";
 import { fail, ok, type Result } from "../errors.js";
 import { isCommonPassword } from "./common-passwords.js";
@@ -7,12 +7,18 @@ import { isCommonPassword } from "./common-passwords.js";
 // `algorithm: 2` is Argon2id (the package exports it as a const enum, which isolated modules cannot inline).
 const ARGON2_OPTIONS = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 
-export function hashPassword(password: string): Promise<string> {
-  return hash(password.normalize("NFC"), ARGON2_OPTIONS);
+/** The native argon2 module, loaded at the first password hashed or checked rather than at start (memory, issue 10). */
+let argon2: Promise<typeof Argon2> | undefined;
+const library = (): Promise<typeof Argon2> => (argon2 ??= import("@node-rs/argon2"));
+
+export async function hashPassword(password: string): Promise<string> {
+  return (await library()).hash(password.normalize("NFC"), ARGON2_OPTIONS);
 }
 
 /** Constant-time inside argon2; false for a malformed hash instead of throwing. */
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  // Loaded outside the try: a module that cannot load is an error, never a wrong password.
+  const { verify } = await library();
   try {
     return await verify(passwordHash, password.normalize("NFC"));
   } catch {
