@@ -4,9 +4,12 @@ import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from
 import { describeEachDialect } from "./helpers/dialects.js";
 
 /**
- * The security headers are computed once at start-up instead of by @fastify/helmet on every response (issue 10). These
- * are the exact values helmet 13 gave every answer before that change, captured from the app as it was: every kind
- * of answer (page, redirect, JSON, forward auth, refusals, 404/405, assets, the localhost redirect) must still carry exactly these, no more and no fewer.
+ * The security headers are computed once at start-up instead of by @fastify/helmet on every response (issue 10). The
+ * page headers are the exact values helmet 13 gave every answer before that change, captured from the app as it was:
+ * every kind of answer that is not a JSON API operation (page, redirect, refusals, 404/405, assets, the localhost
+ * redirect) must still carry exactly these, no more and no fewer. The API operations' answers (the session check and
+ * forward auth among them, refusals included) carry exactly the API set (OWASP REST Security Cheat Sheet; see
+ * src/http/security-headers.ts and docs/decisions.md).
  */
 const CSP =
   "default-src 'none';base-uri 'none';font-src 'self' https: data:;form-action 'self';frame-ancestors 'none';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'unsafe-inline'";
@@ -31,6 +34,29 @@ const OVER_HTTPS: Record<string, string> = {
   "content-security-policy": `${CSP};upgrade-insecure-requests`,
   "strict-transport-security": "max-age=31536000; includeSubDomains",
 };
+
+/** The API operations' answers: no page-only header, framing denied outright, and still same-origin resources. */
+const API_OVER_HTTP: Record<string, string> = {
+  "content-security-policy": "default-src 'none';frame-ancestors 'none'",
+  "cross-origin-resource-policy": "same-origin",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+};
+
+const API_OVER_HTTPS: Record<string, string> = {
+  ...API_OVER_HTTP,
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+};
+
+/** The kinds of answer below that come from a JSON API operation. */
+const API_KINDS = new Set([
+  "the session check",
+  "forward auth, signed in",
+  "forward auth, refused",
+  "an API 401",
+  "the OpenAPI document",
+  "bad JSON",
+]);
 
 /** Headers a response may carry besides the security headers: what the answer itself is about. */
 const OTHER_HEADERS = new Set([
@@ -89,9 +115,9 @@ function securityHeadersOf(response: LightMyRequestResponse): Record<string, str
 }
 
 describeEachDialect("security headers on every kind of answer", (dialect) => {
-  for (const [label, env, expected] of [
-    ["http public URL", {}, OVER_HTTP],
-    ["https public URL", { LATCHKEY_PUBLIC_URL: "https://auth.example.com" }, OVER_HTTPS],
+  for (const [label, env, pageHeaders, apiHeaders] of [
+    ["http public URL", {}, OVER_HTTP, API_OVER_HTTP],
+    ["https public URL", { LATCHKEY_PUBLIC_URL: "https://auth.example.com" }, OVER_HTTPS, API_OVER_HTTPS],
   ] as const) {
     let t: TestApp;
     let answers: Record<string, LightMyRequestResponse>;
@@ -103,12 +129,13 @@ describeEachDialect("security headers on every kind of answer", (dialect) => {
     });
     afterAll(async () => t?.close());
 
-    it(`every answer carries exactly the headers helmet gave it (${label})`, () => {
+    it(`every page answer carries exactly the headers helmet gave it, every API answer exactly the API's (${label})`, () => {
+      for (const kind of API_KINDS) expect(Object.keys(answers)).toContain(kind);
       for (const [kind, response] of Object.entries(answers)) {
         expect({ kind, status: response.statusCode, headers: securityHeadersOf(response) }).toEqual({
           kind,
           status: response.statusCode,
-          headers: expected,
+          headers: API_KINDS.has(kind) ? apiHeaders : pageHeaders,
         });
       }
       // Fastify's own refusals from the router (frameworkErrors) run no hooks, so they never had these headers.

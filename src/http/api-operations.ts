@@ -78,6 +78,7 @@ export function apiRoute<B extends z.ZodType | undefined, Q extends z.ZodType | 
     method: operation.method,
     url: routes[operation.route],
     config: {
+      api: true,
       ...(access ? { access } : {}),
       ...(operation.openDuringForcedSetup ? { openDuringForcedSetup: true } : {}),
       ...(operation.hotPath ? { hotPath: true } : {}),
