@@ -30,6 +30,7 @@ import { passwordResetRoutes } from "./http/routes/password-reset.js";
 import { operatorRoutes } from "./http/routes/operator.js";
 import { oidcRoutes } from "./http/routes/oidc.js";
 import { enforceTwoFactorPolicy } from "./http/policy-guard.js";
+import { mustSetUpAuthApp } from "./team/policy.js";
 import { checkAccess } from "./http/access.js";
 import { registerHtmlReply } from "./http/reply.js";
 import { registerApiOperations } from "./http/api-operations.js";
@@ -40,6 +41,7 @@ import { registerRequestId, requestIdOf } from "./http/request-id.js";
 import { registerDrain } from "./http/drain.js";
 import { registerRequestMetrics } from "./http/request-metrics.js";
 import { healthRoutes } from "./http/routes/health.js";
+import { registerRouteConfig, routeConfigOf } from "./http/route-config.js";
 
 /** Tokens in paths are 43 characters; anything much longer is noise. */
 const MAX_PATH_PARAM_LENGTH = 200;
@@ -112,6 +114,8 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     },
   });
 
+  // First: every hook below reads the route's config through it.
+  registerRouteConfig(app);
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.limits.bodyLimitBytes });
   registerSecurityHeaders(app, ctx.config);
@@ -170,7 +174,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     app.addHook("onRequest", (request, reply, done) => {
       const host = request.headers.host ?? "";
       // Probes are asked by address (a load balancer, an orchestrator) and must get their answer, not a redirect.
-      if (request.routeOptions.config.probe) return done();
+      if (routeConfigOf(request).probe) return done();
       if ((request.method === "GET" || request.method === "HEAD") && /^(127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host)) {
         // Only the path and query are taken from the request: resolved as a URL, a path like "//evil.example/" would
         // name another host (an open redirect).
@@ -190,15 +194,18 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
     request.mailQueuedBefore = ctx.queuedMail.queued;
     // A request no route takes runs no handler and changes nothing: it answers 404 or 405, not a CSRF refusal.
     if (!request.is404) checkCsrf(request, ctx.config);
-    if (request.routeOptions.config.access === "operator") {
+    if (routeConfigOf(request).access === "operator") {
       // The operator API: the bearer token and nothing else. No cookie is read, so no session is loaded (nor
       // touched, nor cleared) and no session rule applies.
       await loadOperator(ctx, request);
     } else {
       await loadSession(ctx, request, reply);
-      // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open.
-      const enforced = await enforceTwoFactorPolicy(ctx, request, reply);
-      if (enforced) return enforced;
+      // Runs on every request of a signed-in member, so a policy switched on applies to sessions already open. (Only
+      // awaited when it applies: no extra promise on the session check's path, issue 10.)
+      if (request.signedIn !== null && mustSetUpAuthApp(request.signedIn)) {
+        const enforced = await enforceTwoFactorPolicy(ctx, request, reply);
+        if (enforced) return enforced;
+      }
     }
     // Then who may reach the route, as the route declared it (`access`).
     return checkAccess(ctx, request, reply);

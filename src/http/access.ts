@@ -10,6 +10,7 @@ import { bearerCredential } from "./operator-guard.js";
 import { failureError, renderFailure } from "./reply.js";
 import { settingsChrome } from "./chrome.js";
 import { passwordLoginOnlyPage } from "./views/settings.js";
+import { routeConfigOf } from "./route-config.js";
 
 /**
  * Who may reach a route, declared with the route (`{ config: { access: "admin" } }`) and checked once, after the
@@ -39,7 +40,7 @@ export const passwordLoginOnly = { config: { access: "password_login" } } as con
 
 /** The preHandler check of a route's `access`. Returns the reply when it answered (redirect or 403 page). */
 export function checkAccess(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
-  const access = request.routeOptions.config.access;
+  const access = routeConfigOf(request).access;
   if (access === undefined) return undefined;
   if (access === "operator") {
     if (request.operator) return undefined;

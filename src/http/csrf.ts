@@ -4,6 +4,7 @@ import { LatchkeyError } from "../errors.js";
 import { constantTimeEqual, newToken, sign } from "../auth/tokens.js";
 import { isApiRequest } from "./errors.js";
 import { readCookie, setCookie } from "./cookies.js";
+import { routeConfigOf } from "./route-config.js";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 const CSRF_PURPOSE = "csrf-form";
@@ -45,7 +46,7 @@ export function checkCsrf(request: FastifyRequest, config: Config): void {
   // Operator routes read no cookie, only the Authorization header, which a cross-site page cannot make a browser send:
   // there is nothing for a forged request to ride on, so where the call comes from does not matter. Decided by the
   // route, never by the request: a bearer header on any other route leaves this check as it is.
-  const bearerOnly = request.routeOptions.config.access === "operator";
+  const bearerOnly = routeConfigOf(request).access === "operator";
   const problem = bearerOnly ? null : originProblem(request, config);
   if (problem !== null) throw new LatchkeyError("csrf_invalid", problem);
   if (isApiRequest(request)) {

@@ -1,4 +1,5 @@
 import { LogController, type FastifyReply, type FastifyRequest } from "fastify";
+import { routeConfigOf } from "./route-config.js";
 
 /**
  * The hot path: the session check (`GET /api/v1/session`) and forward auth (`GET /api/v1/verify`), which a reverse
@@ -14,7 +15,7 @@ declare module "fastify" {
 }
 
 function isHotPath(request: FastifyRequest): boolean {
-  return request.routeOptions.config.hotPath === true;
+  return routeConfigOf(request).hotPath === true;
 }
 
 /**

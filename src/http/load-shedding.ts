@@ -2,6 +2,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { FastifyInstance } from "fastify";
 import type { Limits } from "../config.js";
 import { sendError } from "./errors.js";
+import { routeConfigOf } from "./route-config.js";
 
 /** The event-loop delay histogram's resolution (as @fastify/under-pressure): the lag is measured beyond it. */
 const RESOLUTION_MS = 10;
@@ -47,7 +48,7 @@ export function registerLoadShedding(app: FastifyInstance, limits: Limits): void
   app.addHook("onRequest", (request, reply, done) => {
     // Probes are exempt: a busy process is alive, and taking every overloaded instance out of rotation at once
     // (readiness) would turn overload into an outage; overload is answered per request instead.
-    if (!overloaded || request.routeOptions.config.probe === true) return done();
+    if (!overloaded || routeConfigOf(request).probe === true) return done();
     // Answered here, not thrown: the error handler would log each shed request, the last thing an overloaded server needs.
     sendError(request, reply, "service_unavailable", `The server is overloaded. Try again in ${retryAfterSeconds} seconds.`, {
       retryAfterSeconds,

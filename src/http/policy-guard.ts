@@ -6,6 +6,7 @@ import { LatchkeyError } from "../errors.js";
 import { mustSetUpAuthApp } from "../team/policy.js";
 import { isApiRequest } from "./errors.js";
 import { pathTo, routes } from "../paths.js";
+import { routeConfigOf } from "./route-config.js";
 
 /**
  * While the account requires the auth app and this member has not set it up, only these stay reachable: the setup
@@ -37,7 +38,7 @@ export async function enforceTwoFactorPolicy(
   if (!me || !mustSetUpAuthApp(me)) return undefined;
   const path = request.url.split("?")[0] ?? "";
   // API operations declare it (`openDuringForcedSetup`), so the OpenAPI document says the same as this check.
-  if (request.routeOptions.config.openDuringForcedSetup || ALLOWED.some((pattern) => pattern.test(path))) return undefined;
+  if (routeConfigOf(request).openDuringForcedSetup || ALLOWED.some((pattern) => pattern.test(path))) return undefined;
   const message = `${me.account.name} requires an authenticator app for every team member. Set it up to continue.`;
   if (isApiRequest(request)) throw new LatchkeyError("two_factor_setup_required", message, { setupUrl: pathTo("twoFactor") });
   // A page the person asked for (an application's sign-in through the OpenID Provider above all) is kept, so that

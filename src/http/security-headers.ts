@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../config.js";
+import { routeConfigOf } from "./route-config.js";
 
 /**
  * The Content-Security-Policy of every answer: the pages load nothing from elsewhere, run only our own scripts
@@ -88,7 +89,7 @@ export function registerSecurityHeaders(app: FastifyInstance, config: Config): v
   const api = apiSecurityHeaders(config);
   app.addHook("onRequest", (request, reply, done) => {
     const raw = reply.raw;
-    for (const [name, value] of request.routeOptions.config.api === true ? api : pages) raw.setHeader(name, value);
+    for (const [name, value] of routeConfigOf(request).api === true ? api : pages) raw.setHeader(name, value);
     done();
   });
 }
