@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** Bytes of randomness in every bearer token (session, challenge, link, invitation): 256 bits. */
 const TOKEN_BYTES = 32;
@@ -18,7 +18,8 @@ export function newId(): string {
  * (no salt or stretching needed), and a stolen database yields no usable token.
  */
 export function hashToken(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
+  // The one-shot `crypto.hash` (no Hash object): every session check hashes its cookie (issue 10).
+  return hash("sha256", token, "hex");
 }
 
 /** HMAC-SHA-256 of a value under the secret key, base64url. */
