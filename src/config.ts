@@ -176,6 +176,13 @@ export interface Limits {
   /** `Retry-After` of a shed request: long enough for a burst to pass, short enough not to strand clients. */
   overloadRetryAfterSeconds: number;
   /**
+   * Sign-in password checks running or waiting at once in this process (argon2id runs on libuv's pool, 4 threads by
+   * default). One more is answered 503 `service_unavailable` with `Retry-After` at once, before any counter or query,
+   * instead of queueing behind the others without bound: a flood of sign-ins is refused, not waited out. 64 keeps the
+   * last one waiting about a third of a second on 2 cores (argon2id m=19 MiB, t=2 takes ~11 ms of a core).
+   */
+  passwordChecksInFlightMax: number;
+  /**
    * Mail: each instance looks for due messages this often (messages of other instances and of the CLI, retries after a
    * failure). A message queued by a request is sent right after that request, without waiting for this.
    */
@@ -324,6 +331,7 @@ export const defaultLimits: Limits = {
   overloadEventLoopDelayMs: 1000,
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
+  passwordChecksInFlightMax: 64,
   mailPollIntervalMs: 5000,
   mailSendTimeoutSeconds: 30,
   mailClaimLeaseSeconds: 15,

@@ -26,6 +26,23 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
   }
 }
 
+/** Password checks of sign-in running or waiting in this process (libuv's pool is per process). */
+let checksInFlight = 0;
+
+/**
+ * Runs `check` unless `max` sign-in password checks are already running or waiting here: then returns null at once
+ * and the caller refuses the request (503), so a flood of sign-ins is never queued without bound behind argon2.
+ */
+export async function withPasswordCheckSlot<T>(max: number, check: () => Promise<T>): Promise<T | null> {
+  if (checksInFlight >= max) return null;
+  checksInFlight += 1;
+  try {
+    return await check();
+  } finally {
+    checksInFlight -= 1;
+  }
+}
+
 let dummyHash: Promise<string> | undefined;
 
 /**

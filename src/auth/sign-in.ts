@@ -1,10 +1,10 @@
 import type { AliasedExpression, ExpressionBuilder, SqlBool } from "kysely";
 import type { AppContext, RequestInfo } from "../context.js";
-import { fail, ok, type Result } from "../errors.js";
+import { fail, LatchkeyError, ok, type Result } from "../errors.js";
 import { recordEvent } from "../audit/events.js";
 import { createChallenge } from "./challenges.js";
 import { normalizeEmail } from "./emails.js";
-import { verifyAgainstDummy, verifyPassword } from "./passwords.js";
+import { verifyAgainstDummy, verifyPassword, withPasswordCheckSlot } from "./passwords.js";
 import { hashToken } from "./tokens.js";
 import type { Challenge, Database, TwoFactorMethod } from "../db/schema.js";
 import { sendEmailLink } from "./email-links.js";
@@ -84,6 +84,22 @@ export function passwordBudget(
  * cookie: valid for this user, it moves the attempt from the email's counter to the device's (`passwordBudget`).
  */
 async function checkPassword(
+  ctx: AppContext,
+  input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
+): Promise<Result<PasswordAccepted, "invalid_credentials" | "too_many_attempts">> {
+  const { limits } = ctx.config;
+  // Before any counter, query or hash: a refused check costs nothing and counts against no one's attempts. Whether
+  // it is refused depends only on the load, never on the email.
+  const checked = await withPasswordCheckSlot(limits.passwordChecksInFlightMax, () => checkPasswordNow(ctx, input));
+  if (checked !== null) return checked;
+  throw new LatchkeyError(
+    "service_unavailable",
+    `Too many sign-ins at once right now. Try again in ${limits.overloadRetryAfterSeconds} seconds.`,
+    { retryAfterSeconds: limits.overloadRetryAfterSeconds },
+  );
+}
+
+async function checkPasswordNow(
   ctx: AppContext,
   input: { email: string; password: string; info: RequestInfo; deviceToken?: string | undefined },
 ): Promise<Result<PasswordAccepted, "invalid_credentials" | "too_many_attempts">> {
