@@ -118,15 +118,10 @@ export async function readKept<DB, R>(db: Kysely<DB>, query: CompiledQuery<R>, p
  * instead see a transaction's uncommitted rows while Kysely holds it open between two awaits.
  */
 export function sqliteDirectRead(reader: SQLite.Database): DirectRead {
-  const statements = new Map<string, SQLite.Statement>();
+  const statements = withKeptStatements(reader);
   return (sqlText, parameters) => {
-    let statement = statements.get(sqlText);
-    if (statement === undefined) {
-      if (!keptPrepared.has(sqlText)) throw new Error("a direct read runs only statements kept prepared");
-      statement = reader.prepare(sqlText);
-      statements.set(sqlText, statement);
-    }
-    return statement.all(...parameters);
+    if (!keptPrepared.has(sqlText)) throw new Error("a direct read runs only statements kept prepared");
+    return (statements.prepare(sqlText) as SQLite.Statement).all(...parameters);
   };
 }
 
