@@ -23,6 +23,13 @@ function contentSecurityPolicy(config: Config): string {
   return directives.join(";");
 }
 
+/** Strict-Transport-Security, for both kinds of answer when the public URL is https. */
+const HSTS = ["Strict-Transport-Security", "max-age=31536000; includeSubDomains"] as const;
+
+function frozen(headers: Array<readonly [string, string]>): ReadonlyArray<readonly [string, string]> {
+  return Object.freeze(headers.map((pair) => Object.freeze(pair)));
+}
+
 /**
  * The security headers of every answer, computed once at start-up. They are the headers @fastify/helmet 13 (helmet
  * 8) gave with our options, in its order and spelling, but helmet rebuilt them (parsing the CSP directives again) on
@@ -39,7 +46,7 @@ export function securityHeaders(config: Config): ReadonlyArray<readonly [string,
     ["Referrer-Policy", "same-origin"],
   ];
   // HSTS only when the public URL is https: over http it means nothing, and on localhost it would stick to the name.
-  if (config.secureCookies) headers.push(["Strict-Transport-Security", "max-age=31536000; includeSubDomains"]);
+  if (config.secureCookies) headers.push(HSTS);
   headers.push(
     ["X-Content-Type-Options", "nosniff"],
     ["X-DNS-Prefetch-Control", "off"],
@@ -49,7 +56,7 @@ export function securityHeaders(config: Config): ReadonlyArray<readonly [string,
     // 0 turns off the old browsers' XSS auditor, which itself could be abused to leak page content.
     ["X-XSS-Protection", "0"],
   );
-  return Object.freeze(headers.map((pair) => Object.freeze(pair)));
+  return frozen(headers);
 }
 
 /**
@@ -67,9 +74,9 @@ export function apiSecurityHeaders(config: Config): ReadonlyArray<readonly [stri
     ["Content-Security-Policy", "default-src 'none';frame-ancestors 'none'"],
     ["Cross-Origin-Resource-Policy", "same-origin"],
   ];
-  if (config.secureCookies) headers.push(["Strict-Transport-Security", "max-age=31536000; includeSubDomains"]);
+  if (config.secureCookies) headers.push(HSTS);
   headers.push(["X-Content-Type-Options", "nosniff"], ["X-Frame-Options", "DENY"]);
-  return Object.freeze(headers.map((pair) => Object.freeze(pair)));
+  return frozen(headers);
 }
 
 declare module "fastify" {
