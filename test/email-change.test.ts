@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { LightMyRequestResponse } from "fastify";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, csrfFrom, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { addMembership, Browser, csrfFrom, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { defaultLimits } from "../src/config.js";
 import { newId } from "../src/auth/tokens.js";
 import type { Database } from "../src/db/schema.js";
@@ -48,18 +48,7 @@ describeEachDialect("changing the email address", (dialect) => {
   it("end to end: a link to the new address, a notice to the old, the switch, other sessions ended, audit in each account", async () => {
     const member = await seedMember(t, { accountName: "First", role: "admin" });
     const second = await seedMember(t, { accountName: "Second", role: "admin" });
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: second.accountId,
-        user_id: member.userId,
-        role: "member",
-        sign_in_method: "password",
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: member.userId, accountId: second.accountId });
     const here = await signedInBrowser(t, member);
     const elsewhere = await signedInBrowser(t, member);
     const target = fresh();
@@ -353,18 +342,7 @@ describeEachDialect("changing the email address", (dialect) => {
   it("refuses SSO members: their address comes from their identity provider", async () => {
     const member = await seedMember(t);
     const ssoAccount = await seedMember(t, { accountName: "Federated" });
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: ssoAccount.accountId,
-        user_id: member.userId,
-        role: "member",
-        sign_in_method: "sso",
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: member.userId, accountId: ssoAccount.accountId, signInMethod: "sso" });
     const here = await signedInBrowser(t, member);
     const page = await here.get("/settings/email");
     expect(page.statusCode).toBe(200);

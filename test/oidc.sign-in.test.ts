@@ -1,6 +1,6 @@
 import * as client from "openid-client";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Browser, csrfFrom, seedMember, signedInBrowser } from "./helpers/app.js";
+import { addMembership, Browser, csrfFrom, seedMember, signedInBrowser } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, submitCode, submitRecoveryCode, totpCode, STEP_SECONDS } from "./helpers/auth-app.js";
 import { describeEachDialect } from "./helpers/dialects.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
@@ -129,18 +129,7 @@ describeEachDialect("signing in to an application with Latchkey (OpenID Connect)
     const first = await seedMember(t, { accountName: "First", role: "admin" });
     const second = await seedMember(t, { accountName: "Second" });
     // The same person is also a member of the second account.
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: second.accountId,
-        user_id: first.userId,
-        role: "member",
-        sign_in_method: "password",
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: first.userId, accountId: second.accountId });
     const browser = await signedInBrowser(t, first);
     const chosen = await browser.request("POST", "/api/v1/session/account", { json: { accountId: second.accountId } });
     expect(chosen.statusCode).toBe(200);

@@ -2,7 +2,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { trustedDevice } from "../src/auth/devices.js";
 import { newId } from "../src/auth/tokens.js";
-import { Browser, csrfFrom, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { addMembership, Browser, csrfFrom, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, totpCode, wrongCode } from "./helpers/auth-app.js";
 import { describeEachDialect } from "./helpers/dialects.js";
 
@@ -75,18 +75,7 @@ describeEachDialect("forgot password", (dialect) => {
     const member = await seedMember(t, { name: "Grace Hopper" });
     const second = await seedMember(t, { accountName: "Second Co" });
     // The same person in a second account: the event goes to both logs.
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: second.accountId,
-        user_id: member.userId,
-        role: "member",
-        sign_in_method: "password",
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: member.userId, accountId: second.accountId });
     const signedIn = await signedInBrowser(t, member);
     const deviceCookie = signedIn.cookies.get("latchkey_device");
     expect(deviceCookie).toBeDefined();

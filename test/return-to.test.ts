@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { addMembership, Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, STEP_SECONDS, totpCode } from "./helpers/auth-app.js";
 import { startTestIdp, type TestIdp } from "./helpers/oidc-provider.js";
 import { REFUSED_RETURN_TO } from "./helpers/return-to.js";
@@ -181,18 +181,7 @@ describeEachDialect("return_to: back to the page asked for", (dialect) => {
   it("a person in several accounts picks one on the picker, then goes to return_to", async () => {
     const me = await seedMember(t, { accountName: `Alpha ${newId().slice(0, 6)}` });
     const other = await seedMember(t, { role: "admin", accountName: `Bravo ${newId().slice(0, 6)}` });
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: other.accountId,
-        user_id: me.userId,
-        role: "member",
-        sign_in_method: "password",
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: me.userId, accountId: other.accountId });
     const { browser, url } = await emailLinkSignIn(me, `${APP}/picked`);
     expect(url).toBe(`${PUBLIC}/accounts`);
     const picked = await browser.submit("/accounts", "/accounts/switch", { accountId: other.accountId });

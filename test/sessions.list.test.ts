@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, csrfFrom, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { addMembership, Browser, csrfFrom, rowCounts, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { defaultLimits } from "../src/config.js";
-import { hashToken, newId } from "../src/auth/tokens.js";
+import { hashToken } from "../src/auth/tokens.js";
 
 const CHROME_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 const FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
@@ -221,18 +221,7 @@ describeEachDialect("where you're signed in (sessions list)", (dialect) => {
     const member = await seedMember(t, { accountName: "First" });
     const second = await seedMember(t, { accountName: "Second" });
     // The same person in a second account.
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: second.accountId,
-        user_id: member.userId,
-        role: "member",
-        sign_in_method: "password",
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: member.userId, accountId: second.accountId });
     const idle = await signedInBrowser(t, member);
     t.clock.advanceSeconds(defaultLimits.sessionIdleTimeoutSeconds + 60);
     const here = await signedInBrowser(t, member);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { addMembership, Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, STEP_SECONDS, totpCode } from "./helpers/auth-app.js";
 import { newId } from "../src/auth/tokens.js";
 import type { Role, SignInMethod } from "../src/db/schema.js";
@@ -15,18 +15,7 @@ describeEachDialect("several accounts per person", (dialect) => {
   });
 
   async function join(userId: string, accountId: string, role: Role = "member", method: SignInMethod = "password"): Promise<void> {
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: accountId,
-        user_id: userId,
-        role,
-        sign_in_method: method,
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId, accountId, role, signInMethod: method });
   }
 
   /** A person who is admin of "Alpha …" and member of "Bravo …". */

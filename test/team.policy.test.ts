@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { addMembership, Browser, csrfFrom, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, STEP_SECONDS, submitCode, totpCode } from "./helpers/auth-app.js";
 import { newId } from "../src/auth/tokens.js";
 
@@ -231,18 +231,7 @@ describeEachDialect('"Require auth app" policy', (dialect) => {
   it("is per account: a person in two accounts is held only while the session is on the one requiring it", async () => {
     const { admin, plain } = await account();
     const relaxed = await seedMember(t, { role: "admin", accountName: "Relaxed" });
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: relaxed.accountId,
-        user_id: plain.userId,
-        role: "member",
-        sign_in_method: "password",
-        created_at: t.clock.now(),
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: plain.userId, accountId: relaxed.accountId });
     const browser = await adminWithApp(admin);
     expect((await browser.request("PUT", "/api/v1/policy", { json: { policy: "auth_app_required" } })).statusCode).toBe(200);
 

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDialect } from "./helpers/dialects.js";
-import { Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
+import { addMembership, Browser, seedMember, signedInBrowser, startTestApp, type TestApp } from "./helpers/app.js";
 import { enableAuthApp, passwordStep, submitCode, submitRecoveryCode, totpCode } from "./helpers/auth-app.js";
 import { createInvitation } from "../src/team/invitations.js";
-import { newId } from "../src/auth/tokens.js";
 
 const NEW_PASSWORD = "a brand new and unusual passphrase";
 
@@ -149,19 +148,7 @@ describeEachDialect("removing members", (dialect) => {
   it("a member of two accounts keeps their login: the page says so, they still sign in to the other account, whose session stays", async () => {
     const { admin, member, adminBrowser } = await team();
     const other = await seedMember(t, { role: "admin", accountName: "Beta" });
-    const now = t.clock.now();
-    await t.ctx.db
-      .insertInto("memberships")
-      .values({
-        id: newId(),
-        account_id: other.accountId,
-        user_id: member.userId,
-        role: "member",
-        sign_in_method: "password",
-        created_at: now,
-        last_sign_in_at: null,
-      })
-      .execute();
+    await addMembership(t, { userId: member.userId, accountId: other.accountId });
     // One browser on Acme, one switched to Beta.
     const onAcme = await signedInBrowser(t, member);
     expect((await onAcme.request("POST", "/api/v1/session/account", { json: { accountId: admin.accountId } })).statusCode).toBe(200);

@@ -7,7 +7,7 @@ import type { Dialect } from "../../src/db/connect.js";
 import { hashPassword } from "../../src/auth/passwords.js";
 import { newId } from "../../src/auth/tokens.js";
 import type { MailMessage, Mailer } from "../../src/mail/mailer.js";
-import type { Database, Role } from "../../src/db/schema.js";
+import type { Database, Role, SignInMethod } from "../../src/db/schema.js";
 import { openRuntime } from "../../src/runtime.js";
 import type { MailSender, MailSenderOptions } from "../../src/mail/sender.js";
 import { buildApp } from "../../src/server.js";
@@ -166,19 +166,27 @@ export async function seedMember(
       updated_at: now,
     })
     .execute();
+  await addMembership(t, { userId, accountId, role: input.role ?? "member" });
+  return { userId, accountId, email, password };
+}
+
+/** Makes the user a member of one more account (role `member`, password sign-in unless given), directly in the database. */
+export async function addMembership(
+  t: Pick<TestApp, "ctx">,
+  input: { userId: string; accountId: string; role?: Role; signInMethod?: SignInMethod },
+): Promise<void> {
   await t.ctx.db
     .insertInto("memberships")
     .values({
       id: newId(),
-      account_id: accountId,
-      user_id: userId,
+      account_id: input.accountId,
+      user_id: input.userId,
       role: input.role ?? "member",
-      sign_in_method: "password",
-      created_at: now,
+      sign_in_method: input.signInMethod ?? "password",
+      created_at: t.ctx.clock.now(),
       last_sign_in_at: null,
     })
     .execute();
-  return { userId, accountId, email, password };
 }
 
 /** A browser-like cookie jar over `app.inject`; `headers` go with every request (e.g. a User-Agent). */
