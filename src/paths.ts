@@ -168,12 +168,33 @@ function withQuery(path: string, query: Query | undefined): string {
 /** The path of a named route, e.g. `pathTo("supportConfirm", { token })` → `/support/confirm/<encoded token>`. */
 export function pathTo<N extends RouteName>(name: N, ...[params, query]: PathArgs<N>): string {
   const values = (params ?? {}) as Readonly<Record<string, string>>;
-  const path = routes[name].replace(/:([A-Za-z]+)/g, (_match, key: string) => {
+  const [first, ...rest] = templateOf(name);
+  let path = first as string;
+  for (const part of rest as [string, string][]) {
+    const [key, after] = part;
     const value = values[key];
     if (value === undefined) throw new UnsafePathSegmentError(key);
-    return pathSegment(key, value);
-  });
+    path += pathSegment(key, value) + after;
+  }
   return withQuery(path, query);
+}
+
+/**
+ * A route split once into its text before the first parameter, then each parameter's name with the text after it
+ * (pages link to routes hundreds of times each: a 1,000-member Team Members page has 2,000 links, issue 10).
+ */
+const templates = new Map<RouteName, readonly [string, ...(readonly [string, string])[]]>();
+
+function templateOf(name: RouteName): readonly [string, ...(readonly [string, string])[]] {
+  let template = templates.get(name);
+  if (template === undefined) {
+    const pieces = routes[name].split(/:([A-Za-z]+)/);
+    const parts: (readonly [string, string])[] = [];
+    for (let i = 1; i < pieces.length; i += 2) parts.push([pieces[i] ?? "", pieces[i + 1] ?? ""]);
+    template = [pieces[0] ?? "", ...parts];
+    templates.set(name, template);
+  }
+  return template;
 }
 
 /** The absolute URL of a named route under the public origin: the only way a link is put in an email. */
