@@ -184,8 +184,13 @@ export class MailSender {
       }
       if (rows.length === 0) return;
       const outcomes = await this.deliverBatch(rows);
-      if (outcomes.includes("sent") && this.failedSinceSuccess) await this.retryWaitingNow();
+      const retryNow = outcomes.includes("sent") && this.failedSinceSuccess;
+      if (retryNow) await this.retryWaitingNow();
       if (outcomes.includes("failed")) this.failedSinceSuccess = true;
+      // A batch short of full took every message due when it was claimed. One queued since comes with a wake of its
+      // own (which runs again after this run) or is found by the periodic look: another claim now would find nothing,
+      // at the cost of a write (issue 10). Unless messages waiting out a backoff were just made due.
+      if (rows.length < this.ctx.config.limits.mailBatchSize && !retryNow) return;
     }
   }
 
