@@ -26,7 +26,10 @@ describe("the route table", () => {
       const build = pathTo as (n: string, p: Record<string, string>) => string;
       expect(build(name, params), name).toBe(expected);
       expect(build(name, params), name).toBe(expected);
-      for (const key of keys) expect(() => build(name, { ...params, [key]: undefined as unknown as string }), `${name} without ${key}`).toThrow(UnsafePathSegmentError);
+      for (const key of keys)
+        expect(() => build(name, { ...params, [key]: undefined as unknown as string }), `${name} without ${key}`).toThrow(
+          UnsafePathSegmentError,
+        );
     }
   });
 

@@ -3,6 +3,7 @@ import { LatchkeyError } from "../errors.js";
 import type { Kysely } from "kysely";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/schema.js";
+import { compiledOnce } from "../db/compiled-once.js";
 
 /**
  * Fixed-window attempt counters shared by every instance: in the database by default, in Redis when `REDIS_URL` is
@@ -18,6 +19,33 @@ export interface AttemptStore {
   reset(key: string): Promise<void>;
 }
 
+/**
+ * One statement: insert, or restart an ended window, or add one. Atomic in SQLite and PostgreSQL alike. Compiled once
+ * (it runs twice in every password step).
+ */
+const hitQuery = compiledOnce<{ key: string; now: number; resetAt: number }, { count: number }>((db, p) =>
+  db
+    .insertInto("attempt_counters")
+    .values({ key: p("key"), count: 1, reset_at: p("resetAt") })
+    .onConflict((oc) =>
+      oc.column("key").doUpdateSet((eb) => ({
+        count: eb
+          .case()
+          .when("attempt_counters.reset_at", "<=", p<number>("now"))
+          .then(1)
+          .else(eb("attempt_counters.count", "+", 1))
+          .end(),
+        reset_at: eb
+          .case()
+          .when("attempt_counters.reset_at", "<=", p<number>("now"))
+          .then(p<number>("resetAt"))
+          .else(eb.ref("attempt_counters.reset_at"))
+          .end(),
+      })),
+    )
+    .returning("count"),
+);
+
 export class DatabaseAttemptStore implements AttemptStore {
   constructor(
     private readonly db: Kysely<Database>,
@@ -26,24 +54,8 @@ export class DatabaseAttemptStore implements AttemptStore {
 
   async hit(key: string, windowSeconds: number): Promise<number> {
     const now = this.clock.now();
-    const resetAt = now + windowSeconds * 1000;
-    // One statement: insert, or restart an ended window, or add one. Atomic in SQLite and PostgreSQL alike.
-    const row = await this.db
-      .insertInto("attempt_counters")
-      .values({ key, count: 1, reset_at: resetAt })
-      .onConflict((oc) =>
-        oc.column("key").doUpdateSet((eb) => ({
-          count: eb
-            .case()
-            .when("attempt_counters.reset_at", "<=", now)
-            .then(1)
-            .else(eb("attempt_counters.count", "+", 1))
-            .end(),
-          reset_at: eb.case().when("attempt_counters.reset_at", "<=", now).then(resetAt).else(eb.ref("attempt_counters.reset_at")).end(),
-        })),
-      )
-      .returning("count")
-      .executeTakeFirstOrThrow();
+    const row = (await this.db.executeQuery(hitQuery(this.db, { key, now, resetAt: now + windowSeconds * 1000 }))).rows[0];
+    if (row === undefined) throw new Error("the attempt counter returned no row");
     return Number(row.count);
   }
 

@@ -1,5 +1,8 @@
 import { hostname } from "node:os";
-import type { SqlBool } from "kysely";
+import type { Compilable, Kysely, SqlBool } from "kysely";
+import type { Database } from "../db/schema.js";
+import type { Dialect } from "../db/connect.js";
+import { compiledOnce, type Param } from "../db/compiled-once.js";
 import { sql } from "../db/kysely.js";
 import type { AppContext } from "../context.js";
 import type { SecretBox } from "../auth/secret-box.js";
@@ -41,6 +44,65 @@ interface ClaimedRow {
 }
 
 type Outcome = "sent" | "failed" | "skipped";
+
+type ClaimValues = {
+  instanceId: string;
+  now: number;
+  leaseEndsAt: number;
+  batchSize: number;
+};
+
+/** The claim of up to `batchSize` due messages (of `only`, when given), each value given by `param`. */
+function claimQuery(db: Kysely<Database>, dialect: Dialect, param: Param, only?: readonly string[]): Compilable<ClaimedRow> {
+  const now = param<number>("now");
+  let due = db
+    .selectFrom("mail_queue")
+    .select("id")
+    .where("sent_at", "is", null)
+    .where("failed_at", "is", null)
+    .where("superseded_at", "is", null)
+    .where("available_at", "<=", now)
+    .where((eb) => eb.or([eb("claim_expires_at", "is", null), eb("claim_expires_at", "<=", now)]))
+    .orderBy("available_at")
+    .orderBy("id")
+    .limit(param<number>("batchSize"));
+  if (only !== undefined) due = due.where("id", "in", [...only]);
+  // PostgreSQL: rows another sender is claiming right now are skipped, not waited for. The sub-select is evaluated
+  // once, as an array: as `id IN (…)` the planner may run it again for each row it updates, and each run (locking
+  // rows anew) can pick other rows, claiming far more than the batch. SQLite has one writer and runs `IN` once.
+  const chosen =
+    dialect === "postgres"
+      ? sql<SqlBool>`${sql.ref("id")} = any(array(${due.forUpdate().skipLocked()}))`
+      : sql<SqlBool>`${sql.ref("id")} in (${due})`;
+  return (
+    db
+      .updateTable("mail_queue")
+      .set((eb) => ({
+        claimed_by: param<string>("instanceId"),
+        claim_expires_at: param<number>("leaseEndsAt"),
+        // Claimed before and not finished: its sender died mid-send. That counts as an attempt, so a message that
+        // crashes its sender every time is given up in the end.
+        attempts: eb
+          .case()
+          .when("claimed_by", "is", null)
+          .then(eb.ref("attempts"))
+          .else(eb("attempts", "+", 1))
+          .end(),
+      }))
+      .where(chosen)
+      // The guard again, for SQLite (and harmless on PostgreSQL): only an unclaimed (or expired) due row is taken.
+      .where("sent_at", "is", null)
+      .where("failed_at", "is", null)
+      .where("superseded_at", "is", null)
+      .where((eb) => eb.or([eb("claim_expires_at", "is", null), eb("claim_expires_at", "<=", now)]))
+      .returning(["id", "dedupe_key", "to_address", "body_sealed", "attempts"])
+  );
+}
+
+const claimDue = {
+  sqlite: compiledOnce<ClaimValues, ClaimedRow>((db, param) => claimQuery(db, "sqlite", param)),
+  postgres: compiledOnce<ClaimValues, ClaimedRow>((db, param) => claimQuery(db, "postgres", param)),
+};
 
 /** Longest `last_error` stored and logged: enough for an SMTP reply line. */
 const ERROR_MAX_LENGTH = 300;
@@ -198,49 +260,19 @@ export class MailSender {
   private async claim(only?: readonly string[]): Promise<ClaimedRow[]> {
     const { db, dialect, clock, config } = this.ctx;
     const now = clock.now();
-    let due = db
-      .selectFrom("mail_queue")
-      .select("id")
-      .where("sent_at", "is", null)
-      .where("failed_at", "is", null)
-      .where("superseded_at", "is", null)
-      .where("available_at", "<=", now)
-      .where((eb) => eb.or([eb("claim_expires_at", "is", null), eb("claim_expires_at", "<=", now)]))
-      .orderBy("available_at")
-      .orderBy("id")
-      .limit(config.limits.mailBatchSize);
-    if (only !== undefined) due = due.where("id", "in", [...only]);
-    // PostgreSQL: rows another sender is claiming right now are skipped, not waited for. The sub-select is evaluated
-    // once, as an array: as `id IN (…)` the planner may run it again for each row it updates, and each run (locking
-    // rows anew) can pick other rows, claiming far more than the batch. SQLite has one writer and runs `IN` once.
-    const chosen =
-      dialect === "postgres"
-        ? sql<SqlBool>`${sql.ref("id")} = any(array(${due.forUpdate().skipLocked()}))`
-        : sql<SqlBool>`${sql.ref("id")} in (${due})`;
-    return (
-      db
-        .updateTable("mail_queue")
-        .set((eb) => ({
-          claimed_by: this.instanceId,
-          claim_expires_at: now + config.limits.mailClaimLeaseSeconds * 1000,
-          // Claimed before and not finished: its sender died mid-send. That counts as an attempt, so a message that
-          // crashes its sender every time is given up in the end.
-          attempts: eb
-            .case()
-            .when("claimed_by", "is", null)
-            .then(eb.ref("attempts"))
-            .else(eb("attempts", "+", 1))
-            .end(),
-        }))
-        .where(chosen)
-        // The guard again, for SQLite (and harmless on PostgreSQL): only an unclaimed (or expired) due row is taken.
-        .where("sent_at", "is", null)
-        .where("failed_at", "is", null)
-        .where("superseded_at", "is", null)
-        .where((eb) => eb.or([eb("claim_expires_at", "is", null), eb("claim_expires_at", "<=", now)]))
-        .returning(["id", "dedupe_key", "to_address", "body_sealed", "attempts"])
-        .execute()
-    );
+    const values: ClaimValues = {
+      instanceId: this.instanceId,
+      now,
+      leaseEndsAt: now + config.limits.mailClaimLeaseSeconds * 1000,
+      batchSize: config.limits.mailBatchSize,
+    };
+    // Every request that queues mail ends in a claim: compiled once. A claim of given messages (the CLI's) is built as
+    // usual, its list of ids being of any length.
+    const query =
+      only === undefined
+        ? claimDue[dialect](db, values)
+        : claimQuery(db, dialect, <T>(name: string) => values[name as keyof ClaimValues] as T, only).compile();
+    return (await db.executeQuery(query)).rows;
   }
 
   /**

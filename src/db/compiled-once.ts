@@ -1,0 +1,42 @@
+import type { Compilable, CompiledQuery, Kysely } from "kysely";
+import type { Database } from "./schema.js";
+
+/** What a named parameter is while its query is being compiled: a text no caller's value can be (it starts with NUL). */
+const STAND_IN = "\u0000latchkey-parameter:";
+
+/** Gives a query's named parameter a stand-in while it is compiled once, typed as the value it stands for. */
+export type Param = <T>(name: string) => T;
+
+type Slot = { name: string } | { constant: unknown };
+
+/**
+ * A query of a hot path built and compiled by Kysely once per dialect, with named stand-ins where its values go; each
+ * call binds the real values by name and runs the same SQL text. Kysely otherwise builds and compiles every query on
+ * every call, which for a query with a CASE or a sub-select cost several times running it (issue 10: the mail claim and
+ * the attempt counter were a tenth of the password step's main-thread time). The built query must not depend on the
+ * values (no lists of varying length): those are built per call as usual.
+ */
+export function compiledOnce<V extends Record<string, unknown>, R>(
+  build: (db: Kysely<Database>, param: Param) => Compilable<R>,
+): (db: Kysely<Database>, values: V) => CompiledQuery<R> {
+  // By the dialect's adapter, which a Kysely handle shares with its transactions: one compile per dialect in use.
+  const compiled = new WeakMap<object, { query: CompiledQuery<R>; slots: Slot[] }>();
+  return (db, values) => {
+    const adapter = db.getExecutor().adapter;
+    let entry = compiled.get(adapter);
+    if (entry === undefined) {
+      const query = build(db, <T>(name: string) => `${STAND_IN}${name}` as T).compile();
+      const slots = query.parameters.map((value): Slot =>
+        typeof value === "string" && value.startsWith(STAND_IN) ? { name: value.slice(STAND_IN.length) } : { constant: value },
+      );
+      entry = { query, slots };
+      compiled.set(adapter, entry);
+    }
+    const parameters = entry.slots.map((slot) => {
+      if ("constant" in slot) return slot.constant;
+      if (!(slot.name in values)) throw new Error(`compiledOnce: no value for the parameter "${slot.name}"`);
+      return values[slot.name];
+    });
+    return { ...entry.query, parameters };
+  };
+}
