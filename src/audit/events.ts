@@ -1,5 +1,8 @@
 import type { AppContext, RequestInfo } from "../context.js";
 import { randomBytes } from "node:crypto";
+import type { Insertable } from "kysely";
+import type { Database } from "../db/schema.js";
+import { compiledOnce } from "../db/compiled-once.js";
 
 /** Every security event Latchkey records. Stable names: the audit API filters on them. */
 export type AuditEventType =
@@ -83,22 +86,36 @@ function auditId(nowMs: number): string {
   );
 }
 
+type AuditRow = Insertable<Database["audit_events"]>;
+
+/** Every audit event is this one insert (several in most requests): built and compiled once per dialect. */
+const insertEvent = compiledOnce<AuditRow, never>((db, p) =>
+  db.insertInto("audit_events").values({
+    id: p("id"),
+    account_id: p("account_id"),
+    user_id: p("user_id"),
+    actor_user_id: p("actor_user_id"),
+    type: p("type"),
+    ip: p("ip"),
+    user_agent: p("user_agent"),
+    detail: p("detail"),
+    created_at: p("created_at"),
+  }),
+);
+
 export async function recordEvent(ctx: Db, input: AuditInput): Promise<void> {
-  await ctx.db
-    .insertInto("audit_events")
-    .values({
-      id: auditId(ctx.clock.now()),
-      account_id: input.accountId ?? null,
-      user_id: input.userId ?? null,
-      // A token acted, not a person: no actor user (in particular not the person the event is about).
-      actor_user_id: input.actorToken ? null : (input.actorUserId ?? input.userId ?? null),
-      type: input.type,
-      ip: input.info?.ip ?? null,
-      user_agent: input.info?.userAgent?.slice(0, 512) ?? null,
-      detail: JSON.stringify(input.actorToken ? { ...input.detail, actor: input.actorToken } : (input.detail ?? {})),
-      created_at: ctx.clock.now(),
-    })
-    .execute();
+  const row: AuditRow = {
+    id: auditId(ctx.clock.now()),
+    account_id: input.accountId ?? null,
+    user_id: input.userId ?? null,
+    actor_user_id: input.actorToken ? null : (input.actorUserId ?? input.userId ?? null),
+    type: input.type,
+    ip: input.info?.ip ?? null,
+    user_agent: input.info?.userAgent?.slice(0, 512) ?? null,
+    detail: JSON.stringify(input.actorToken ? { ...input.detail, actor: input.actorToken } : (input.detail ?? {})),
+    created_at: ctx.clock.now(),
+  };
+  await ctx.db.executeQuery(insertEvent(ctx.db, row));
 }
 
 /**
