@@ -17,7 +17,8 @@
  * (`GET /api/v1/verify`) at BENCH_CONNECTIONS (50); the password step (`POST /api/v1/login` with the right password,
  * better-auth's `sign-in/email`) and the raw hashes at BENCH_LOGIN_CONNECTIONS (8) in flight. Every round measures
  * every cell once, the order of the servers flipping each round, so drift on a shared machine hits all sides; the
- * table gives the median of the rounds (req/s, p50, p99), RSS of each Latchkey (idle after start, after the bench),
+ * table gives the median of the rounds (req/s, p50, p99, and the server's main-thread CPU time per request, read from
+ * /proc: the single-threaded part of a request, which bounds what one process can serve), RSS of each Latchkey (idle after start, after the bench),
  * and each goal of issue 10 as a ratio with MET / NOT MET.
  *
  * Latchkey's throttles are not raised: during the password runs every connection binds to its own loopback source
@@ -65,6 +66,8 @@ const ARGON2 = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } 
 const SCRYPT = { N: 16384, r: 16, p: 1, dkLen: 64, maxmem: 128 * 16384 * 16 * 2 } as const;
 /** Timed requests per page in the seeded run (sequential, after a warm-up). */
 const PAGE_SAMPLES = 30;
+/** Linux's USER_HZ, the unit of the CPU times in /proc/<pid>/stat: 100 on every architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 const options = parseArgs({
   options: {
@@ -550,6 +553,20 @@ interface Sample {
   p50: number;
   p99: number;
   bad: number;
+  /** CPU time of the server's main thread per request (ms): where the single-threaded work of a request goes. */
+  mainCpuMs: number;
+}
+
+/** CPU time (user + system) of a process's main thread, in ms (Linux: /proc/<pid>/task/<pid>/stat), or NaN. */
+function mainThreadCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // The fields after the command (which may hold spaces) in parentheses; utime and stime are the 14th and 15th.
+    const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
 }
 
 async function measure(server: Server, operation: Operation, seconds: number): Promise<Sample> {
@@ -557,6 +574,7 @@ async function measure(server: Server, operation: Operation, seconds: number): P
   if (!target) throw new Error(`${server.name} has no ${operation}`);
   const login = operation === "login";
   rotateSourceAddress = login;
+  const cpuBefore = mainThreadCpuMs(server.pid);
   let result: Result;
   try {
     result = await autocannon({
@@ -572,9 +590,10 @@ async function measure(server: Server, operation: Operation, seconds: number): P
   } finally {
     rotateSourceAddress = false;
   }
+  const mainCpuMs = (mainThreadCpuMs(server.pid) - cpuBefore) / result.requests.total;
   const bad = result.non2xx + result.errors + result.timeouts;
   if (bad > 0) log(`WARNING ${server.name} ${operation}: ${bad} bad answers ${JSON.stringify(result.statusCodeStats)}`);
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, bad };
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, bad, mainCpuMs };
 }
 
 /** Raw hash throughput at the password step's concurrency: LOGIN_CONNECTIONS operations in flight on libuv's pool. */
@@ -761,18 +780,27 @@ async function main(): Promise<void> {
       p50: median(list.map((s) => s.p50)),
       p99: median(list.map((s) => s.p99)),
       bad: list.reduce((a, s) => a + s.bad, 0),
+      mainCpuMs: median(list.map((s) => s.mainCpuMs)),
       rounds: list.map((s) => s.rps),
     };
   };
   const lines: string[] = [];
   const row = (cells: Array<string | number>): void => void lines.push(`| ${cells.join(" | ")} |`);
   const labels: Record<Operation, string> = { session: "session check", verify: "forward auth (verify)", login: "password step" };
-  row(["operation", "server", "req/s", "p50 ms", "p99 ms", "req/s per round"]);
-  row(["---", "---", "---:", "---:", "---:", "---"]);
+  row(["operation", "server", "req/s", "p50 ms", "p99 ms", "main-thread CPU ms/req", "req/s per round"]);
+  row(["---", "---", "---:", "---:", "---:", "---:", "---"]);
   for (const group of groups) {
     for (const cell of group) {
       const s = summary(cell.server, cell.operation);
-      row([labels[cell.operation], cell.server.name, fmt(s.rps), fmt(s.p50), fmt(s.p99), s.rounds.map((r) => fmt(r, 0)).join(", ")]);
+      row([
+        labels[cell.operation],
+        cell.server.name,
+        fmt(s.rps),
+        fmt(s.p50),
+        fmt(s.p99),
+        fmt(s.mainCpuMs, 3),
+        s.rounds.map((r) => fmt(r, 0)).join(", "),
+      ]);
     }
   }
   const argon2 = median(hashes.argon2id);
@@ -784,6 +812,7 @@ async function main(): Promise<void> {
       fmt(argon2),
       "",
       "",
+      "",
       hashes.argon2id.map((r) => fmt(r, 0)).join(", "),
     ]);
     row([
@@ -792,11 +821,12 @@ async function main(): Promise<void> {
       fmt(scrypt),
       "",
       "",
+      "",
       hashes.scrypt.map((r) => fmt(r, 0)).join(", "),
     ]);
   }
   for (const p of pages)
-    row([p.page, p.server, "", fmt(p.p50), fmt(p.p99), p.failed ? `FAILED: ${p.failed}` : `${PAGE_SAMPLES} sequential requests`]);
+    row([p.page, p.server, "", fmt(p.p50), fmt(p.p99), "", p.failed ? `FAILED: ${p.failed}` : `${PAGE_SAMPLES} sequential requests`]);
 
   const memory: string[] = ["| Latchkey | RSS idle after start (MB) | RSS after the bench (MB) |", "| --- | ---: | ---: |"];
   for (const l of everyLatchkey) memory.push(`| ${l.name} | ${fmt(l.rssIdleMb)} | ${fmt(rssAfter.get(l.name) ?? NaN)} |`);
