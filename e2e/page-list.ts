@@ -315,6 +315,23 @@ export const PAGES: PageCase[] = [
   { name: "team members (admin)", as: "admin", path: "/settings/team", heading: "Team Members", screenshot: "team-members" },
   { name: "team members (member)", as: "member", path: "/settings/team", heading: "Team Members" },
   {
+    name: "team members, a later page of a long list",
+    as: "admin",
+    open: async (page, w) => {
+      // One member a page for this one request: the pager as a long list shows it (Previous and Next).
+      const { limits } = w.server.config;
+      const size = limits.teamMembersPageSize;
+      limits.teamMembersPageSize = 1;
+      try {
+        await page.goto("/settings/team?page=2");
+      } finally {
+        limits.teamMembersPageSize = size;
+      }
+      await page.getByRole("link", { name: "Next page" }).waitFor();
+    },
+    heading: "Team Members",
+  },
+  {
     name: "team members, an invitation to a bad address",
     as: "admin",
     path: "/settings/team",

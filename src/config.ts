@@ -183,6 +183,11 @@ export interface Limits {
    */
   passwordChecksInFlightMax: number;
   /**
+   * Members shown on one page of Team Members (then Previous / Next). A 1,000-member list on one page was a megabyte of
+   * HTML with a form per row; people look for someone by name, and the list is sorted by name.
+   */
+  teamMembersPageSize: number;
+  /**
    * Mail: each instance looks for due messages this often (messages of other instances and of the CLI, retries after a
    * failure). A message queued by a request is sent right after that request, without waiting for this.
    */
@@ -332,6 +337,7 @@ export const defaultLimits: Limits = {
   overloadSampleIntervalMs: 1000,
   overloadRetryAfterSeconds: 10,
   passwordChecksInFlightMax: 64,
+  teamMembersPageSize: 100,
   mailPollIntervalMs: 5000,
   mailSendTimeoutSeconds: 30,
   mailClaimLeaseSeconds: 15,

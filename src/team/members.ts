@@ -19,7 +19,14 @@ export interface TeamMember {
   emailChangedAt: number | null;
 }
 
-export async function listTeamMembers(ctx: Pick<AppContext, "db" | "dialect">, accountId: string): Promise<TeamMember[]> {
+/** A page of a list: `limit` rows after the first `offset`. */
+export interface ListPage {
+  limit: number;
+  offset: number;
+}
+
+/** The account's members by name then email: all of them, or one page. */
+export async function listTeamMembers(ctx: Pick<AppContext, "db" | "dialect">, accountId: string, page?: ListPage): Promise<TeamMember[]> {
   const columns = [
     "users.id",
     "users.name",
@@ -48,6 +55,7 @@ export async function listTeamMembers(ctx: Pick<AppContext, "db" | "dialect">, a
     .select(columns)
     .orderBy("users.name")
     .orderBy("users.email")
+    .$if(page !== undefined, (q) => q.limit(page?.limit ?? 0).offset(page?.offset ?? 0))
     .execute();
   return rows.map((r) => ({
     userId: r.id,
@@ -59,6 +67,19 @@ export async function listTeamMembers(ctx: Pick<AppContext, "db" | "dialect">, a
     joinedAt: r.created_at,
     emailChangedAt: r.email_changed_at,
   }));
+}
+
+/** How many members the account has, and how many of them are admins (one read, for a page of the list). */
+export async function countTeamMembers(ctx: Pick<AppContext, "db">, accountId: string): Promise<{ total: number; admins: number }> {
+  const row = await ctx.db
+    .selectFrom("memberships")
+    .select((eb) => [
+      eb.fn.countAll<number>().as("total"),
+      eb.fn.sum<number>(eb.case().when("role", "=", "admin").then(1).else(0).end()).as("admins"),
+    ])
+    .where("account_id", "=", accountId)
+    .executeTakeFirstOrThrow();
+  return { total: Number(row.total), admins: Number(row.admins ?? 0) };
 }
 
 export type MemberFailure = "forbidden" | "member_not_found" | "last_admin";

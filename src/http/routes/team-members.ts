@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import type { SignedIn } from "../../auth/sessions.js";
 import { LatchkeyError } from "../../errors.js";
-import { changeRole, listTeamMembers, memberForRemoval, removeMember } from "../../team/members.js";
+import { changeRole, countTeamMembers, listTeamMembers, memberForRemoval, removeMember } from "../../team/members.js";
 import { inviteMember, listPendingInvitations, resendInvitation, revokeInvitation } from "../../team/invitations.js";
 import { routes, pathTo } from "../../paths.js";
 import { adminsOnly, signedInOf, signedInOnly } from "../access.js";
@@ -24,6 +24,14 @@ const memberSchema = z.object({
   lastSignInAt: isoTime.nullable(),
 });
 const invitationSchema = z.object({ id: z.string(), email: z.string(), role: roleSchema, expiresAt: isoTime, expired: z.boolean() });
+
+/** `?page=` of Team Members: a page number from 1 (a page past the end shows the last page). */
+const teamListQuery = z.object({
+  page: z
+    .string()
+    .regex(/^[1-9][0-9]{0,5}$/, "must be a page number: a whole number from 1")
+    .optional(),
+});
 
 const notices = {
   invited: "Invitation sent.",
@@ -76,22 +84,38 @@ export function teamMemberRoutes(app: FastifyInstance, ctx: AppContext): void {
     request: FastifyRequest,
     reply: FastifyReply,
     me: SignedIn,
-    extra: { notice?: string; inviteEmail?: string } = {},
+    extra: { notice?: string; inviteEmail?: string; page?: number } = {},
     failure?: Failure,
   ): Promise<FastifyReply> {
+    const pageSize = ctx.config.limits.teamMembersPageSize;
+    const count = await countTeamMembers(ctx, me.account.id);
+    const pages = Math.max(1, Math.ceil(count.total / pageSize));
+    // A page past the end (members were removed meanwhile) shows the last one.
+    const number = Math.min(extra.page ?? 1, pages);
     const [members, invitations] = await Promise.all([
-      listTeamMembers(ctx, me.account.id),
-      me.role === "admin" ? listPendingInvitations(ctx, me.account.id) : Promise.resolve([]),
+      listTeamMembers(ctx, me.account.id, { limit: pageSize, offset: (number - 1) * pageSize }),
+      // Invitations are listed once, after the first page's members.
+      me.role === "admin" && number === 1 ? listPendingInvitations(ctx, me.account.id) : Promise.resolve([]),
     ]);
     const errors = failure ? (extra.inviteEmail !== undefined ? { inviteError: failure.message } : { error: failure.message }) : {};
-    const page = teamPage({ ...settingsChrome(ctx, request, reply, me), members, invitations, youId: me.user.id, ...extra, ...errors });
+    const page = teamPage({
+      ...settingsChrome(ctx, request, reply, me),
+      members,
+      adminCount: count.admins,
+      list: { page: number, pages, total: count.total, first: (number - 1) * pageSize + 1 },
+      invitations,
+      youId: me.user.id,
+      ...extra,
+      ...errors,
+    });
     return failure ? renderFailure(reply, failure, page) : reply.html(page);
   }
 
   // Members who are not admins see the list read-only (names, roles, 2FA methods), as in the seed's product.
   app.get(routes.team, signedInOnly, async (request, reply) => {
     const notice = noticeFrom(notices, request);
-    return renderTeam(request, reply, signedInOf(request), notice ? { notice } : {});
+    const { page } = parseBody(teamListQuery, { page: (request.query as Record<string, unknown>)["page"] });
+    return renderTeam(request, reply, signedInOf(request), { ...(notice ? { notice } : {}), ...(page ? { page: Number(page) } : {}) });
   });
 
   app.post(routes.teamInvitations, adminsOnly, async (request, reply) => {

@@ -17,9 +17,27 @@ function cell(label: (typeof COLUMNS)[number], content: SafeHtml | string | (Saf
   return html`<td data-label="${label}">${content}</td>`;
 }
 
+/** Where this page is in the list, and links to the pages before and after it (only when there is more than one). */
+function pager(list: { page: number; pages: number; total: number; first: number }, shown: number): SafeHtml | string {
+  if (list.pages <= 1) return "";
+  const link = (page: number, label: string, rel: string): SafeHtml =>
+    html`<a href="${pathTo("team", {}, page === 1 ? {} : { page: String(page) })}" rel="${rel}">${label}</a>`;
+  const last = list.first + shown - 1;
+  return html`<nav aria-label="Pages of members" class="actions"><p>Members ${count(list.first)}–${count(last)} of ${count(list.total)}, by name: page ${list.page} of ${list.pages}.</p>
+${list.page > 1 ? link(list.page - 1, "Previous page", "prev") : ""}${list.page < list.pages ? link(list.page + 1, "Next page", "next") : ""}</nav>`;
+}
+
+/** A count with thousands separated, as people read it: 1,000. */
+const count = (n: number): string => n.toLocaleString("en-US");
+
 export function teamPage(
   c: SettingsChrome & {
+    /** This page of the members (by name). */
     members: TeamMember[];
+    /** Admins of the whole account (the last one cannot be demoted or removed, whichever page shows them). */
+    adminCount: number;
+    /** Which page this is: its number, how many there are, all members, the position of its first member. */
+    list: { page: number; pages: number; total: number; first: number };
     invitations: PendingInvitation[];
     youId: string;
     notice?: string | undefined;
@@ -29,7 +47,7 @@ export function teamPage(
   },
 ): SafeHtml {
   const csrf = csrfField(c.signedIn.csrf);
-  const adminCount = c.members.filter((m) => m.role === "admin").length;
+  const adminCount = c.adminCount;
   const rows = c.members.map((m) => {
     const you = m.userId === c.youId;
     const lastAdmin = m.role === "admin" && adminCount <= 1;
@@ -65,6 +83,7 @@ export function teamPage(
 ${alert("ok", c.notice)}${alert("error", c.error)}
 <table class="stack" style="font-size:.95rem"><caption class="visually-hidden">Members of this account</caption><thead><tr>${COLUMNS.map((name) => html`<th scope="col">${name}</th>`)}</tr></thead>
 <tbody>${rows}${invitationRows}</tbody></table>
+${pager(c.list, c.members.length)}
 <p class="muted">Each member's two-factor method is shown here; there is no per-member switch.${c.isAdmin ? " To require the auth app for everyone, use Security." : ""}</p>
 </div>
 ${
