@@ -759,12 +759,12 @@ async function main(): Promise<void> {
   }
   const rssAfter = new Map(everyLatchkey.map((l) => [l.name, rssMb(l.pid)]));
 
-  // The seeded run's pages: the busy 1,000-member bench account's first audit page and Team Members page.
+  // The seeded run's pages: the busy 1,000-member bench account's first audit page and Team Members page (its first page: 100 members by name, of 1,000).
   const pages: Array<{ server: string; page: string; p50: number; p99: number; failed?: string }> = [];
   for (const latchkey of seeded) {
     for (const [page, path] of [
       ["first audit page", "/settings/audit"],
-      ["Team Members page", "/settings/team"],
+      ["Team Members page (first of 1,000 members)", "/settings/team"],
     ] as const) {
       const times = await pageTimes(latchkey.base, path, latchkey.session?.headers ?? {});
       pages.push({ server: latchkey.name, page, ...times });
