@@ -759,7 +759,8 @@ async function main(): Promise<void> {
   }
   const rssAfter = new Map(everyLatchkey.map((l) => [l.name, rssMb(l.pid)]));
 
-  // The seeded run's pages: the busy 1,000-member bench account's first audit page and Team Members page (its first page: 100 members by name, of 1,000).
+  // The seeded run's pages: the busy 1,000-member bench account's first audit page and Team Members page (its first
+  // page: 100 of the 1,000 members, by name).
   const pages: Array<{ server: string; page: string; p50: number; p99: number; failed?: string }> = [];
   for (const latchkey of seeded) {
     for (const [page, path] of [
