@@ -69,3 +69,23 @@ it("compiles for PostgreSQL with its own placeholders, and refuses a call withou
   expect(query.parameters).toEqual(["k", 1, 7, 7, 1]);
   expect(() => bump(pg, { key: "k" } as never)).toThrow('no value for the parameter "now"');
 });
+
+it("builds per call on a handle with plugins, so each plugin sees the query as it always did (a test's injected failure)", async () => {
+  const db = sqliteDb();
+  const seen: string[] = [];
+  const watching = db.withPlugin({
+    transformQuery(args) {
+      seen.push(args.node.kind);
+      if (seen.length === 2) throw new Error("database gone");
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  });
+  expect((await watching.executeQuery(bump(watching, { key: "p", now: 10 }))).rows).toEqual([{ count: 1 }]);
+  expect(seen).toEqual(["InsertQueryNode"]);
+  expect(() => bump(watching, { key: "p", now: 10 })).toThrow("database gone");
+  // The plain handle is not affected: compiled once, no plugin.
+  expect((await db.executeQuery(bump(db, { key: "p", now: 5 }))).rows).toEqual([{ count: 2 }]);
+});

@@ -19,24 +19,29 @@ type Slot = { name: string } | { constant: unknown };
 export function compiledOnce<V extends Record<string, unknown>, R>(
   build: (db: Kysely<Database>, param: Param) => Compilable<R>,
 ): (db: Kysely<Database>, values: V) => CompiledQuery<R> {
-  // By the dialect's adapter, which a Kysely handle shares with its transactions: one compile per dialect in use.
   const compiled = new WeakMap<object, { query: CompiledQuery<R>; slots: Slot[] }>();
   return (db, values) => {
-    const adapter = db.getExecutor().adapter;
-    let entry = compiled.get(adapter);
+    const value = (name: string): unknown => {
+      if (!(name in values)) throw new Error(`compiledOnce: no value for the parameter "${name}"`);
+      return values[name];
+    };
+    const executor = db.getExecutor();
+    // A handle with plugins (a test's injected failure, say) builds per call: plugins rewrite the query as it is
+    // compiled, which a query compiled once for the plain handle would skip.
+    if (executor.plugins.length > 0) return build(db, <T>(name: string) => value(name) as T).compile();
+    // By the dialect's adapter, which a Kysely handle shares with its transactions: one compile per dialect in use.
+    let entry = compiled.get(executor.adapter);
     if (entry === undefined) {
       const query = build(db, <T>(name: string) => `${STAND_IN}${name}` as T).compile();
-      const slots = query.parameters.map((value): Slot =>
-        typeof value === "string" && value.startsWith(STAND_IN) ? { name: value.slice(STAND_IN.length) } : { constant: value },
+      const slots = query.parameters.map((parameter): Slot =>
+        typeof parameter === "string" && parameter.startsWith(STAND_IN)
+          ? { name: parameter.slice(STAND_IN.length) }
+          : { constant: parameter },
       );
       entry = { query, slots };
-      compiled.set(adapter, entry);
+      compiled.set(executor.adapter, entry);
     }
-    const parameters = entry.slots.map((slot) => {
-      if ("constant" in slot) return slot.constant;
-      if (!(slot.name in values)) throw new Error(`compiledOnce: no value for the parameter "${slot.name}"`);
-      return values[slot.name];
-    });
+    const parameters = entry.slots.map((slot) => ("constant" in slot ? slot.constant : value(slot.name)));
     return { ...entry.query, parameters };
   };
 }
