@@ -22,37 +22,36 @@ function sqliteDb(): Kysely<Database> {
 }
 
 let builds = 0;
+/** Moves an ended window on by a step: `now` twice, the constant 1 once. */
 const bump = compiledOnce<{ key: string; now: number }, { count: number }>((db, p) => {
   builds += 1;
   return db
-    .insertInto("attempt_counters")
-    .values({ key: p("key"), count: 1, reset_at: p<number>("now") })
-    .onConflict((oc) =>
-      oc.column("key").doUpdateSet((eb) => ({
-        count: eb
-          .case()
-          .when("attempt_counters.reset_at", "<=", p<number>("now"))
-          .then(1)
-          .else(eb("attempt_counters.count", "+", 1))
-          .end(),
-      })),
-    )
+    .updateTable("attempt_counters")
+    .set((eb) => ({ reset_at: p<number>("now"), count: eb("count", "+", 1) }))
+    .where("key", "=", p("key"))
+    .where("reset_at", "<=", p<number>("now"))
     .returning("count");
 });
 
 it("binds each call's own values, by name wherever the name is used, keeps the constants, and builds once per dialect", async () => {
   const db = sqliteDb();
+  await db
+    .insertInto("attempt_counters")
+    .values([
+      { key: "a", count: 1, reset_at: 500 },
+      { key: "b", count: 5, reset_at: 500 },
+    ])
+    .execute();
   const before = builds;
   const first = bump(db, { key: "a", now: 1000 });
-  expect(first.parameters).toEqual(["a", 1, 1000, 1000, 1]);
-  expect((await db.executeQuery(first)).rows).toEqual([{ count: 1 }]);
-  expect((await db.executeQuery(bump(db, { key: "a", now: 500 }))).rows).toEqual([{ count: 2 }]);
-  expect((await db.executeQuery(bump(db, { key: "b", now: 500 }))).rows).toEqual([{ count: 1 }]);
-  // The window of "a" (reset_at 1000) has ended at 2000: the count starts again.
-  expect((await db.executeQuery(bump(db, { key: "a", now: 2000 }))).rows).toEqual([{ count: 1 }]);
+  expect(first.parameters).toEqual([1000, 1, "a", 1000]);
+  expect((await db.executeQuery(first)).rows).toEqual([{ count: 2 }]);
+  // Its window now ends at 1000: not yet at 900, again at 2000.
+  expect((await db.executeQuery(bump(db, { key: "a", now: 900 }))).rows).toEqual([]);
+  expect((await db.executeQuery(bump(db, { key: "a", now: 2000 }))).rows).toEqual([{ count: 3 }]);
   // A transaction shares its handle's dialect: the same compiled query, run inside the transaction.
   await db.transaction().execute(async (tx) => {
-    expect((await tx.executeQuery(bump(tx, { key: "b", now: 400 }))).rows).toEqual([{ count: 2 }]);
+    expect((await tx.executeQuery(bump(tx, { key: "b", now: 600 }))).rows).toEqual([{ count: 6 }]);
   });
   // Another handle of the same dialect has its own adapter: built once more, with the same SQL.
   const other = sqliteDb();
@@ -63,10 +62,10 @@ it("binds each call's own values, by name wherever the name is used, keeps the c
 it("compiles for PostgreSQL with its own placeholders, and refuses a call without a value for every name", () => {
   const pg = new KyselyClass<Database>({ dialect: new PostgresDialect({ pool: {} as never }) });
   const query = bump(pg, { key: "k", now: 7 });
-  expect(query.sql).toContain(
-    'values ($1, $2, $3) on conflict ("key") do update set "count" = case when "attempt_counters"."reset_at" <= $4',
+  expect(query.sql).toBe(
+    'update "attempt_counters" set "reset_at" = $1, "count" = "count" + $2 where "key" = $3 and "reset_at" <= $4 returning "count"',
   );
-  expect(query.parameters).toEqual(["k", 1, 7, 7, 1]);
+  expect(query.parameters).toEqual([7, 1, "k", 7]);
   expect(() => bump(pg, { key: "k" } as never)).toThrow('no value for the parameter "now"');
 });
 
@@ -83,9 +82,10 @@ it("builds per call on a handle with plugins, so each plugin sees the query as i
       return args.result;
     },
   });
-  expect((await watching.executeQuery(bump(watching, { key: "p", now: 10 }))).rows).toEqual([{ count: 1 }]);
-  expect(seen).toEqual(["InsertQueryNode"]);
-  expect(() => bump(watching, { key: "p", now: 10 })).toThrow("database gone");
+  await db.insertInto("attempt_counters").values({ key: "p", count: 1, reset_at: 0 }).execute();
+  expect((await watching.executeQuery(bump(watching, { key: "p", now: 10 }))).rows).toEqual([{ count: 2 }]);
+  expect(seen).toEqual(["UpdateQueryNode"]);
+  expect(() => bump(watching, { key: "p", now: 20 })).toThrow("database gone");
   // The plain handle is not affected: compiled once, no plugin.
-  expect((await db.executeQuery(bump(db, { key: "p", now: 5 }))).rows).toEqual([{ count: 2 }]);
+  expect((await db.executeQuery(bump(db, { key: "p", now: 20 }))).rows).toEqual([{ count: 3 }]);
 });
