@@ -28,7 +28,7 @@ const bump = compiledOnce<{ key: string; now: number }, { count: number }>((db, 
   return db
     .updateTable("attempt_counters")
     .set((eb) => ({ reset_at: p<number>("now"), count: eb("count", "+", 1) }))
-    .where("key", "=", p("key"))
+    .where("key", "=", p<string>("key"))
     .where("reset_at", "<=", p<number>("now"))
     .returning("count");
 });
