@@ -40,7 +40,7 @@ export interface ServeProcess {
   lines(): LogLine[];
   /** Resolves with the first JSON line matching, once written. */
   waitForLine(match: (line: LogLine) => boolean, what: string, timeoutMs?: number): Promise<LogLine>;
-  /** Resolves with the exit code (or the signal's name) once the process has exited. */
+  /** Resolves with the exit code (or the signal's name) once the process has exited and its output has all been read. */
   exited: Promise<number | string>;
   /** Ends it if still running (SIGKILL: tests that care send their own signals) and removes its data dir. */
   cleanup(): Promise<void>;
@@ -74,8 +74,11 @@ export async function startServe(env: Record<string, string> = {}, args: string[
     for (const wake of waiters.splice(0)) wake();
   });
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  // "close", not "exit": "exit" may come before the last of stdout has been read from the pipe, and a test reading
+  // the log right after the exit then misses its last lines (the shutdown test saw "request completed" as the last line,
+  // the "stopped" after it still in the pipe).
   const exited = new Promise<number | string>((resolve) =>
-    child.once("exit", (code, signal) => {
+    child.once("close", (code, signal) => {
       resolve(code ?? signal ?? "unknown");
       for (const wake of waiters.splice(0)) wake();
     }),
