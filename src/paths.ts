@@ -168,10 +168,9 @@ function withQuery(path: string, query: Query | undefined): string {
 /** The path of a named route, e.g. `pathTo("supportConfirm", { token })` → `/support/confirm/<encoded token>`. */
 export function pathTo<N extends RouteName>(name: N, ...[params, query]: PathArgs<N>): string {
   const values = (params ?? {}) as Readonly<Record<string, string>>;
-  const [first, ...rest] = templateOf(name);
-  let path = first as string;
-  for (const part of rest as [string, string][]) {
-    const [key, after] = part;
+  const { head, parts } = templateOf(name);
+  let path = head;
+  for (const [key, after] of parts) {
     const value = values[key];
     if (value === undefined) throw new UnsafePathSegmentError(key);
     path += pathSegment(key, value) + after;
@@ -181,17 +180,22 @@ export function pathTo<N extends RouteName>(name: N, ...[params, query]: PathArg
 
 /**
  * A route split once into its text before the first parameter, then each parameter's name with the text after it
- * (pages link to routes hundreds of times each: a 1,000-member Team Members page has 2,000 links, issue 10).
+ * (pages link to routes hundreds of times each: a page of 100 team members has 200 links, issue 10).
  */
-const templates = new Map<RouteName, readonly [string, ...(readonly [string, string])[]]>();
+interface Template {
+  head: string;
+  parts: ReadonlyArray<readonly [key: string, after: string]>;
+}
 
-function templateOf(name: RouteName): readonly [string, ...(readonly [string, string])[]] {
+const templates = new Map<RouteName, Template>();
+
+function templateOf(name: RouteName): Template {
   let template = templates.get(name);
   if (template === undefined) {
     const pieces = routes[name].split(/:([A-Za-z]+)/);
     const parts: (readonly [string, string])[] = [];
     for (let i = 1; i < pieces.length; i += 2) parts.push([pieces[i] ?? "", pieces[i + 1] ?? ""]);
-    template = [pieces[0] ?? "", ...parts];
+    template = { head: pieces[0] ?? "", parts };
     templates.set(name, template);
   }
   return template;

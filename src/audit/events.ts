@@ -108,6 +108,7 @@ export async function recordEvent(ctx: Db, input: AuditInput): Promise<void> {
     id: auditId(ctx.clock.now()),
     account_id: input.accountId ?? null,
     user_id: input.userId ?? null,
+    // A token acted, not a person: no actor user (in particular not the person the event is about).
     actor_user_id: input.actorToken ? null : (input.actorUserId ?? input.userId ?? null),
     type: input.type,
     ip: input.info?.ip ?? null,
