@@ -2,6 +2,7 @@ import { TableNode, type KyselyPlugin } from "kysely";
 import { afterAll, beforeAll, beforeEach, expect, it, vi } from "vitest";
 import { withTx } from "../src/context.js";
 import { sendEmailLink } from "../src/auth/email-links.js";
+import { startSignIn } from "../src/auth/sign-in.js";
 import type { MailMessage, Mailer } from "../src/mail/mailer.js";
 import { mailBox, openQueuedMessage, pruneMailQueue, queueMail, type MailEventKind } from "../src/mail/queue.js";
 import { MailSender } from "../src/mail/sender.js";
@@ -123,6 +124,50 @@ describeEachDialect("mail queue", (dialect) => {
     expect(rows.every((r) => r.superseded_at === null)).toBe(true);
     const after = await t.ctx.db.selectFrom("challenges").select(["links_sent"]).where("id", "=", challenge.id).executeTakeFirstOrThrow();
     expect(after.links_sent).toBe(challenge.links_sent);
+  });
+
+  it("a password step whose transaction fails at its last write leaves no challenge, link, queued email or event, and the sign-in can be tried again", async () => {
+    const member = await seedMember(t);
+    const failing: KyselyPlugin = {
+      transformQuery(args) {
+        const node = args.node;
+        // The "link sent" event is the last write of the step: the challenge, its link and the email come before it.
+        if (node.kind === "InsertQueryNode" && node.into && TableNode.is(node.into) && node.into.table.identifier.name === "audit_events") {
+          const sent = node.values && JSON.stringify(node.values).includes("sign_in.email_link_sent");
+          if (sent) throw new Error("database gone");
+        }
+        return node;
+      },
+      async transformResult(args) {
+        return args.result;
+      },
+    };
+    const info = { ip: "203.0.113.7", userAgent: null };
+    const linkCount = async (): Promise<number> => (await t.ctx.db.selectFrom("email_links").select("id").execute()).length;
+    const linksBefore = await linkCount();
+    await expect(
+      startSignIn({ ...t.ctx, db: t.ctx.db.withPlugin(failing) }, { email: member.email, password: member.password, info }),
+    ).rejects.toThrow("database gone");
+    const challenges = await t.ctx.db.selectFrom("challenges").select("id").where("user_id", "=", member.userId).execute();
+    expect(challenges).toHaveLength(0);
+    expect(await linkCount()).toBe(linksBefore);
+    expect(await rowsTo(member.email)).toHaveLength(0);
+    const events = await t.ctx.db.selectFrom("audit_events").select("type").where("user_id", "=", member.userId).execute();
+    expect(events).toEqual([]);
+
+    // Nothing is half done: the same sign-in goes through on the next try, with one link in one email.
+    const accepted = await startSignIn(t.ctx, { email: member.email, password: member.password, info });
+    expect(accepted.ok).toBe(true);
+    const [challenge, ...more] = await t.ctx.db.selectFrom("challenges").selectAll().where("user_id", "=", member.userId).execute();
+    expect(more).toHaveLength(0);
+    expect(challenge?.links_sent).toBe(1);
+    const links = await t.ctx.db.selectFrom("email_links").select("id").where("challenge_id", "=", challenge!.id).execute();
+    expect(links).toHaveLength(1);
+    expect(await rowsTo(member.email)).toHaveLength(1);
+    const types = (await t.ctx.db.selectFrom("audit_events").select("type").where("user_id", "=", member.userId).orderBy("id").execute()).map(
+      (e) => e.type,
+    );
+    expect(types).toEqual(["sign_in.password_accepted", "sign_in.email_link_sent"]);
   });
 
   it("the body is sealed in its row: no link, token or subject readable in the database; it opens only for its own row, and is cleared once sent", async () => {

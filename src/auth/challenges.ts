@@ -3,10 +3,14 @@ import type { AppContext, RequestInfo } from "../context.js";
 import type { Challenge, Database } from "../db/schema.js";
 import { hashToken, looksLikeToken, newId, newToken } from "./tokens.js";
 
-/** A new challenge for a user whose password was right. The token goes only into the challenge cookie. */
+/**
+ * A new challenge for a user whose password was right. The token goes only into the challenge cookie. With
+ * `firstLinkCounted`, the caller queues the first sign-in link in the same transaction (`queueSignInLink`): it is
+ * counted here, as "Send a new link" counts each further one, so the limits and the cooldown start from it.
+ */
 export async function createChallenge(
   ctx: Pick<AppContext, "db" | "clock" | "config">,
-  input: { userId: string; info: RequestInfo },
+  input: { userId: string; info: RequestInfo; firstLinkCounted: boolean },
 ): Promise<{ token: string; challenge: Challenge }> {
   const now = ctx.clock.now();
   const token = newToken();
@@ -18,8 +22,8 @@ export async function createChallenge(
     expires_at: now + ctx.config.limits.challengeTtlSeconds * 1000,
     consumed_at: null,
     failed_attempts: 0,
-    links_sent: 0,
-    last_link_sent_at: null,
+    links_sent: input.firstLinkCounted ? 1 : 0,
+    last_link_sent_at: input.firstLinkCounted ? now : null,
     ip: input.info.ip,
     user_agent: input.info.userAgent?.slice(0, 512) ?? null,
   };

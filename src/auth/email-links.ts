@@ -29,6 +29,44 @@ export function challengeMailKey(challengeId: string): string {
 }
 
 /**
+ * A sign-in link of a challenge, inside the caller's transaction: its row, its message (superseding an older message of
+ * the challenge still waiting in the queue) and the event. The caller has counted it against the challenge's limits
+ * and voided older links: `sendEmailLink` for "Send a new link", the password step for a new challenge's first link.
+ */
+export async function queueSignInLink(
+  txCtx: AppContext,
+  input: { challengeId: string; user: { id: string; email: string }; info: RequestInfo; now: number },
+): Promise<void> {
+  const { limits } = txCtx.config;
+  const token = newToken();
+  await txCtx.db
+    .insertInto("email_links")
+    .values({
+      id: newId(),
+      challenge_id: input.challengeId,
+      token_hash: hashToken(token),
+      created_at: input.now,
+      expires_at: input.now + limits.emailLinkTtlSeconds * 1000,
+      used_at: null,
+      voided_at: null,
+    })
+    .execute();
+  await queueMail(
+    txCtx,
+    signInLinkMessage({
+      to: input.user.email,
+      productName: txCtx.config.productName,
+      url: emailLinkUrl(txCtx, token),
+      expiresInMinutes: Math.round(limits.emailLinkTtlSeconds / 60),
+      ip: input.info.ip,
+      userAgent: input.info.userAgent,
+    }),
+    { key: challengeMailKey(input.challengeId) },
+  );
+  await recordEvent(txCtx, { type: "sign_in.email_link_sent", userId: input.user.id, info: input.info });
+}
+
+/**
  * Queues a new sign-in link for a challenge and voids every older one, in one transaction: the new link, the voiding,
  * the message (superseding an older message of the challenge still waiting in the queue: nobody receives a link that
  * is already void) and the count. Refused while the cooldown runs and after the per-challenge maximum. The counter is
@@ -55,7 +93,6 @@ export async function sendEmailLink(
   }
   const now = ctx.clock.now();
   const cooldownMs = limits.emailLinkResendCooldownSeconds * 1000;
-  const token = newToken();
   const claimed = await ctx.db.transaction().execute(async (tx) => {
     const claim = await tx
       .updateTable("challenges")
@@ -66,7 +103,6 @@ export async function sendEmailLink(
       .where((eb) => eb.or([eb("last_link_sent_at", "is", null), eb("last_link_sent_at", "<=", now - cooldownMs)]))
       .executeTakeFirst();
     if (Number(claim.numUpdatedRows) !== 1) return false;
-    const linkId = newId();
     // "Send a new link" voids the old ones: only the newest link of a challenge can ever sign in.
     await tx
       .updateTable("email_links")
@@ -75,32 +111,7 @@ export async function sendEmailLink(
       .where("used_at", "is", null)
       .where("voided_at", "is", null)
       .execute();
-    await tx
-      .insertInto("email_links")
-      .values({
-        id: linkId,
-        challenge_id: challenge.id,
-        token_hash: hashToken(token),
-        created_at: now,
-        expires_at: now + limits.emailLinkTtlSeconds * 1000,
-        used_at: null,
-        voided_at: null,
-      })
-      .execute();
-    const txCtx = withTx(ctx, tx);
-    await queueMail(
-      txCtx,
-      signInLinkMessage({
-        to: user.email,
-        productName: ctx.config.productName,
-        url: emailLinkUrl(ctx, token),
-        expiresInMinutes: Math.round(limits.emailLinkTtlSeconds / 60),
-        ip: info.ip,
-        userAgent: info.userAgent,
-      }),
-      { key: challengeMailKey(challenge.id) },
-    );
-    await recordEvent(txCtx, { type: "sign_in.email_link_sent", userId: user.id, info });
+    await queueSignInLink(withTx(ctx, tx), { challengeId: challenge.id, user, info, now });
     return true;
   });
   if (!claimed) {
