@@ -74,6 +74,32 @@ describe("mail outbox (no SMTP_URL)", () => {
     expect((await browser.get("/api/v1/session")).statusCode).toBe(200);
   });
 
+  it("writes text and HTML as quoted-printable, also a message mostly in another script, and it parses back unchanged", async () => {
+    const outboxDir = mkdtempSync(join(tmpdir(), "latchkey-qp-"));
+    try {
+      const files: string[] = [];
+      const mailer = createMailer({
+        smtpUrl: undefined,
+        from: "Latchkey <no-reply@localhost>",
+        outboxDir,
+        onOutboxMessage: (file) => files.push(file),
+      });
+      const text = "Γεια σου Ελένη — 你好，世界 — ваша ссылка для входа: http://localhost:3000/login/email/x";
+      const html = `<p>${text}</p>`;
+      await mailer.send({ to: "elena@example.com", subject: "Σύνδεση", text, html });
+      await mailer.close();
+      const raw = readFileSync(files[0] as string).toString("latin1");
+      expect(raw.match(/Content-Transfer-Encoding: quoted-printable/gi)).toHaveLength(2);
+      expect(raw).not.toMatch(/Content-Transfer-Encoding: base64/i);
+      const mail = await simpleParser(readFileSync(files[0] as string));
+      expect(mail.text?.trim()).toBe(text);
+      expect(mail.html).toContain(text);
+      expect(mail.subject).toBe("Σύνδεση");
+    } finally {
+      rmSync(outboxDir, { recursive: true, force: true });
+    }
+  });
+
   it("/dev/mail lists the message, and its page shows the link", async () => {
     await signIn("dev-mail@example.com");
     const list = await new Browser(app).get("/dev/mail");

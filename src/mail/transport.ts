@@ -15,6 +15,13 @@ export interface TransportOptions {
   onOutboxMessage?: (file: string, message: MailMessage) => void;
 }
 
+/**
+ * Text and HTML parts as quoted-printable, always: readable in the raw message, valid for any text, and chosen here
+ * rather than by nodemailer, whose per-message scan to choose an encoding cost as much as the rest of building the
+ * message (issue 10: 0.5 → 0.3 ms of the main thread per sign-in email).
+ */
+const TEXT_ENCODING = "quoted-printable";
+
 /** nodemailer, loaded for the first message rather than at start (memory, issue 10). */
 async function nodemailer(): Promise<typeof Nodemailer> {
   return (await import("nodemailer")).default;
@@ -32,7 +39,7 @@ export function createMailer(options: TransportOptions): Mailer {
             ? {}
             : { connectionTimeout: options.timeoutMs, greetingTimeout: options.timeoutMs, socketTimeout: options.timeoutMs };
         transport ??= nodemailer().then((mailer) => mailer.createTransport({ url: smtpUrl, ...timeouts }));
-        await (await transport).sendMail({ from: options.from, ...message });
+        await (await transport).sendMail({ from: options.from, textEncoding: TEXT_ENCODING, ...message });
       },
       async close() {
         (await transport)?.close();
@@ -47,7 +54,7 @@ export function createMailer(options: TransportOptions): Mailer {
   return {
     async send(message) {
       transport ??= nodemailer().then((mailer) => mailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" }));
-      const info = await (await transport).sendMail({ from: options.from, ...message });
+      const info = await (await transport).sendMail({ from: options.from, textEncoding: TEXT_ENCODING, ...message });
       sequence += 1;
       const safeTo = message.to.replace(/[^a-zA-Z0-9@._-]/g, "_");
       const file = join(
