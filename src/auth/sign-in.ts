@@ -162,8 +162,8 @@ async function checkPasswordNow(
 /**
  * What a right password starts, in one transaction: the challenge, the event and, for an email-link user, the first
  * sign-in link with its message — queued, delivered after the answer, so the mail server never holds up or fails the
- * password step. All or nothing, and one commit instead of four (the password step's writes were a third of its
- * main-thread time, issue 10).
+ * password step. All or nothing (a failure leaves no challenge without its link), and one commit instead of four
+ * (issue 10). The method is the one read with the password hash, so the answer's `next` and the link agree.
  */
 async function startChallenge(
   ctx: AppContext,
