@@ -164,9 +164,9 @@ describeEachDialect("mail queue", (dialect) => {
     const links = await t.ctx.db.selectFrom("email_links").select("id").where("challenge_id", "=", challenge!.id).execute();
     expect(links).toHaveLength(1);
     expect(await rowsTo(member.email)).toHaveLength(1);
-    const types = (await t.ctx.db.selectFrom("audit_events").select("type").where("user_id", "=", member.userId).orderBy("id").execute()).map(
-      (e) => e.type,
-    );
+    const types = (
+      await t.ctx.db.selectFrom("audit_events").select("type").where("user_id", "=", member.userId).orderBy("id").execute()
+    ).map((e) => e.type);
     expect(types).toEqual(["sign_in.password_accepted", "sign_in.email_link_sent"]);
   });
 
