@@ -12,6 +12,8 @@ interface RawClient {
   received(): string;
   /** Resolves when the server closed (or dropped) the connection. */
   closed: Promise<void>;
+  /** Resolves once the server has sent a status line (bounded: rejects after `timeoutMs`). */
+  answered(timeoutMs?: number): Promise<void>;
 }
 
 async function rawClient(port: number): Promise<RawClient> {
@@ -25,7 +27,16 @@ async function rawClient(port: number): Promise<RawClient> {
   // A dropped connection may be reset: that is what the tests expect of it, not an error.
   socket.on("error", () => undefined);
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-  return { socket, received: () => data, closed };
+  // The server's log line of an answer can reach the test before the answer's bytes do (two pipes, two events): a test
+  // that reads the answer after that line waits for it here.
+  const answered = async (timeoutMs = 5_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!/^HTTP\/1\.1 \d{3} /.test(data)) {
+      if (Date.now() > deadline) throw new Error(`no answer within ${timeoutMs} ms; received: ${JSON.stringify(data)}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+  return { socket, received: () => data, closed, answered };
 }
 
 /** A sign-in attempt (POST /api/v1/login) on a kept-alive connection, split where the test says. */
@@ -144,6 +155,7 @@ describe("graceful shutdown of `latchkey serve`", () => {
       }),
     );
     for (let i = 0; i < 5; i++) await running.waitForLine((l) => l.reqId === `idle-${i}` && l.msg === "request completed", `answer ${i}`);
+    await Promise.all(clients.map((client) => client.answered()));
     for (const client of clients) expect(statusOf(client.received())).toBe(200);
 
     const signalled = Date.now();
