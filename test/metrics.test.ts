@@ -363,7 +363,8 @@ describe("latchkey serve with LATCHKEY_METRICS_ADDR", () => {
       // Its notices are JSON log lines at info (stdout is not a terminal).
       LOG_LEVEL: "info",
     });
-    await waitFor(run.output, /"msg":"Latchkey is running"/, 40_000);
+    // The metrics line comes after "Latchkey is running", and may reach the pipe in a later chunk: wait for it whole.
+    await waitFor(run.output, /"msg":"metrics for Prometheus"[^\n]*\n/, 40_000);
     const output = run.output();
     expect(jsonLines(output.slice(0, output.lastIndexOf("\n") + 1)).find((l) => l.msg === "metrics for Prometheus")).toMatchObject({
       metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
