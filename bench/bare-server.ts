@@ -8,11 +8,11 @@
  */
 import { hash, verify } from "@node-rs/argon2";
 import Fastify from "fastify";
+import { ARGON2_OPTIONS } from "../src/auth/passwords.js";
 
 const port = Number(process.argv[2]);
 const password = process.argv[3] ?? "";
-/** Latchkey's argon2id parameters (src/auth/passwords.ts). */
-const stored = await hash(password, { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+const stored = await hash(password, ARGON2_OPTIONS);
 const app = Fastify({ logger: false });
 const session = {
   user: { id: "0f1e2d3c4b5a69788796a5b4c3d2e1f0", email: "bench@example.com", name: "Bench" },

@@ -46,6 +46,7 @@ import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
 import autocannon, { type Result } from "autocannon";
 import { simpleParser } from "mailparser";
 import pg from "pg";
+import { ARGON2_OPTIONS } from "../src/auth/passwords.js";
 import { defaultLimits } from "../src/config.js";
 import { SCALE, seedPostgres, seedSqlite } from "./seed.js";
 
@@ -61,8 +62,6 @@ const PROFILE_DIR = process.env["BENCH_PROFILE_DIR"];
 const RECONNECT_EVERY = Math.min(50, Math.floor(defaultLimits.passwordAttemptsPerIp / 2));
 const EMAIL = "bench@example.com";
 const PASSWORD = `bench passphrase ${randomBytes(6).toString("hex")}`;
-/** The argon2id parameters of src/auth/passwords.ts (PRODUCT.md: m=19456 KiB, t=2, p=1). */
-const ARGON2 = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 /** better-auth's scrypt (@better-auth/utils/password, node build). */
 const SCRYPT = { N: 16384, r: 16, p: 1, dkLen: 64, maxmem: 128 * 16384 * 16 * 2 } as const;
 /** Timed requests per page in the seeded run (sequential, after a warm-up). */
@@ -611,7 +610,7 @@ async function measure(server: Server, operation: Operation, seconds: number): P
 async function hashOpsPerSecond(kind: "argon2id" | "scrypt", seconds: number): Promise<number> {
   const password = PASSWORD;
   const salt = randomBytes(16).toString("hex");
-  const argon2Stored = await argon2Hash(password, ARGON2);
+  const argon2Stored = await argon2Hash(password, ARGON2_OPTIONS);
   const once =
     kind === "argon2id"
       ? async (): Promise<void> => void (await argon2Verify(argon2Stored, password))

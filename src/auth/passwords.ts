@@ -5,7 +5,7 @@ import { isCommonPassword } from "./common-passwords.js";
 
 /** argon2id with OWASP's minimum (m=19 MiB, t=2, p=1); @node-rs/argon2 runs it on libuv's pool, off the event loop. */
 // `algorithm: 2` is Argon2id (the package exports it as a const enum, which isolated modules cannot inline).
-const ARGON2_OPTIONS = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+export const ARGON2_OPTIONS = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 
 /** The native argon2 module, loaded at the first password hashed or checked rather than at start (memory, issue 10). */
 let argon2: Promise<typeof Argon2> | undefined;
