@@ -3,6 +3,7 @@ import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import type { AppContext } from "./context.js";
 import type { Metrics } from "./observability/metrics.js";
+import { stdoutLogStream, type LogStream } from "./observability/log-stream.js";
 import { checkCsrf } from "./http/csrf.js";
 import { errorHandler, sendError } from "./http/errors.js";
 import { loadSession } from "./http/session-guard.js";
@@ -66,8 +67,8 @@ export interface BuildOptions {
   /** Show `/dev/mail` (only when mail goes to the outbox and the server is on loopback). */
   outboxDir?: string | undefined;
   logger?: boolean;
-  /** Where log lines go (default stdout): tests read them. */
-  logStream?: { write(line: string): void };
+  /** Where log lines go (default stdout, written synchronously: observability/log-stream.ts): tests read them. */
+  logStream?: LogStream;
 }
 
 /** The composition root: a Fastify app over an AppContext. No I/O happens here beyond registering routes. */
@@ -78,7 +79,7 @@ export async function buildApp(ctx: AppContext, options: BuildOptions = {}): Pro
         ? false
         : {
             level: ctx.config.logLevel,
-            ...(options.logStream ? { stream: options.logStream } : {}),
+            stream: options.logStream ?? stdoutLogStream(),
             redact: ["req.headers.cookie", "req.headers.authorization", 'res.headers["set-cookie"]'],
             // Fastify's own request fields, with the URL's tokens taken out (links stay live after they are logged).
             serializers: {
