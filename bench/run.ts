@@ -31,7 +31,9 @@
  * Options: --only session,verify,login (groups of cells), --seed (the scale run), --dialects sqlite,postgres.
  * Settings: BENCH_DURATION (s, default 5), BENCH_CONNECTIONS (50), BENCH_LOGIN_CONNECTIONS (8), BENCH_ROUNDS (3),
  * BENCH_PEER_DIR, BENCH_POSTGRES_URL, BENCH_PROFILE_DIR (each Latchkey writes a V8 CPU profile there when it stops,
- * `node --cpu-prof`; the figures of such a run are not comparable). Every wait and loop is bounded; every child is killed, every temp dir and
+ * `node --cpu-prof`; the figures of such a run are not comparable), BENCH_PERF=1 (each Latchkey runs with
+ * `--perf-basic-prof`, so `perf record -a -g` during a cell names its JavaScript frames: on-CPU samples, where the
+ * V8 profile's wall-clock samples charge a system call for the time the process waited to run again). Every wait and loop is bounded; every child is killed, every temp dir and
  * database removed at the end, also on Ctrl-C.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -360,7 +362,12 @@ async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
   }
   const cli = [join(ROOT, "dist", "cli.js")];
   const name = `Latchkey ${options.label}`;
-  const serve = [...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${resolve(PROFILE_DIR)}`] : []), ...cli, "serve"];
+  const serve = [
+    ...(process.env["BENCH_PERF"] ? ["--perf-basic-prof"] : []),
+    ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${resolve(PROFILE_DIR)}`] : []),
+    ...cli,
+    "serve",
+  ];
 
   log(`${name}: account create`);
   const created = await run(process.execPath, [...cli, "account", "create", "--name", "Bench", "--admin-email", EMAIL], {
