@@ -256,6 +256,18 @@ export const PAGES: PageCase[] = [
     heading: "Set up Latchkey",
   },
   {
+    name: "first-run setup, only the email wrong",
+    open: async (page, w) => {
+      await page.goto((await w.emptyServer()).setupUrl);
+      await fill(page, "Account name", "Initech");
+      await fill(page, "Your name", "Peter Gibbons");
+      await fill(page, "Email", "peter at initech");
+      await fill(page, "Password", "a long enough passphrase for this");
+      await press(page, "Create account");
+    },
+    heading: "Set up Latchkey",
+  },
+  {
     name: "first-run setup, mistakes",
     open: async (page, w) => {
       await page.goto((await w.emptyServer()).setupUrl);

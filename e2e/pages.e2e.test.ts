@@ -8,7 +8,7 @@ import { startWorld, type World } from "./page-world.js";
  * Every page people see, in each of its states (e2e/page-list.ts), in Debian chromium against a real Latchkey server:
  * axe-core's WCAG 2.2 AA rules (wcag2a, wcag2aa, wcag21a, wcag21aa, wcag22aa) find nothing, on a desktop screen in the
  * light colour scheme and again on a 320-px phone in the dark one; and on that phone the page is no wider than the
- * screen (nothing to scroll sideways). The same page is looked at in both: it is resized, not loaded again, since some
+ * screen (nothing to scroll sideways). Where fields are marked invalid, the focus is on the first of them. The same page is looked at in both: it is resized, not loaded again, since some
  * states can be reached once (a recovery code shown, a link spent).
  */
 describe("every page and state: WCAG 2.2 AA by axe-core, and no wider than a 320-px phone", () => {
@@ -38,6 +38,13 @@ describe("every page and state: WCAG 2.2 AA by axe-core, and no wider than a 320
       else expect(heading, `the page at ${page.url()}`).toMatch(pageCase.heading);
 
       expect.soft(await axeViolations(page), "WCAG 2.2 AA at 1280 px, light colours").toEqual([]);
+      // After a mistake the focus is on the first field marked invalid: a keyboard or screen-reader user lands on what
+      // to fix and hears its message (tied to it with aria-describedby), instead of starting again at the top.
+      const focus = await page.evaluate(() => {
+        const first = document.querySelector('[aria-invalid="true"]');
+        return first === null ? null : { first: first.id, focused: document.activeElement?.id ?? "" };
+      });
+      if (focus !== null) expect.soft(focus.focused, "the field focused after a mistake").toBe(focus.first);
 
       await page.setViewportSize({ width: PHONE_WIDTH, height: 640 });
       await page.emulateMedia({ colorScheme: "dark" });

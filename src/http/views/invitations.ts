@@ -1,6 +1,6 @@
 import { html, type SafeHtml } from "../../html.js";
 import { pathTo } from "../../paths.js";
-import { alert, csrfField, field, layout } from "./layout.js";
+import { alert, csrfField, field, focusedField, layout } from "./layout.js";
 import type { PageChrome } from "./message.js";
 
 export interface PasswordFormErrors {
@@ -25,6 +25,7 @@ export function invitationPage(
   },
 ): SafeHtml {
   const errors = o.errors ?? {};
+  const joinFocus = focusedField(["name", "password"], errors);
   const body = o.existingUserName
     ? html`<div class="card">
 <h1>Join ${o.accountName}</h1>
@@ -42,8 +43,8 @@ ${alert("error", errors.form)}
 <p>You were invited as <strong>${o.email}</strong>. Choose your name and a password.</p>
 <form method="post" action="${pathTo("invitation", { token: o.token })}" novalidate>
 ${csrfField(o.csrf)}
-${field({ label: "Name", name: "name", autocomplete: "name", value: o.name ?? "", autofocus: !errors.password, error: errors.name, maxlength: 100 })}
-${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", autofocus: Boolean(errors.password), error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+${field({ label: "Name", name: "name", autocomplete: "name", value: o.name ?? "", autofocus: joinFocus === "name", error: errors.name, maxlength: 100 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", autofocus: joinFocus === "password", error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
 <button type="submit">Set password and join</button>
 </form>
 </div>`;
@@ -62,6 +63,7 @@ export function setupPage(
 ): SafeHtml {
   const errors = o.errors ?? {};
   const v = o.values ?? {};
+  const focus = focusedField(["accountName", "name", "email", "password"], errors);
   return layout({
     title: "Set up",
     productName: o.productName,
@@ -71,10 +73,10 @@ export function setupPage(
 ${alert("error", errors.form)}
 <form method="post" action="${pathTo("setup", { token: o.token })}" novalidate>
 ${csrfField(o.csrf)}
-${field({ label: "Account name", name: "accountName", value: v.accountName ?? "", autofocus: true, error: errors.accountName, hint: "Your team or company, e.g. Acme Inc.", maxlength: 100 })}
-${field({ label: "Your name", name: "name", autocomplete: "name", value: v.name ?? "", error: errors.name, maxlength: 100 })}
-${field({ label: "Email", name: "email", type: "email", autocomplete: "username", value: v.email ?? "", error: errors.email, maxlength: 254 })}
-${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
+${field({ label: "Account name", name: "accountName", value: v.accountName ?? "", autofocus: focus === "accountName", error: errors.accountName, hint: "Your team or company, e.g. Acme Inc.", maxlength: 100 })}
+${field({ label: "Your name", name: "name", autocomplete: "name", value: v.name ?? "", autofocus: focus === "name", error: errors.name, maxlength: 100 })}
+${field({ label: "Email", name: "email", type: "email", autocomplete: "username", value: v.email ?? "", autofocus: focus === "email", error: errors.email, maxlength: 254 })}
+${field({ label: "Password", name: "password", type: "password", autocomplete: "new-password", autofocus: focus === "password", error: errors.password, hint: `${o.minLength} to ${o.maxLength} characters. Any characters, including spaces; a long phrase is best. Common passwords are refused.` })}
 <button type="submit">Create account</button>
 </form>
 </div>`,

@@ -110,6 +110,14 @@ export interface FieldOptions {
   minlength?: number;
 }
 
+/**
+ * The field a form's page opens with the focus on: the first of `names` (in the form's order) that has an error, else
+ * the first. After a mistake a keyboard or screen-reader user lands on what to fix and hears why (aria-describedby).
+ */
+export function focusedField<N extends string>(names: readonly [N, ...N[]], errors: Partial<Record<N, string | undefined>>): N {
+  return names.find((name) => errors[name] !== undefined) ?? names[0];
+}
+
 /** A labelled input whose error is tied to it with aria-describedby, so screen readers read it with the field. */
 export function field(o: FieldOptions): SafeHtml {
   const id = `f-${o.name}`;

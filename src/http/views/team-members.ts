@@ -90,7 +90,7 @@ ${
   c.isAdmin
     ? html`<div class="card"><h2 style="margin-top:0">Invite a team member</h2>
 <form method="post" action="${pathTo("teamInvitations")}" novalidate>${csrf}
-${field({ label: "Email", name: "email", type: "email", value: c.inviteEmail ?? "", autocomplete: "off", error: c.inviteError, maxlength: 254 })}
+${field({ label: "Email", name: "email", type: "email", value: c.inviteEmail ?? "", autocomplete: "off", error: c.inviteError, autofocus: c.inviteError !== undefined, maxlength: 254 })}
 <label for="f-role">Role</label>
 <select id="f-role" name="role"><option value="member">Member</option><option value="admin">Account Admin</option></select>
 <button type="submit">Send invitation</button></form>
