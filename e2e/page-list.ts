@@ -278,6 +278,15 @@ export const PAGES: PageCase[] = [
   },
   { name: "support", path: "/support", heading: "Locked out? Ask support" },
   {
+    name: "support, not an address",
+    path: "/support",
+    open: async (page) => {
+      await fill(page, "Email", "someone at acme");
+      await press(page, "Send request");
+    },
+    heading: "Locked out? Ask support",
+  },
+  {
     name: "support, request sent",
     path: "/support",
     open: async (page) => {
@@ -387,6 +396,16 @@ export const PAGES: PageCase[] = [
     heading: "Change password",
   },
   { name: "change email address", as: "admin", path: "/settings/email", heading: "Change email address" },
+  {
+    name: "change email address, not an address",
+    as: "admin",
+    path: "/settings/email",
+    open: async (page) => {
+      await fill(page, "New email address", "margaret at acme");
+      await press(page, "Send confirmation link");
+    },
+    heading: "Change email address",
+  },
   {
     name: "change email address, a change waiting",
     open: async (page, w) => {
