@@ -36,6 +36,14 @@ async function press(page: Page, button: string): Promise<void> {
   await page.waitForLoadState();
 }
 
+/** A form on the page filled in (label → value, in order) and sent with its button: the `open` of a case. */
+function submitted(values: Record<string, string>, button: string): (page: Page) => Promise<void> {
+  return async (page) => {
+    for (const [label, value] of Object.entries(values)) await fill(page, label, value);
+    await press(page, button);
+  };
+}
+
 /** The page's browser signed in as `http`'s session (for a person made by the case itself). */
 async function holdSession(page: Page, world: World, http: HttpBrowser): Promise<void> {
   await adoptCookies(page.context(), http, world.server.baseUrl);
@@ -165,19 +173,13 @@ export const PAGES: PageCase[] = [
   {
     name: "forgot your password, not an address",
     path: "/login/forgot",
-    open: async (page) => {
-      await fill(page, "Email", "not an address");
-      await press(page, "Send reset link");
-    },
+    open: submitted({ Email: "not an address" }, "Send reset link"),
     heading: "Forgot your password?",
   },
   {
     name: "forgot your password, link sent",
     path: "/login/forgot",
-    open: async (page) => {
-      await fill(page, "Email", "someone@acme.example");
-      await press(page, "Send reset link");
-    },
+    open: submitted({ Email: "someone@acme.example" }, "Send reset link"),
     heading: "Check your email",
   },
   {
@@ -200,10 +202,7 @@ export const PAGES: PageCase[] = [
   {
     name: "sign in with SSO, no SSO for the domain",
     path: "/login/sso",
-    open: async (page) => {
-      await fill(page, "Work email or domain", "nowhere.example");
-      await press(page, "Continue with SSO");
-    },
+    open: submitted({ "Work email or domain": "nowhere.example" }, "Continue with SSO"),
     heading: /No single sign-on|Sign in with SSO/,
   },
   {
@@ -280,19 +279,13 @@ export const PAGES: PageCase[] = [
   {
     name: "support, not an address",
     path: "/support",
-    open: async (page) => {
-      await fill(page, "Email", "someone at acme");
-      await press(page, "Send request");
-    },
+    open: submitted({ Email: "someone at acme" }, "Send request"),
     heading: "Locked out? Ask support",
   },
   {
     name: "support, request sent",
     path: "/support",
-    open: async (page) => {
-      await fill(page, "Email", "someone@acme.example");
-      await press(page, "Send request");
-    },
+    open: submitted({ Email: "someone@acme.example" }, "Send request"),
     heading: "Check your email",
   },
   {
@@ -356,10 +349,7 @@ export const PAGES: PageCase[] = [
     name: "team members, an invitation to a bad address",
     as: "admin",
     path: "/settings/team",
-    open: async (page) => {
-      await fill(page, "Email", "not an address");
-      await press(page, "Send invitation");
-    },
+    open: submitted({ Email: "not an address" }, "Send invitation"),
     heading: "Team Members",
   },
   {
@@ -388,11 +378,7 @@ export const PAGES: PageCase[] = [
     name: "change password, wrong current password",
     as: "admin",
     path: "/settings/password",
-    open: async (page) => {
-      await fill(page, "Current password", "not my password");
-      await fill(page, "New password", "a brand new passphrase here");
-      await press(page, "Change password");
-    },
+    open: submitted({ "Current password": "not my password", "New password": "a brand new passphrase here" }, "Change password"),
     heading: "Change password",
   },
   { name: "change email address", as: "admin", path: "/settings/email", heading: "Change email address" },
@@ -400,10 +386,7 @@ export const PAGES: PageCase[] = [
     name: "change email address, not an address",
     as: "admin",
     path: "/settings/email",
-    open: async (page) => {
-      await fill(page, "New email address", "margaret at acme");
-      await press(page, "Send confirmation link");
-    },
+    open: submitted({ "New email address": "margaret at acme" }, "Send confirmation link"),
     heading: "Change email address",
   },
   {
