@@ -180,7 +180,7 @@ describe("graceful shutdown of `latchkey serve`", () => {
     const stdout = running.child.stdout;
     if (!stdout) throw new Error("no stdout pipe");
     // The reader stops reading: once the pipe's buffer (64 KiB on Linux) is full, the server's log writes have to wait.
-    // 8 clients asking for pages one after another write more request lines than that in the half second.
+    // 8 clients asking for pages one after another soon write more request lines than that.
     stdout.pause();
     const before = running.stdout().length;
     let signalled = false;
@@ -197,7 +197,14 @@ describe("graceful shutdown of `latchkey serve`", () => {
         answered.push(id);
       }
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Until the server is held up by the full pipe (no answer for 300 ms), or has answered 200 requests: on a busy
+    // machine the pipe may take longer than usual to fill.
+    const deadline = Date.now() + 20_000;
+    while (answered.length < 200 && Date.now() < deadline) {
+      const seen = answered.length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      if (answered.length === seen && seen > 0) break;
+    }
     signalled = true;
     running.child.kill("SIGTERM");
     await new Promise((resolve) => setTimeout(resolve, 500));
