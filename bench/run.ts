@@ -51,6 +51,7 @@ import pg from "pg";
 import { ARGON2_OPTIONS } from "../src/auth/passwords.js";
 import { defaultLimits } from "../src/config.js";
 import { SCALE, seedPostgres, seedSqlite } from "./seed.js";
+import { median } from "./median.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const DURATION = boundedInt("BENCH_DURATION", 5, 1, 60);
@@ -685,12 +686,6 @@ async function pageTimes(
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length === 0 ? NaN : sorted.length % 2 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 function fmt(value: number, digits = 1): string {

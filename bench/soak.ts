@@ -25,6 +25,7 @@ import { HttpClient } from "../test/helpers/http-client.js";
 import { Instance } from "../test/helpers/instance.js";
 import { freePort } from "../test/helpers/ports.js";
 import { SmtpSink } from "../test/helpers/smtp-sink.js";
+import { median } from "./median.js";
 
 export interface SoakOptions {
   seconds: number;
@@ -58,12 +59,6 @@ export interface SoakResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 function rssMbOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
