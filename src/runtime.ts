@@ -129,6 +129,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       from: config.mailFrom,
       outboxDir,
       timeoutMs: config.limits.mailSendTimeoutSeconds * 1000,
+      maxConnections: config.limits.mailBatchSize,
       ...(options.onOutboxMessage ? { onOutboxMessage: options.onOutboxMessage } : {}),
     });
   const dependencies: DependencyCheck[] = [];

@@ -96,6 +96,39 @@ describe("mail over real SMTP", () => {
     });
   });
 
+  it("sign-in emails share one SMTP connection, and one dropped by the server is replaced for the next email", async () => {
+    const smtp = new SmtpSink();
+    await smtp.start();
+    const t = await startApp(`smtp://127.0.0.1:${smtp.port}`);
+    try {
+      const member = await seedMember({ ctx: t.runtime.ctx }, { email: "pooled@example.com" });
+      const signIn = async (): Promise<void> => {
+        const response = await t.app.inject({
+          method: "POST",
+          url: "/api/v1/login",
+          payload: { email: member.email, password: member.password },
+        });
+        expect(response.statusCode).toBe(200);
+      };
+      for (let i = 0; i < 5; i++) await signIn();
+      expect(smtp.to(member.email)).toHaveLength(5);
+      expect(smtp.connections).toBe(1);
+
+      // The server goes away and comes back on the same port: the pooled connection is gone with it.
+      await smtp.stop();
+      await smtp.start();
+      await signIn();
+      await waitFor(() => (smtp.to(member.email).length === 6 ? true : undefined));
+      expect(smtp.connections).toBe(2);
+      const rows = await t.runtime.ctx.db.selectFrom("mail_queue").select(["sent_at"]).where("to_address", "=", member.email).execute();
+      expect(rows).toHaveLength(6);
+      expect(rows.every((row) => row.sent_at !== null)).toBe(true);
+    } finally {
+      await t.close();
+      await smtp.stop();
+    }
+  });
+
   describe("a server that refuses", () => {
     let smtp: SmtpSink;
     let t: Awaited<ReturnType<typeof startApp>>;

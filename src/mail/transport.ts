@@ -11,6 +11,11 @@ export interface TransportOptions {
   outboxDir: string;
   /** SMTP connection, greeting and socket timeouts (the sender bounds each delivery as well). */
   timeoutMs?: number;
+  /**
+   * SMTP connections kept open and reused, at most this many at once: the most messages the sender sends side by side
+   * (`mailBatchSize`), so none waits inside the pool while the sender's timeout runs. Default 1.
+   */
+  maxConnections?: number;
   /** Told of each outbox message, so the operator sees the link in the log. */
   onOutboxMessage?: (file: string, message: MailMessage) => void;
 }
@@ -38,7 +43,11 @@ export function createMailer(options: TransportOptions): Mailer {
           options.timeoutMs === undefined
             ? {}
             : { connectionTimeout: options.timeoutMs, greetingTimeout: options.timeoutMs, socketTimeout: options.timeoutMs };
-        transport ??= nodemailer().then((mailer) => mailer.createTransport({ url: smtpUrl, ...timeouts }));
+        // Pooled: a connection (TCP, greeting, EHLO, STARTTLS, AUTH) serves many messages in turn instead of one, so a
+        // sign-in email costs one SMTP transaction. Idle connections close after the socket timeout.
+        transport ??= nodemailer().then((mailer) =>
+          mailer.createTransport({ url: smtpUrl, pool: true, maxConnections: options.maxConnections ?? 1, ...timeouts }),
+        );
         await (await transport).sendMail({ from: options.from, textEncoding: TEXT_ENCODING, ...message });
       },
       async close() {

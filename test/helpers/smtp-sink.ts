@@ -14,6 +14,8 @@ export interface ReceivedMail {
  */
 export class SmtpSink {
   readonly received: ReceivedMail[] = [];
+  /** SMTP sessions opened by clients so far (each TCP connection that got a greeting). */
+  connections = 0;
 
   constructor(private readonly options: { refuseRecipients?: boolean } = {}) {}
 
@@ -25,6 +27,13 @@ export class SmtpSink {
       authOptional: true,
       disabledCommands: ["STARTTLS"],
       logger: false,
+      // Stopping drops open connections at once (as a restarting mail server does) instead of waiting up to 30 s for
+      // clients that keep theirs open between messages.
+      closeTimeout: 100,
+      onConnect: (_session, callback) => {
+        this.connections += 1;
+        callback();
+      },
       onRcptTo: (_address, _session, callback) => {
         if (!this.options.refuseRecipients) return callback();
         const error = new Error("550 5.1.1 Mailbox unavailable") as Error & { responseCode: number };
