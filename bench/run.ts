@@ -943,7 +943,7 @@ async function main(): Promise<void> {
       goal(`${l.name} password step ÷ raw argon2id ≥ 0.90 (mail included)`, step / argon2, 0.9, "higher");
       goal(`${l.name} password step ÷ better-auth sign-in ≥ 4`, step / summary(peer, "login").rps, 4, "higher");
     }
-    for (const l of latchkeys) {
+    for (const l of latchkeys.filter((x) => (samples.get(`${x.name}:login`) ?? []).length > 0)) {
       const where = MAIL === "smtp" ? "by SMTP to a local server" : "to the outbox folder";
       mailLines.push(
         `${l.name}: every sign-in's email delivered ${where}, the last at most ${fmt(summary(l, "login").mailLagSeconds, 2)} s after the load ended (that time counts in its rate).`,
