@@ -12,6 +12,7 @@ import { openRuntime } from "../src/runtime.js";
 import { buildApp } from "../src/server.js";
 import { Browser, deliverMailBeforeAnswer, MemoryMailer, signedInBrowser, type TestApp } from "./helpers/app.js";
 import { jsonLines } from "./helpers/serve-process.js";
+import { SmtpSink } from "./helpers/smtp-sink.js";
 
 const CLI = ["--import", "tsx", join(process.cwd(), "src/cli.ts")];
 
@@ -275,8 +276,9 @@ describe("latchkey CLI", () => {
     });
   });
 
-  describe("support commands when the mail server is down", () => {
-    it("deny still decides, tries the email once and says it is queued for the server, with the reason", async () => {
+  describe("support commands and the mail server", () => {
+    /** A confirmed support request of an auth-app user, pending the operator's decision, in a new data dir. */
+    async function pendingRequest(): Promise<{ dir: string; requestId: string }> {
       const dir = dataDir();
       const now = Date.now();
       const requestId = newId();
@@ -321,6 +323,11 @@ describe("latchkey CLI", () => {
       } finally {
         await store.close();
       }
+      return { dir, requestId };
+    }
+
+    it("deny still decides, tries the email once and says it is queued for the server, with the reason", async () => {
+      const { dir, requestId } = await pendingRequest();
       const closedPort = await freePort();
       const run = await latchkey(["support", "deny", requestId], { LATCHKEY_DATA_DIR: dir, SMTP_URL: `smtp://127.0.0.1:${closedPort}` });
       expect(run.code, run.stderr).toBe(0);
@@ -339,6 +346,24 @@ describe("latchkey CLI", () => {
         expect(row).toEqual({ attempts: 1, sent_at: null, failed_at: null });
       } finally {
         await check.close();
+      }
+    });
+
+    it("deny with the mail server up: the email is sent and the command exits at once (its SMTP connection closed, not left open)", async () => {
+      const { dir, requestId } = await pendingRequest();
+      const smtp = new SmtpSink();
+      await smtp.start();
+      try {
+        const started = Date.now();
+        const run = await latchkey(["support", "deny", requestId], { LATCHKEY_DATA_DIR: dir, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` });
+        const seconds = (Date.now() - started) / 1000;
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stdout).toBe('Denied. "pat@example.com" was emailed; nothing changed.\n');
+        expect(smtp.to("pat@example.com")).toHaveLength(1);
+        // A pooled connection left open would keep the process alive until the 30 s socket timeout.
+        expect(seconds).toBeLessThan(15);
+      } finally {
+        await smtp.stop();
       }
     });
   });
