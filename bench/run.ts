@@ -8,7 +8,8 @@
  *   (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres; skipped with a note if unreachable).
  *   A session is made as a person makes one: `latchkey account create` → accept the invitation → POST /api/v1/login →
  *   the emailed link → open it with the challenge cookie. Mail goes by SMTP to a server of the bench's own on loopback
- *   (bench/smtp-sink.ts, one per Latchkey), as in production; BENCH_MAIL=outbox measures the `.eml` outbox instead.
+ *   (test/helpers/smtp-sink.ts, as the soak's; one per Latchkey), as in production; BENCH_MAIL=outbox measures the
+ *   `.eml` outbox instead.
  * - **better-auth** (../shared/peers/better-auth), `npm install`ed once into a cache dir and reused while its files
  *   are unchanged.
  * - with `--seed`: Latchkey again on a database seeded with 100,000 users, 10,000 accounts, 200,000 sessions and
@@ -56,7 +57,7 @@ import { ARGON2_OPTIONS } from "../src/auth/passwords.js";
 import { defaultLimits } from "../src/config.js";
 import { SCALE, seedPostgres, seedSqlite } from "./seed.js";
 import { median } from "./median.js";
-import { startSmtpSink, type SmtpSink } from "./smtp-sink.js";
+import { SmtpSink } from "../test/helpers/smtp-sink.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const DURATION = boundedInt("BENCH_DURATION", 5, 1, 60);
@@ -376,10 +377,11 @@ async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
   };
   // The embedded default unless PostgreSQL is asked for, whatever the caller's environment says; mail to the sink.
   for (const name of ["DATABASE_URL", "REDIS_URL", "SMTP_URL", "LATCHKEY_SECRET_KEY"]) delete env[name];
-  const smtp = options.mail === "smtp" ? await startSmtpSink() : undefined;
+  const smtp = options.mail === "smtp" ? new SmtpSink() : undefined;
   if (smtp !== undefined) {
+    await smtp.start();
     smtpSinks.push(smtp);
-    env["SMTP_URL"] = smtp.url;
+    env["SMTP_URL"] = `smtp://127.0.0.1:${smtp.port}`;
   }
   if (options.databaseUrl !== undefined) {
     env["DATABASE_URL"] = options.databaseUrl;
@@ -469,7 +471,7 @@ async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
     session: { path: "/api/v1/session", headers: sessionHeaders },
     verify: { path: "/api/v1/verify", headers: sessionHeaders },
     login: { path: "/api/v1/login", headers: { "content-type": "application/json" }, body: loginBody },
-    mailDelivered: smtp !== undefined ? smtp.count : () => readdirSync(outbox).length,
+    mailDelivered: smtp !== undefined ? () => smtp.received.length : () => readdirSync(outbox).length,
   };
 }
 
@@ -501,18 +503,15 @@ async function readBenchIds(dataDir: string, databaseUrl: string | undefined): P
 
 const SIGN_IN_LINK = /https?:\/\/\S+\/login\/email\/[A-Za-z0-9_-]{43}/;
 
-/** The sign-in link in the last message the sink received (bounded wait: the sender delivers after the answer). */
+/** The newest sign-in link the sink received for the bench's person (bounded wait: the sender delivers after the answer). */
 async function linkFromSink(sink: SmtpSink): Promise<string> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const raw = sink.last();
-    if (raw !== undefined) {
-      const link = SIGN_IN_LINK.exec((await simpleParser(raw)).text ?? "")?.[0];
-      if (link) return link;
-    }
+    const link = sink.links(EMAIL, new RegExp(SIGN_IN_LINK.source, "g")).at(-1);
+    if (link !== undefined) return link;
     await sleep(100);
   }
-  throw new Error(`no sign-in link reached the SMTP sink (${sink.count()} messages)`);
+  throw new Error(`no sign-in link reached the SMTP sink (${sink.received.length} messages)`);
 }
 
 /** The sign-in link in the newest outbox message (bounded wait: the API answers after the file is written). */
@@ -656,7 +655,6 @@ async function measure(server: Server, operation: Operation, seconds: number): P
   // Mail included: each right password sends one email, and the cell is over when the last of them is delivered. A
   // sender that fell behind would otherwise do part of the cell's work after it, unmeasured: its lag counts in the rate.
   let mailLagSeconds = 0;
-  let rps = result.requests.average;
   if (login && server.mailDelivered !== undefined) {
     const expected = mailBefore + result["2xx"];
     const loadEnded = performance.now();
@@ -667,7 +665,7 @@ async function measure(server: Server, operation: Operation, seconds: number): P
     mailLagSeconds = (performance.now() - loadEnded) / 1000;
   }
   // Every server's password cell alike: answered sign-ins over the time until the last one's email was delivered.
-  if (login) rps = result["2xx"] / (result.duration + mailLagSeconds);
+  const rps = login ? result["2xx"] / (result.duration + mailLagSeconds) : result.requests.average;
   const mainCpuMs = (mainThreadCpuMs(server.pid) - cpuBefore) / result.requests.total;
   const bad = result.non2xx + result.errors + result.timeouts;
   if (bad > 0) log(`WARNING ${server.name} ${operation}: ${bad} bad answers ${JSON.stringify(result.statusCodeStats)}`);
@@ -771,10 +769,9 @@ async function main(): Promise<void> {
 
   const bare = await startBare();
   const latchkeys: Latchkey[] = [];
-  const mail = MAIL;
-  if (dialects.has("sqlite")) latchkeys.push(await startLatchkey({ label: "SQLite", mail }));
+  if (dialects.has("sqlite")) latchkeys.push(await startLatchkey({ label: "SQLite", mail: MAIL }));
   const postgresUrl = dialects.has("postgres") ? await tempPostgresDatabase() : null;
-  if (postgresUrl !== null) latchkeys.push(await startLatchkey({ label: "PostgreSQL", databaseUrl: postgresUrl, mail }));
+  if (postgresUrl !== null) latchkeys.push(await startLatchkey({ label: "PostgreSQL", databaseUrl: postgresUrl, mail: MAIL }));
   const seeded: Latchkey[] = [];
   const seedSeconds: Record<string, number> = {};
   if (options.seed) {
@@ -785,7 +782,7 @@ async function main(): Promise<void> {
       seeded.push(
         await startLatchkey({
           label,
-          mail,
+          mail: MAIL,
           ...(databaseUrl ? { databaseUrl } : {}),
           seed: async (target) => {
             log(
@@ -1002,7 +999,7 @@ try {
   process.exitCode = 1;
 } finally {
   await stopAll();
-  await Promise.all(smtpSinks.splice(0).map((sink) => sink.close()));
+  await Promise.all(smtpSinks.splice(0).map((sink) => sink.stop()));
   await dropTempDatabases().catch((error: unknown) => log(`dropping the temp databases failed: ${String(error)}`));
   removeTempDirs();
 }
