@@ -448,7 +448,9 @@ async function startLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
   const challenge = [...cookiesOf(login)].find(([cookie]) => cookie.endsWith("latchkey_challenge"));
   if (!challenge) throw new Error("POST /api/v1/login set no challenge cookie");
   const outbox = join(dataDir, "outbox");
-  const link = smtp !== undefined ? await linkFromSink(smtp) : await linkFromOutbox(outbox);
+  // The sender delivers after the answer: a bounded wait either way.
+  const link = smtp !== undefined ? await smtp.nextLink(EMAIL, 0, 10_000) : await linkFromOutbox(outbox);
+  if (link === undefined) throw new Error(`no sign-in link reached the SMTP sink (${smtp?.received.length ?? 0} messages)`);
   const redeemed = await fetch(`${base}${new URL(link).pathname}`, {
     redirect: "manual",
     headers: { cookie: `${challenge[0]}=${challenge[1]}` },
@@ -501,19 +503,6 @@ async function readBenchIds(dataDir: string, databaseUrl: string | undefined): P
   }
 }
 
-const SIGN_IN_LINK = /https?:\/\/\S+\/login\/email\/[A-Za-z0-9_-]{43}/;
-
-/** The newest sign-in link the sink received for the bench's person (bounded wait: the sender delivers after the answer). */
-async function linkFromSink(sink: SmtpSink): Promise<string> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const link = sink.links(EMAIL, new RegExp(SIGN_IN_LINK.source, "g")).at(-1);
-    if (link !== undefined) return link;
-    await sleep(100);
-  }
-  throw new Error(`no sign-in link reached the SMTP sink (${sink.received.length} messages)`);
-}
-
 /** The sign-in link in the newest outbox message (bounded wait: the API answers after the file is written). */
 async function linkFromOutbox(outbox: string): Promise<string> {
   const deadline = Date.now() + 10_000;
@@ -524,7 +513,7 @@ async function linkFromOutbox(outbox: string): Promise<string> {
       .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
     for (const file of files) {
       const mail = await simpleParser(readFileSync(file));
-      const link = SIGN_IN_LINK.exec(mail.text ?? "")?.[0];
+      const link = /https?:\/\/\S+\/login\/email\/[A-Za-z0-9_-]{43}/.exec(mail.text ?? "")?.[0];
       if (link) return link;
     }
     await sleep(200);

@@ -154,10 +154,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const before = smtp.links(member.email).length;
       const step = await call(c, "POST", "/api/v1/login", { json: { email: member.email, password: member.password } });
       if (step.status !== 200) return undefined;
-      const deadline = Date.now() + 15_000;
-      while (smtp.links(member.email).length <= before && Date.now() < deadline) await sleep(20);
-      const link = smtp.links(member.email).at(-1);
-      if (!link || smtp.links(member.email).length <= before) return undefined;
+      const link = await smtp.nextLink(member.email, before, 15_000);
+      if (link === undefined) return undefined;
       const opened = await call(c, "GET", new URL(link).pathname);
       if (opened.status !== 303) return undefined;
       signIns += 1;

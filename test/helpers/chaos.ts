@@ -68,10 +68,8 @@ export class LoadTally {
 
 /** Waits (bounded) for a sign-in link to `email` newer than the `before`-th; its path, or undefined. */
 export async function nextLinkPath(smtp: SmtpSink, email: string, before: number, withinMs = 20_000): Promise<string | undefined> {
-  const deadline = Date.now() + withinMs;
-  while (smtp.links(email).length <= before && Date.now() < deadline) await sleep(50);
-  const links = smtp.links(email);
-  return links.length > before ? new URL(links.at(-1)!).pathname : undefined;
+  const link = await smtp.nextLink(email, before, withinMs);
+  return link === undefined ? undefined : new URL(link).pathname;
 }
 
 /** Rows that point at nothing, or single-use things used twice, after a fault run: every count must be 0. */

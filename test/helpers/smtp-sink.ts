@@ -80,4 +80,15 @@ export class SmtpSink {
   links(address: string, pattern = /https?:\/\/[^\s"<>]+\/login\/[^\s"<>]+/g): string[] {
     return this.to(address).flatMap((m) => [...m.raw.replace(/=\r?\n/g, "").matchAll(pattern)].map((x) => x[0].replace(/=3D/g, "=")));
   }
+
+  /**
+   * Waits (bounded) for a sign-in link to `address` newer than the `before`-th (the sender delivers after the answer):
+   * the newest, or undefined if none came within `withinMs`.
+   */
+  async nextLink(address: string, before: number, withinMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + withinMs;
+    while (this.links(address).length <= before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const links = this.links(address);
+    return links.length > before ? links.at(-1) : undefined;
+  }
 }
